@@ -1,0 +1,1 @@
+//! VDUSE (being written).

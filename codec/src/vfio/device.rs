@@ -1,0 +1,572 @@
+//! DEVICE_GET_INFO (§2.4), DEVICE_GET_REGION_INFO and its capability chain (§2.5),
+//! DEVICE_GET_REGION_IO_FDS (§2.6), DEVICE_GET_IRQ_INFO (§2.7) and DEVICE_SET_IRQS (§2.8).
+
+use zerocopy::FromBytes;
+use zerocopy::little_endian::{U16, U32, U64};
+
+use crate::error::{DecodeError, Rule};
+use crate::wire::{FlagSpec, Named, Show, named};
+
+/// Parts of DEVICE_GET_INFO's `flags` (`VFIO_DEVICE_FLAGS_*`).
+pub const DEVICE_INFO_FLAGS: &[FlagSpec] = &[FlagSpec::bit(1, "RESET"), FlagSpec::bit(2, "PCI")];
+/// `VFIO_DEVICE_FLAGS_RESET`.
+pub const VFIO_DEVICE_FLAGS_RESET: u32 = 1;
+/// `VFIO_DEVICE_FLAGS_PCI`.
+pub const VFIO_DEVICE_FLAGS_PCI: u32 = 2;
+
+/// Parts of a region's `flags` (`VFIO_REGION_INFO_FLAG_*`).
+pub const REGION_INFO_FLAGS: &[FlagSpec] = &[
+    FlagSpec::bit(1, "READ"),
+    FlagSpec::bit(2, "WRITE"),
+    FlagSpec::bit(4, "MMAP"),
+    FlagSpec::bit(8, "CAPS"),
+];
+/// `VFIO_REGION_INFO_FLAG_READ`.
+pub const VFIO_REGION_INFO_FLAG_READ: u32 = 1;
+/// `VFIO_REGION_INFO_FLAG_WRITE`.
+pub const VFIO_REGION_INFO_FLAG_WRITE: u32 = 2;
+/// `VFIO_REGION_INFO_FLAG_MMAP`.
+pub const VFIO_REGION_INFO_FLAG_MMAP: u32 = 4;
+/// `VFIO_REGION_INFO_FLAG_CAPS`.
+pub const VFIO_REGION_INFO_FLAG_CAPS: u32 = 8;
+
+/// PCI region indices (`VFIO_PCI_*_REGION_INDEX`).
+pub const PCI_REGION_NAMES: &[Named] = &[
+    named(0, "BAR0"),
+    named(1, "BAR1"),
+    named(2, "BAR2"),
+    named(3, "BAR3"),
+    named(4, "BAR4"),
+    named(5, "BAR5"),
+    named(6, "ROM"),
+    named(7, "CONFIG"),
+    named(8, "VGA"),
+    named(9, "MIGRATION(legacy)"),
+];
+
+/// PCI IRQ indices (`VFIO_PCI_*_IRQ_INDEX`).
+pub const PCI_IRQ_NAMES: &[Named] = &[
+    named(0, "INTX"),
+    named(1, "MSI"),
+    named(2, "MSIX"),
+    named(3, "ERR"),
+    named(4, "REQ"),
+];
+
+/// Region capability ids (`VFIO_REGION_INFO_CAP_*`).
+pub const REGION_CAP_NAMES: &[Named] = &[
+    named(1, "SPARSE_MMAP"),
+    named(2, "TYPE"),
+    named(16, "SPARSE_MMAP_FDS"),
+];
+/// `VFIO_REGION_INFO_CAP_SPARSE_MMAP`.
+pub const VFIO_REGION_INFO_CAP_SPARSE_MMAP: u16 = 1;
+/// `VFIO_REGION_INFO_CAP_TYPE`.
+pub const VFIO_REGION_INFO_CAP_TYPE: u16 = 2;
+/// `VFIO_REGION_INFO_CAP_SPARSE_MMAP_FDS` \[pending\].
+pub const VFIO_REGION_INFO_CAP_SPARSE_MMAP_FDS: u16 = 16;
+
+/// IO_FDS sub-region types.
+pub const IO_FD_TYPE_NAMES: &[Named] = &[
+    named(0, "IOEVENTFD"),
+    named(1, "IOREGIONFD"),
+    named(2, "IOEVENTFD_SHADOW"),
+];
+/// Parts of an IO_FDS entry's `flags` (KVM ioeventfd flags).
+pub const IO_FD_FLAGS: &[FlagSpec] = &[
+    FlagSpec::bit(1, "DATAMATCH"),
+    FlagSpec::bit(2, "PIO"),
+    FlagSpec::bit(8, "VIRTIO_CCW_NOTIFY"),
+];
+
+/// Parts of IRQ info's `flags` (`VFIO_IRQ_INFO_*`).
+pub const IRQ_INFO_FLAGS: &[FlagSpec] = &[
+    FlagSpec::bit(1, "EVENTFD"),
+    FlagSpec::bit(2, "MASKABLE"),
+    FlagSpec::bit(4, "AUTOMASKED"),
+    FlagSpec::bit(8, "NORESIZE"),
+];
+
+/// `VFIO_IRQ_SET_DATA_NONE`.
+pub const VFIO_IRQ_SET_DATA_NONE: u32 = 1;
+/// `VFIO_IRQ_SET_DATA_BOOL`.
+pub const VFIO_IRQ_SET_DATA_BOOL: u32 = 2;
+/// `VFIO_IRQ_SET_DATA_EVENTFD`.
+pub const VFIO_IRQ_SET_DATA_EVENTFD: u32 = 4;
+/// `VFIO_IRQ_SET_ACTION_MASK`.
+pub const VFIO_IRQ_SET_ACTION_MASK: u32 = 8;
+/// `VFIO_IRQ_SET_ACTION_UNMASK`.
+pub const VFIO_IRQ_SET_ACTION_UNMASK: u32 = 16;
+/// `VFIO_IRQ_SET_ACTION_TRIGGER`.
+pub const VFIO_IRQ_SET_ACTION_TRIGGER: u32 = 32;
+/// `VFIO_IRQ_SET_DATA_TYPE_MASK`.
+pub const VFIO_IRQ_SET_DATA_TYPE_MASK: u32 = 7;
+/// `VFIO_IRQ_SET_ACTION_TYPE_MASK`.
+pub const VFIO_IRQ_SET_ACTION_TYPE_MASK: u32 = 0x38;
+
+/// Parts of SET_IRQS's `flags`: one data type and one action.
+pub const IRQ_SET_FLAGS: &[FlagSpec] = &[
+    FlagSpec::bit(1, "DATA_NONE"),
+    FlagSpec::bit(2, "DATA_BOOL"),
+    FlagSpec::bit(4, "DATA_EVENTFD"),
+    FlagSpec::bit(8, "ACTION_MASK"),
+    FlagSpec::bit(16, "ACTION_UNMASK"),
+    FlagSpec::bit(32, "ACTION_TRIGGER"),
+];
+
+crate::wire_struct! {
+    /// DEVICE_GET_INFO request and reply body (`struct vfio_device_info`, first 16 bytes).
+    pub struct DeviceInfo("vfio-user spec §2.4 VFIO_USER_DEVICE_GET_INFO; <linux/vfio.h> vfio_device_info", size 16) {
+        /// Request: largest reply accepted (≥ 16); reply: 16.
+        argsz: U32 = Show::Dec,
+        /// Reply: RESET, PCI.
+        flags: U32 = Show::Flags(DEVICE_INFO_FLAGS),
+        /// Reply: number of regions (≥ 9 for PCI).
+        num_regions: U32 = Show::Dec,
+        /// Reply: number of IRQ indices (5 for PCI).
+        num_irqs: U32 = Show::Dec,
+    }
+
+    /// DEVICE_GET_REGION_INFO request and reply fixed part (`struct vfio_region_info`).
+    pub struct RegionInfo("vfio-user spec §2.5 VFIO_USER_DEVICE_GET_REGION_INFO; <linux/vfio.h> vfio_region_info", size 32) {
+        /// Request: largest reply accepted; reply: full size, 32 + capabilities.
+        argsz: U32 = Show::Dec,
+        /// Reply: READ, WRITE, MMAP, CAPS.
+        flags: U32 = Show::Flags(REGION_INFO_FLAGS),
+        /// Region index.
+        index: U32 = Show::Enum(PCI_REGION_NAMES),
+        /// Reply: payload offset of the first capability (valid with CAPS).
+        cap_offset: U32 = Show::Dec,
+        /// Reply: region size.
+        size: U64 = Show::Hex,
+        /// Reply: mmap offset into the fd, and base of sparse areas.
+        offset: U64 = Show::Hex,
+    }
+
+    /// Header of every region capability (`struct vfio_info_cap_header`).
+    pub struct CapHeader("vfio-user spec §2.5 capability chain; <linux/vfio.h> vfio_info_cap_header", size 8) {
+        /// Capability id: SPARSE_MMAP 1, TYPE 2, SPARSE_MMAP_FDS 16.
+        id: U16 = Show::Enum(REGION_CAP_NAMES),
+        /// Capability version (1).
+        version: U16 = Show::Dec,
+        /// Payload offset of the next capability; 0 ends the chain.
+        next: U32 = Show::Dec,
+    }
+
+    /// SPARSE_MMAP capability head (`struct vfio_region_info_cap_sparse_mmap`); `nr_areas` areas follow.
+    pub struct CapSparseMmap("vfio-user spec §2.5; <linux/vfio.h> vfio_region_info_cap_sparse_mmap", size 16) {
+        /// Capability id (1).
+        id: U16 = Show::Enum(REGION_CAP_NAMES),
+        /// Capability version.
+        version: U16 = Show::Dec,
+        /// Payload offset of the next capability.
+        next: U32 = Show::Dec,
+        /// Number of areas that follow.
+        nr_areas: U32 = Show::Dec,
+        /// Reserved, zero.
+        reserved: U32 = Show::Reserved,
+    }
+
+    /// One sparse mmap area (`struct vfio_region_sparse_mmap_area`).
+    pub struct SparseMmapArea("vfio-user spec §2.5; <linux/vfio.h> vfio_region_sparse_mmap_area", size 16) {
+        /// Offset within the region.
+        offset: U64 = Show::Hex,
+        /// Size of the area.
+        size: U64 = Show::Hex,
+    }
+
+    /// TYPE capability (`struct vfio_region_info_cap_type`): device-specific region type.
+    pub struct CapType("vfio-user spec §2.5; <linux/vfio.h> vfio_region_info_cap_type", size 16) {
+        /// Capability id (2).
+        id: U16 = Show::Enum(REGION_CAP_NAMES),
+        /// Capability version.
+        version: U16 = Show::Dec,
+        /// Payload offset of the next capability.
+        next: U32 = Show::Dec,
+        /// Region type (C name `type`).
+        region_type: U32 = Show::Hex,
+        /// Region subtype.
+        subtype: U32 = Show::Hex,
+    }
+
+    /// SPARSE_MMAP_FDS capability head \[pending\]; `nr_areas` fd areas follow.
+    pub struct CapSparseMmapFds("vfio-user pending §2.5 SPARSE_MMAP_FDS", size 16) {
+        /// Capability id (16).
+        id: U16 = Show::Enum(REGION_CAP_NAMES),
+        /// Capability version.
+        version: U16 = Show::Dec,
+        /// Payload offset of the next capability.
+        next: U32 = Show::Dec,
+        /// Number of areas that follow.
+        nr_areas: U32 = Show::Dec,
+        /// Reserved, zero.
+        reserved: U32 = Show::Reserved,
+    }
+
+    /// One SPARSE_MMAP_FDS area \[pending\].
+    pub struct SparseMmapFdArea("vfio-user pending §2.5 SPARSE_MMAP_FDS area", size 32) {
+        /// Offset within the region.
+        offset: U64 = Show::Hex,
+        /// Offset within the fd.
+        fd_offset: U64 = Show::Hex,
+        /// Size of the area.
+        size: U64 = Show::Hex,
+        /// Index into the reply's SCM_RIGHTS array.
+        fd_index: U32 = Show::Dec,
+        /// Padding, zero.
+        pad: U32 = Show::Reserved,
+    }
+
+    /// DEVICE_GET_REGION_IO_FDS request and reply head; the reply's entries follow.
+    pub struct RegionIoFds("vfio-user spec §2.6 VFIO_USER_DEVICE_GET_REGION_IO_FDS", size 16) {
+        /// Request: largest reply accepted; reply: 16 + count·stride.
+        argsz: U32 = Show::Dec,
+        /// Must be 0.
+        flags: U32 = Show::Hex,
+        /// Region index.
+        index: U32 = Show::Enum(PCI_REGION_NAMES),
+        /// Request: 0; reply: number of sub-regions.
+        count: U32 = Show::Dec,
+    }
+
+    /// IO_FDS sub-region entry in the spec's 40-byte layout.
+    pub struct IoFdEntry("vfio-user spec §2.6 sub-region entry (40 bytes)", size 40) {
+        /// Offset in the region.
+        offset: U64 = Show::Hex,
+        /// Access size (0 = any).
+        size: U64 = Show::Dec,
+        /// Index into the reply's SCM_RIGHTS array.
+        fd_index: U32 = Show::Dec,
+        /// IOEVENTFD 0, IOREGIONFD 1 (C name `type`).
+        entry_type: U32 = Show::Enum(IO_FD_TYPE_NAMES),
+        /// KVM ioeventfd flags.
+        flags: U32 = Show::Flags(IO_FD_FLAGS),
+        /// Padding.
+        padding: U32 = Show::Reserved,
+        /// Datamatch value (ioeventfd) or user data (ioregionfd).
+        datamatch: U64 = Show::Hex,
+    }
+
+    /// IO_FDS sub-region entry in libvfio-user's 48-byte layout (shadow ioeventfd, \[impl\]).
+    pub struct IoFdShadowEntry("vfio-user §2.6 [impl] lvu shadow ioeventfd entry (48 bytes)", size 48) {
+        /// Offset in the region.
+        gpa_offset: U64 = Show::Hex,
+        /// Access size (0 = any).
+        size: U64 = Show::Dec,
+        /// Index into the reply's SCM_RIGHTS array.
+        fd_index: U32 = Show::Dec,
+        /// IOEVENTFD 0, IOREGIONFD 1, IOEVENTFD_SHADOW 2 (C name `type`).
+        entry_type: U32 = Show::Enum(IO_FD_TYPE_NAMES),
+        /// KVM ioeventfd flags.
+        flags: U32 = Show::Flags(IO_FD_FLAGS),
+        /// Index of the shadow memory fd.
+        shadow_mem_fd_index: U32 = Show::Dec,
+        /// Offset in the shadow memory.
+        shadow_offset: U64 = Show::Hex,
+        /// Datamatch value.
+        datamatch: U64 = Show::Hex,
+    }
+
+    /// DEVICE_GET_IRQ_INFO request and reply body (`struct vfio_irq_info`).
+    pub struct IrqInfo("vfio-user spec §2.7 VFIO_USER_DEVICE_GET_IRQ_INFO; <linux/vfio.h> vfio_irq_info", size 16) {
+        /// Request: largest reply accepted; reply: 16.
+        argsz: U32 = Show::Dec,
+        /// Reply: EVENTFD, MASKABLE, AUTOMASKED, NORESIZE.
+        flags: U32 = Show::Flags(IRQ_INFO_FLAGS),
+        /// IRQ index.
+        index: U32 = Show::Enum(PCI_IRQ_NAMES),
+        /// Reply: number of vectors.
+        count: U32 = Show::Dec,
+    }
+
+    /// DEVICE_SET_IRQS request fixed part (`struct vfio_irq_set`); DATA_BOOL bytes follow.
+    pub struct IrqSet("vfio-user spec §2.8 VFIO_USER_DEVICE_SET_IRQS; <linux/vfio.h> vfio_irq_set", size 20) {
+        /// Request payload size including data.
+        argsz: U32 = Show::Dec,
+        /// One data type (NONE, BOOL, EVENTFD) and one action (MASK, UNMASK, TRIGGER).
+        flags: U32 = Show::Flags(IRQ_SET_FLAGS),
+        /// IRQ index.
+        index: U32 = Show::Enum(PCI_IRQ_NAMES),
+        /// First sub-index.
+        start: U32 = Show::Dec,
+        /// Number of sub-indices.
+        count: U32 = Show::Dec,
+    }
+}
+
+/// A region capability, as found by [`CapIter`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RegionCap<'a> {
+    /// SPARSE_MMAP and its areas.
+    SparseMmap {
+        /// Payload offset of the capability.
+        at: usize,
+        /// The capability head.
+        head: &'a CapSparseMmap,
+        /// The areas.
+        areas: &'a [SparseMmapArea],
+    },
+    /// TYPE.
+    Type {
+        /// Payload offset of the capability.
+        at: usize,
+        /// The capability.
+        cap: &'a CapType,
+    },
+    /// SPARSE_MMAP_FDS \[pending\] and its areas.
+    SparseMmapFds {
+        /// Payload offset of the capability.
+        at: usize,
+        /// The capability head.
+        head: &'a CapSparseMmapFds,
+        /// The areas.
+        areas: &'a [SparseMmapFdArea],
+    },
+    /// A capability id this crate does not know: only its header is interpreted.
+    Unknown {
+        /// Payload offset of the capability.
+        at: usize,
+        /// Its header.
+        header: &'a CapHeader,
+    },
+}
+
+impl RegionCap<'_> {
+    /// Payload offset at which this capability starts.
+    pub fn offset(&self) -> usize {
+        match *self {
+            RegionCap::SparseMmap { at, .. }
+            | RegionCap::Type { at, .. }
+            | RegionCap::SparseMmapFds { at, .. }
+            | RegionCap::Unknown { at, .. } => at,
+        }
+    }
+}
+
+/// Most capabilities one chain may hold before [`CapIter`] calls it a loop.
+pub const MAX_REGION_CAPS: usize = 64;
+
+/// A checked iterator over a region-info reply's capability chain.
+///
+/// `payload` is the whole reply payload (offsets count from its byte 0, the start of `vfio_region_info`).
+/// Each step checks that the capability lies inside the payload, past the 32-byte fixed part, that its
+/// body fits, and that `next` moves strictly forward (which rules out loops). After an error it yields
+/// nothing more.
+#[derive(Clone, Debug)]
+pub struct CapIter<'a> {
+    payload: &'a [u8],
+    next: usize,
+    base: usize,
+    seen: usize,
+    done: bool,
+}
+
+impl<'a> CapIter<'a> {
+    /// Walks the chain that starts at payload offset `first` (the reply's `cap_offset`; 0 = none).
+    /// `base` is the payload's offset within the message, so errors name message offsets.
+    pub fn new(payload: &'a [u8], first: u32, base: usize) -> Self {
+        CapIter {
+            payload,
+            next: first as usize,
+            base,
+            seen: 0,
+            done: first == 0,
+        }
+    }
+
+    fn step(&mut self) -> Result<RegionCap<'a>, DecodeError> {
+        let at = self.next;
+        let err = |rule: Rule| DecodeError::new(self.base + at, rule);
+        if at < core::mem::size_of::<RegionInfo>() {
+            return Err(err(Rule::CapOverlapsFixed {
+                cap_offset: at as u32,
+            }));
+        }
+        let Some(rest) = self.payload.get(at..) else {
+            return Err(err(Rule::CapOutOfBounds {
+                cap_offset: at as u32,
+                payload: self.payload.len(),
+            }));
+        };
+        let Ok((header, _)) = CapHeader::ref_from_prefix(rest) else {
+            return Err(err(Rule::CapOutOfBounds {
+                cap_offset: at as u32,
+                payload: self.payload.len(),
+            }));
+        };
+        let next = header.next.get() as usize;
+        if next != 0 && next <= at {
+            return Err(err(Rule::CapLoop {
+                cap_offset: at as u32,
+                next: next as u32,
+            }));
+        }
+        self.seen += 1;
+        if self.seen > MAX_REGION_CAPS {
+            return Err(err(Rule::CapLoop {
+                cap_offset: at as u32,
+                next: next as u32,
+            }));
+        }
+        let short = |need: usize| {
+            DecodeError::new(
+                self.base + at,
+                Rule::CapTruncated {
+                    id: header.id.get(),
+                    need,
+                    have: rest.len(),
+                },
+            )
+        };
+        let cap = match header.id.get() {
+            VFIO_REGION_INFO_CAP_SPARSE_MMAP => {
+                let (head, tail) = CapSparseMmap::ref_from_prefix(rest).map_err(|_| short(16))?;
+                let n = head.nr_areas.get() as usize;
+                let (areas, _) = <[SparseMmapArea]>::ref_from_prefix_with_elems(tail, n)
+                    .map_err(|_| short(16usize.saturating_add(n.saturating_mul(16))))?;
+                RegionCap::SparseMmap { at, head, areas }
+            }
+            VFIO_REGION_INFO_CAP_TYPE => {
+                let (cap, _) = CapType::ref_from_prefix(rest).map_err(|_| short(16))?;
+                RegionCap::Type { at, cap }
+            }
+            VFIO_REGION_INFO_CAP_SPARSE_MMAP_FDS => {
+                let (head, tail) =
+                    CapSparseMmapFds::ref_from_prefix(rest).map_err(|_| short(16))?;
+                let n = head.nr_areas.get() as usize;
+                let (areas, _) = <[SparseMmapFdArea]>::ref_from_prefix_with_elems(tail, n)
+                    .map_err(|_| short(16usize.saturating_add(n.saturating_mul(32))))?;
+                RegionCap::SparseMmapFds { at, head, areas }
+            }
+            _ => RegionCap::Unknown { at, header },
+        };
+        if next == 0 {
+            self.done = true;
+        }
+        self.next = next;
+        Ok(cap)
+    }
+}
+
+impl<'a> Iterator for CapIter<'a> {
+    type Item = Result<RegionCap<'a>, DecodeError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        let r = self.step();
+        if r.is_err() {
+            self.done = true;
+        }
+        Some(r)
+    }
+}
+
+/// Layout of IO_FDS reply entries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum IoFdLayout {
+    /// The spec's 40-byte entry.
+    Spec,
+    /// libvfio-user's 48-byte entry (\[impl\]).
+    Shadow,
+}
+
+impl IoFdLayout {
+    /// The entry stride in bytes.
+    pub const fn stride(self) -> usize {
+        match self {
+            IoFdLayout::Spec => 40,
+            IoFdLayout::Shadow => 48,
+        }
+    }
+}
+
+/// The entries of a DEVICE_GET_REGION_IO_FDS reply, typed by the stride found from `argsz` and `count`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IoFdEntries<'a> {
+    /// 40-byte spec entries.
+    Spec(&'a [IoFdEntry]),
+    /// 48-byte libvfio-user entries.
+    Shadow(&'a [IoFdShadowEntry]),
+}
+
+impl<'a> IoFdEntries<'a> {
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        match self {
+            IoFdEntries::Spec(e) => e.len(),
+            IoFdEntries::Shadow(e) => e.len(),
+        }
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The layout in use.
+    pub fn layout(&self) -> IoFdLayout {
+        match self {
+            IoFdEntries::Spec(_) => IoFdLayout::Spec,
+            IoFdEntries::Shadow(_) => IoFdLayout::Shadow,
+        }
+    }
+
+    /// The entries' bytes.
+    pub fn as_bytes(&self) -> &'a [u8] {
+        use zerocopy::IntoBytes;
+        match self {
+            IoFdEntries::Spec(e) => e.as_bytes(),
+            IoFdEntries::Shadow(e) => e.as_bytes(),
+        }
+    }
+
+    /// Parses `count` entries from `data` (the bytes after the 16-byte head), choosing the stride from
+    /// `argsz`: (argsz − 16) / count when that is 40 or 48; otherwise from the bytes present.
+    /// `base` is the message offset of `data`, for errors.
+    pub fn parse(data: &'a [u8], argsz: u32, count: u32, base: usize) -> Result<Self, DecodeError> {
+        let n = count as usize;
+        if n == 0 {
+            return Ok(IoFdEntries::Spec(&[]));
+        }
+        let from_argsz = (argsz as usize)
+            .checked_sub(16)
+            .filter(|b| b % n == 0)
+            .map(|b| b / n);
+        let stride = match from_argsz {
+            Some(s @ (40 | 48)) => s,
+            _ => match data.len().checked_div(n) {
+                Some(48) => 48,
+                Some(40) => 40,
+                _ => {
+                    return Err(DecodeError::new(
+                        base,
+                        Rule::IoFdStride {
+                            argsz,
+                            count,
+                            have: data.len(),
+                        },
+                    ));
+                }
+            },
+        };
+        let need = n.saturating_mul(stride);
+        if data.len() < need {
+            return Err(DecodeError::short(base, "IO_FDS entries", need, data.len()));
+        }
+        Ok(if stride == 48 {
+            IoFdEntries::Shadow(
+                <[IoFdShadowEntry]>::ref_from_prefix_with_elems(data, n)
+                    .map_err(|_| DecodeError::short(base, "IO_FDS entries", need, data.len()))?
+                    .0,
+            )
+        } else {
+            IoFdEntries::Spec(
+                <[IoFdEntry]>::ref_from_prefix_with_elems(data, n)
+                    .map_err(|_| DecodeError::short(base, "IO_FDS entries", need, data.len()))?
+                    .0,
+            )
+        })
+    }
+}

@@ -1,0 +1,195 @@
+//! DEVICE_FEATURE (§2.15) and its feature data, MIG_DATA_READ/WRITE (§2.16, §2.17),
+//! GET_PRECOPY_INFO \[pending\] (§2.18) and the legacy DIRTY_PAGES command (§4).
+
+use zerocopy::little_endian::{U32, U64};
+
+use crate::vfio::migration::MIG_STATE_NAMES;
+use crate::wire::{FlagSpec, Named, Show, named};
+
+/// `VFIO_DEVICE_FEATURE_MASK`: bits 0–15 name the feature.
+pub const VFIO_DEVICE_FEATURE_MASK: u32 = 0xffff;
+/// `VFIO_DEVICE_FEATURE_GET`.
+pub const VFIO_DEVICE_FEATURE_GET: u32 = 0x10000;
+/// `VFIO_DEVICE_FEATURE_SET`.
+pub const VFIO_DEVICE_FEATURE_SET: u32 = 0x20000;
+/// `VFIO_DEVICE_FEATURE_PROBE`.
+pub const VFIO_DEVICE_FEATURE_PROBE: u32 = 0x40000;
+
+/// `VFIO_DEVICE_FEATURE_MIGRATION`.
+pub const VFIO_DEVICE_FEATURE_MIGRATION: u16 = 1;
+/// `VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE`.
+pub const VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE: u16 = 2;
+/// `VFIO_DEVICE_FEATURE_DMA_LOGGING_START`.
+pub const VFIO_DEVICE_FEATURE_DMA_LOGGING_START: u16 = 6;
+/// `VFIO_DEVICE_FEATURE_DMA_LOGGING_STOP`.
+pub const VFIO_DEVICE_FEATURE_DMA_LOGGING_STOP: u16 = 7;
+/// `VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT`.
+pub const VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT: u16 = 8;
+
+/// The five features defined for vfio-user.
+pub const FEATURE_NAMES: &[Named] = &[
+    named(1, "MIGRATION"),
+    named(2, "MIG_DEVICE_STATE"),
+    named(6, "DMA_LOGGING_START"),
+    named(7, "DMA_LOGGING_STOP"),
+    named(8, "DMA_LOGGING_REPORT"),
+];
+
+/// Parts of DEVICE_FEATURE's `flags`.
+pub const DEVICE_FEATURE_FLAGS: &[FlagSpec] = &[
+    FlagSpec::value(0xffff, "feature", FEATURE_NAMES),
+    FlagSpec::bit(0x10000, "GET"),
+    FlagSpec::bit(0x20000, "SET"),
+    FlagSpec::bit(0x40000, "PROBE"),
+];
+
+/// `VFIO_MIGRATION_STOP_COPY`.
+pub const VFIO_MIGRATION_STOP_COPY: u64 = 1;
+/// `VFIO_MIGRATION_P2P`.
+pub const VFIO_MIGRATION_P2P: u64 = 2;
+/// `VFIO_MIGRATION_PRE_COPY`.
+pub const VFIO_MIGRATION_PRE_COPY: u64 = 4;
+
+/// Parts of the MIGRATION feature's `flags`.
+pub const MIGRATION_FLAGS: &[FlagSpec] = &[
+    FlagSpec::bit(1, "STOP_COPY"),
+    FlagSpec::bit(2, "P2P"),
+    FlagSpec::bit(4, "PRE_COPY"),
+];
+
+/// DIRTY_PAGES (legacy) flag: start logging.
+pub const VFIO_IOMMU_DIRTY_PAGES_FLAG_START: u32 = 1;
+/// DIRTY_PAGES (legacy) flag: stop logging.
+pub const VFIO_IOMMU_DIRTY_PAGES_FLAG_STOP: u32 = 2;
+/// DIRTY_PAGES (legacy) flag: get the bitmap of a range.
+pub const VFIO_IOMMU_DIRTY_PAGES_FLAG_GET_BITMAP: u32 = 4;
+
+/// Parts of the legacy DIRTY_PAGES `flags`.
+pub const DIRTY_PAGES_FLAGS: &[FlagSpec] = &[
+    FlagSpec::bit(1, "START"),
+    FlagSpec::bit(2, "STOP"),
+    FlagSpec::bit(4, "GET_BITMAP"),
+];
+
+crate::wire_struct! {
+    /// DEVICE_FEATURE request and reply head (`struct vfio_device_feature`); feature data follows.
+    pub struct DeviceFeature("vfio-user spec §2.15 VFIO_USER_DEVICE_FEATURE; <linux/vfio.h> vfio_device_feature", size 8) {
+        /// Request: largest reply accepted; GET reply: full length.
+        argsz: U32 = Show::Dec,
+        /// Feature index (bits 0–15), GET, SET, PROBE.
+        flags: U32 = Show::Flags(DEVICE_FEATURE_FLAGS),
+    }
+
+    /// MIGRATION feature data (`struct vfio_device_feature_migration`).
+    pub struct FeatureMigration("vfio-user spec §2.15 feature 1; <linux/vfio.h> vfio_device_feature_migration", size 8) {
+        /// STOP_COPY, P2P, PRE_COPY.
+        flags: U64 = Show::Flags(MIGRATION_FLAGS),
+    }
+
+    /// MIG_DEVICE_STATE feature data (`struct vfio_device_feature_mig_state`).
+    pub struct FeatureMigState("vfio-user spec §2.15 feature 2; <linux/vfio.h> vfio_device_feature_mig_state", size 8) {
+        /// The requested (SET) or current (GET) migration state.
+        device_state: U32 = Show::Enum(MIG_STATE_NAMES),
+        /// Unused in vfio-user; 0.
+        data_fd: U32 = Show::Dec,
+    }
+
+    /// DMA_LOGGING_START/STOP control (`struct vfio_device_feature_dma_logging_control`); ranges follow.
+    pub struct DmaLoggingControl("vfio-user spec §2.15 features 6/7; <linux/vfio.h> vfio_device_feature_dma_logging_control", size 16) {
+        /// Logging granularity.
+        page_size: U64 = Show::Hex,
+        /// Number of ranges that follow (0 = log everything).
+        num_ranges: U32 = Show::Dec,
+        /// Reserved, zero.
+        reserved: U32 = Show::Reserved,
+    }
+
+    /// One logged range (`struct vfio_device_feature_dma_logging_range`).
+    pub struct DmaLoggingRange("vfio-user spec §2.15; <linux/vfio.h> vfio_device_feature_dma_logging_range", size 16) {
+        /// Start of the range.
+        iova: U64 = Show::Hex,
+        /// Length of the range.
+        length: U64 = Show::Hex,
+    }
+
+    /// DMA_LOGGING_REPORT request and reply head (`struct vfio_device_feature_dma_logging_report`
+    /// without its bitmap pointer); the reply's bitmap follows.
+    pub struct DmaLoggingReport("vfio-user spec §2.15 feature 8", size 24) {
+        /// Start of the range.
+        iova: U64 = Show::Hex,
+        /// Length of the range.
+        length: U64 = Show::Hex,
+        /// Bytes each bitmap bit covers (a power of two).
+        page_size: U64 = Show::Hex,
+    }
+
+    /// MIG_DATA_READ and MIG_DATA_WRITE head, both directions; data follows.
+    pub struct MigData("vfio-user spec §2.16/§2.17 VFIO_USER_MIG_DATA_READ/WRITE", size 8) {
+        /// Request: largest reply accepted; reply: 8 + bytes returned.
+        argsz: U32 = Show::Dec,
+        /// Bytes wanted, returned or written.
+        size: U32 = Show::Dec,
+    }
+
+    /// GET_PRECOPY_INFO request and reply \[pending\].
+    pub struct PrecopyInfo("vfio-user pending §2.18 VFIO_USER_GET_PRECOPY_INFO", size 24) {
+        /// 24.
+        argsz: U32 = Show::Dec,
+        /// Unused, 0.
+        flags: U32 = Show::Hex,
+        /// Reply: initial data available.
+        initial_bytes: U64 = Show::Dec,
+        /// Reply: dirty data available.
+        dirty_bytes: U64 = Show::Dec,
+    }
+
+    /// Legacy DIRTY_PAGES request and reply head (draft 0.9.1, command 14).
+    pub struct DirtyPages("vfio-user draft 0.9.1 §4 VFIO_USER_DIRTY_PAGES", size 8) {
+        /// Largest reply accepted / full reply size.
+        argsz: U32 = Show::Dec,
+        /// START, STOP, GET_BITMAP (exactly one).
+        flags: U32 = Show::Flags(DIRTY_PAGES_FLAGS),
+    }
+
+    /// Legacy DIRTY_PAGES GET_BITMAP range: iova, size and the bitmap header.
+    pub struct DirtyPagesRange("vfio-user draft 0.9.1 §4 VFIO_USER_DIRTY_PAGES range", size 32) {
+        /// Start of the range.
+        iova: U64 = Show::Hex,
+        /// Length of the range.
+        size: U64 = Show::Hex,
+        /// Page size of the bitmap.
+        pgsize: U64 = Show::Hex,
+        /// Size of the bitmap in bytes.
+        bitmap_size: U64 = Show::Dec,
+    }
+}
+
+impl DeviceFeature {
+    /// A head for `feature` with operation bits `ops` (GET, SET, PROBE); `argsz` is set by the encoder.
+    pub fn new(feature: u16, ops: u32) -> Self {
+        DeviceFeature {
+            argsz: U32::new(0),
+            flags: U32::new(u32::from(feature) | ops),
+        }
+    }
+
+    /// The feature index (bits 0–15).
+    pub fn feature(&self) -> u16 {
+        (self.flags.get() & VFIO_DEVICE_FEATURE_MASK) as u16
+    }
+
+    /// Whether GET is set.
+    pub fn is_get(&self) -> bool {
+        self.flags.get() & VFIO_DEVICE_FEATURE_GET != 0
+    }
+
+    /// Whether SET is set.
+    pub fn is_set(&self) -> bool {
+        self.flags.get() & VFIO_DEVICE_FEATURE_SET != 0
+    }
+
+    /// Whether PROBE is set.
+    pub fn is_probe(&self) -> bool {
+        self.flags.get() & VFIO_DEVICE_FEATURE_PROBE != 0
+    }
+}

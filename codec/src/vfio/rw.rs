@@ -1,0 +1,72 @@
+//! REGION_READ/WRITE (§2.9, §2.10), DMA_READ/WRITE (§2.11, §2.12) and REGION_WRITE_MULTI (§2.14).
+
+use zerocopy::little_endian::{U32, U64};
+
+use crate::vfio::device::PCI_REGION_NAMES;
+use crate::wire::Show;
+
+crate::wire_struct! {
+    /// REGION_READ and REGION_WRITE head, both directions; data follows in the WRITE request and READ reply.
+    pub struct RegionAccess("vfio-user spec §2.9/§2.10 VFIO_USER_REGION_READ/WRITE", size 16) {
+        /// Offset into the region.
+        offset: U64 = Show::Hex,
+        /// Region index.
+        region: U32 = Show::Enum(PCI_REGION_NAMES),
+        /// Bytes to transfer (reply: bytes transferred).
+        count: U32 = Show::Dec,
+    }
+
+    /// DMA_READ and DMA_WRITE head (server to client); data follows in the WRITE request and READ reply.
+    pub struct DmaAccess("vfio-user spec §2.11/§2.12 VFIO_USER_DMA_READ/WRITE", size 16) {
+        /// Client IOVA.
+        address: U64 = Show::Hex,
+        /// Bytes to transfer (a 64-bit count; QEMU 10.1 departs, see §2.12).
+        count: U64 = Show::Dec,
+    }
+
+    /// REGION_WRITE_MULTI request head and reply (number of writes).
+    pub struct RegionWriteMulti("vfio-user spec §2.14 VFIO_USER_REGION_WRITE_MULTI", size 8) {
+        /// Request: number of entries that follow; reply: number completed.
+        wr_cnt: U64 = Show::Dec,
+    }
+
+    /// One REGION_WRITE_MULTI entry.
+    pub struct RegionWriteEntry("vfio-user spec §2.14 write entry", size 24) {
+        /// Offset into the region.
+        offset: U64 = Show::Hex,
+        /// Region index.
+        region: U32 = Show::Enum(PCI_REGION_NAMES),
+        /// Bytes of `data` used (1..8).
+        count: U32 = Show::Dec,
+        /// The data; only the first `count` bytes are written.
+        data: [u8; 8] = Show::Bytes,
+    }
+}
+
+impl RegionAccess {
+    /// A head for `count` bytes at `offset` of region `region`.
+    pub fn new(region: u32, offset: u64, count: u32) -> Self {
+        RegionAccess {
+            offset: U64::new(offset),
+            region: U32::new(region),
+            count: U32::new(count),
+        }
+    }
+}
+
+impl DmaAccess {
+    /// A head for `count` bytes at `address`.
+    pub fn new(address: u64, count: u64) -> Self {
+        DmaAccess {
+            address: U64::new(address),
+            count: U64::new(count),
+        }
+    }
+}
+
+impl RegionWriteEntry {
+    /// The bytes this entry writes (`count` clamped to 8).
+    pub fn written(&self) -> &[u8] {
+        &self.data[..(self.count.get() as usize).min(8)]
+    }
+}
