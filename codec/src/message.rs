@@ -706,8 +706,9 @@ pub fn encode_with(
     let mut h = *header;
     h.msg_size.set(msg_size);
     w.put_struct(&h)?;
-    let has_argsz = match body {
-        Body::Empty | Body::Error | Body::Unknown(_) => {}
+    match body {
+        Body::Empty | Body::Error => {}
+        Body::Unknown(p) => w.put(p)?,
         Body::Version(v) => {
             w.put_struct(v.version)?;
             if let Some(json) = v.json {
@@ -786,8 +787,7 @@ pub fn encode_with(
             }
             w.put(bitmap)?;
         }
-    };
-    let _ = has_argsz;
+    }
     w.put(trailing)?;
     if argsz == Argsz::Compute {
         compute_argsz(&mut w, header, body, total - HEADER_SIZE);

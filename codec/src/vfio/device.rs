@@ -348,76 +348,51 @@ pub const MAX_REGION_CAPS: usize = 64;
 
 /// A checked iterator over a region-info reply's capability chain.
 ///
-/// `payload` is the whole reply payload (offsets count from its byte 0, the start of `vfio_region_info`).
-/// Each step checks that the capability lies inside the payload, past the 32-byte fixed part, that its
-/// body fits, and that `next` moves strictly forward (which rules out loops). After an error it yields
-/// nothing more.
+/// `area` is the reply payload after the 32-byte fixed part; capability offsets (`cap_offset`, `next`)
+/// count from payload byte 0, so the capability at payload offset `o` starts at `area[o - 32]`. Each
+/// step checks that the capability lies inside the payload, past the fixed part, that its body fits,
+/// and that `next` moves strictly forward (which rules out loops). After an error it yields nothing more.
 #[derive(Clone, Debug)]
 pub struct CapIter<'a> {
-    payload: &'a [u8],
+    area: &'a [u8],
     next: usize,
     base: usize,
     seen: usize,
     done: bool,
 }
 
+/// Size of the fixed part before the capability area.
+const FIXED: usize = core::mem::size_of::<RegionInfo>();
+
 impl<'a> CapIter<'a> {
     /// Walks the chain that starts at payload offset `first` (the reply's `cap_offset`; 0 = none).
     /// `base` is the payload's offset within the message, so errors name message offsets.
-    pub fn new(payload: &'a [u8], first: u32, base: usize) -> Self {
-        CapIter {
-            payload,
-            next: first as usize,
-            base,
-            seen: 0,
-            done: first == 0,
-        }
+    pub fn new(area: &'a [u8], first: u32, base: usize) -> Self {
+        CapIter { area, next: first as usize, base, seen: 0, done: first == 0 }
     }
 
     fn step(&mut self) -> Result<RegionCap<'a>, DecodeError> {
         let at = self.next;
-        let err = |rule: Rule| DecodeError::new(self.base + at, rule);
-        if at < core::mem::size_of::<RegionInfo>() {
-            return Err(err(Rule::CapOverlapsFixed {
-                cap_offset: at as u32,
-            }));
+        let payload = FIXED + self.area.len();
+        let err = |rule: Rule| DecodeError::new(self.base.saturating_add(at), rule);
+        if at < FIXED {
+            return Err(err(Rule::CapOverlapsFixed { cap_offset: at as u32 }));
         }
-        let Some(rest) = self.payload.get(at..) else {
-            return Err(err(Rule::CapOutOfBounds {
-                cap_offset: at as u32,
-                payload: self.payload.len(),
-            }));
+        let Some(rest) = self.area.get(at - FIXED..) else {
+            return Err(err(Rule::CapOutOfBounds { cap_offset: at as u32, payload }));
         };
         let Ok((header, _)) = CapHeader::ref_from_prefix(rest) else {
-            return Err(err(Rule::CapOutOfBounds {
-                cap_offset: at as u32,
-                payload: self.payload.len(),
-            }));
+            return Err(err(Rule::CapOutOfBounds { cap_offset: at as u32, payload }));
         };
         let next = header.next.get() as usize;
         if next != 0 && next <= at {
-            return Err(err(Rule::CapLoop {
-                cap_offset: at as u32,
-                next: next as u32,
-            }));
+            return Err(err(Rule::CapLoop { cap_offset: at as u32, next: next as u32 }));
         }
         self.seen += 1;
         if self.seen > MAX_REGION_CAPS {
-            return Err(err(Rule::CapLoop {
-                cap_offset: at as u32,
-                next: next as u32,
-            }));
+            return Err(err(Rule::CapLoop { cap_offset: at as u32, next: next as u32 }));
         }
-        let short = |need: usize| {
-            DecodeError::new(
-                self.base + at,
-                Rule::CapTruncated {
-                    id: header.id.get(),
-                    need,
-                    have: rest.len(),
-                },
-            )
-        };
+        let short = |need: usize| err(Rule::CapTruncated { id: header.id.get(), need, have: rest.len() });
         let cap = match header.id.get() {
             VFIO_REGION_INFO_CAP_SPARSE_MMAP => {
                 let (head, tail) = CapSparseMmap::ref_from_prefix(rest).map_err(|_| short(16))?;
