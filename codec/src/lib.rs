@@ -72,6 +72,6 @@ pub mod wire;
 pub use error::{DecodeError, EncodeError, Rule};
 pub use header::{Command, HEADER_SIZE, Header, MessageType};
 pub use message::{
-    Argsz, Body, Direction, FeatureData, Message, VersionBody, decode, encode, encode_exact,
+    Argsz, Body, DataKind, Direction, FeatureData, Message, Part, VersionBody, decode, encode, encode_exact,
     encode_vec, encode_with,
 };

@@ -141,6 +141,8 @@ pub struct Field {
     pub show: Show,
     /// The field's doc comment.
     pub doc: &'static str,
+    /// Whether the field is one of the few shown in a one-line summary of the message.
+    pub key: bool,
 }
 
 impl Field {
@@ -254,6 +256,17 @@ impl Layout {
     }
 }
 
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __key {
+    () => {
+        false
+    };
+    (key) => {
+        true
+    };
+}
+
 /// Declares a wire struct: the zerocopy `#[repr(C)]` struct with public fields, a compile-time size
 /// assertion, and its [`WireStruct`] field table.
 ///
@@ -265,12 +278,13 @@ impl Layout {
 ///     pub struct Pair("example §0", size 8) {
 ///         /// First.
 ///         a: U32 = Show::Dec,
-///         /// Second.
-///         b: U32 = Show::Hex,
+///         /// Second; `; key` marks it for one-line summaries.
+///         b: U32 = Show::Hex; key,
 ///     }
 /// }
 /// assert_eq!(Pair::FIELDS[1].offset, 4);
 /// assert_eq!(Pair::FIELDS[1].name, "b");
+/// assert!(Pair::FIELDS[1].key);
 /// ```
 #[macro_export]
 macro_rules! wire_struct {
@@ -279,7 +293,7 @@ macro_rules! wire_struct {
         pub struct $name:ident ($spec:literal, size $size:literal) {
             $(
                 $(#[doc = $doc:literal])*
-                $field:ident : $ty:ty = $show:expr
+                $field:ident : $ty:ty = $show:expr $(; $key:ident)?
             ),* $(,)?
         }
     )*) => {$(
@@ -312,6 +326,7 @@ macro_rules! wire_struct {
                     scalar: <$ty as $crate::wire::WireScalar>::SCALAR,
                     show: $show,
                     doc: concat!($($doc),*),
+                    key: $crate::__key!($($key)?),
                 }, )*
             ];
         }

@@ -406,6 +406,15 @@ proptest! {
         prop_assert_eq!(m.header, &want);
         prop_assert_eq!(m.body, body);
         prop_assert!(m.trailing.is_empty());
+        // The parts tile the message: contiguous, in order, and their bytes are the message's bytes.
+        let mut at = 0;
+        m.for_each_part(|p| {
+            assert_eq!(p.offset(), at, "{p:?}");
+            let bytes = match p { Part::Struct { bytes, .. } | Part::Data { bytes, .. } => bytes };
+            assert_eq!(bytes, &buf[at..at + bytes.len()]);
+            at += p.len();
+        });
+        prop_assert_eq!(at, n);
         let mut again = vec![0x5au8; n];
         let n2 = encode_exact(m.header, &m.body, m.trailing, &mut again).unwrap();
         prop_assert_eq!(&again[..n2], &buf[..n]);

@@ -120,11 +120,11 @@ crate::wire_struct! {
         /// Request: largest reply accepted (≥ 16); reply: 16.
         argsz: U32 = Show::Dec,
         /// Reply: RESET, PCI.
-        flags: U32 = Show::Flags(DEVICE_INFO_FLAGS),
+        flags: U32 = Show::Flags(DEVICE_INFO_FLAGS); key,
         /// Reply: number of regions (≥ 9 for PCI).
-        num_regions: U32 = Show::Dec,
+        num_regions: U32 = Show::Dec; key,
         /// Reply: number of IRQ indices (5 for PCI).
-        num_irqs: U32 = Show::Dec,
+        num_irqs: U32 = Show::Dec; key,
     }
 
     /// DEVICE_GET_REGION_INFO request and reply fixed part (`struct vfio_region_info`).
@@ -132,13 +132,13 @@ crate::wire_struct! {
         /// Request: largest reply accepted; reply: full size, 32 + capabilities.
         argsz: U32 = Show::Dec,
         /// Reply: READ, WRITE, MMAP, CAPS.
-        flags: U32 = Show::Flags(REGION_INFO_FLAGS),
+        flags: U32 = Show::Flags(REGION_INFO_FLAGS); key,
         /// Region index.
-        index: U32 = Show::Enum(PCI_REGION_NAMES),
+        index: U32 = Show::Enum(PCI_REGION_NAMES); key,
         /// Reply: payload offset of the first capability (valid with CAPS).
         cap_offset: U32 = Show::Dec,
         /// Reply: region size.
-        size: U64 = Show::Hex,
+        size: U64 = Show::Hex; key,
         /// Reply: mmap offset into the fd, and base of sparse areas.
         offset: U64 = Show::Hex,
     }
@@ -156,13 +156,13 @@ crate::wire_struct! {
     /// SPARSE_MMAP capability head (`struct vfio_region_info_cap_sparse_mmap`); `nr_areas` areas follow.
     pub struct CapSparseMmap("vfio-user spec §2.5; <linux/vfio.h> vfio_region_info_cap_sparse_mmap", size 16) {
         /// Capability id (1).
-        id: U16 = Show::Enum(REGION_CAP_NAMES),
+        id: U16 = Show::Enum(REGION_CAP_NAMES); key,
         /// Capability version.
         version: U16 = Show::Dec,
         /// Payload offset of the next capability.
         next: U32 = Show::Dec,
         /// Number of areas that follow.
-        nr_areas: U32 = Show::Dec,
+        nr_areas: U32 = Show::Dec; key,
         /// Reserved, zero.
         reserved: U32 = Show::Reserved,
     }
@@ -178,27 +178,27 @@ crate::wire_struct! {
     /// TYPE capability (`struct vfio_region_info_cap_type`): device-specific region type.
     pub struct CapType("vfio-user spec §2.5; <linux/vfio.h> vfio_region_info_cap_type", size 16) {
         /// Capability id (2).
-        id: U16 = Show::Enum(REGION_CAP_NAMES),
+        id: U16 = Show::Enum(REGION_CAP_NAMES); key,
         /// Capability version.
         version: U16 = Show::Dec,
         /// Payload offset of the next capability.
         next: U32 = Show::Dec,
         /// Region type (C name `type`).
-        region_type: U32 = Show::Hex,
+        region_type: U32 = Show::Hex; key,
         /// Region subtype.
-        subtype: U32 = Show::Hex,
+        subtype: U32 = Show::Hex; key,
     }
 
     /// SPARSE_MMAP_FDS capability head \[pending\]; `nr_areas` fd areas follow.
     pub struct CapSparseMmapFds("vfio-user pending §2.5 SPARSE_MMAP_FDS", size 16) {
         /// Capability id (16).
-        id: U16 = Show::Enum(REGION_CAP_NAMES),
+        id: U16 = Show::Enum(REGION_CAP_NAMES); key,
         /// Capability version.
         version: U16 = Show::Dec,
         /// Payload offset of the next capability.
         next: U32 = Show::Dec,
         /// Number of areas that follow.
-        nr_areas: U32 = Show::Dec,
+        nr_areas: U32 = Show::Dec; key,
         /// Reserved, zero.
         reserved: U32 = Show::Reserved,
     }
@@ -224,9 +224,9 @@ crate::wire_struct! {
         /// Must be 0.
         flags: U32 = Show::Hex,
         /// Region index.
-        index: U32 = Show::Enum(PCI_REGION_NAMES),
+        index: U32 = Show::Enum(PCI_REGION_NAMES); key,
         /// Request: 0; reply: number of sub-regions.
-        count: U32 = Show::Dec,
+        count: U32 = Show::Dec; key,
     }
 
     /// IO_FDS sub-region entry in the spec's 40-byte layout.
@@ -272,11 +272,11 @@ crate::wire_struct! {
         /// Request: largest reply accepted; reply: 16.
         argsz: U32 = Show::Dec,
         /// Reply: EVENTFD, MASKABLE, AUTOMASKED, NORESIZE.
-        flags: U32 = Show::Flags(IRQ_INFO_FLAGS),
+        flags: U32 = Show::Flags(IRQ_INFO_FLAGS); key,
         /// IRQ index.
-        index: U32 = Show::Enum(PCI_IRQ_NAMES),
+        index: U32 = Show::Enum(PCI_IRQ_NAMES); key,
         /// Reply: number of vectors.
-        count: U32 = Show::Dec,
+        count: U32 = Show::Dec; key,
     }
 
     /// DEVICE_SET_IRQS request fixed part (`struct vfio_irq_set`); DATA_BOOL bytes follow.
@@ -284,13 +284,13 @@ crate::wire_struct! {
         /// Request payload size including data.
         argsz: U32 = Show::Dec,
         /// One data type (NONE, BOOL, EVENTFD) and one action (MASK, UNMASK, TRIGGER).
-        flags: U32 = Show::Flags(IRQ_SET_FLAGS),
+        flags: U32 = Show::Flags(IRQ_SET_FLAGS); key,
         /// IRQ index.
-        index: U32 = Show::Enum(PCI_IRQ_NAMES),
+        index: U32 = Show::Enum(PCI_IRQ_NAMES); key,
         /// First sub-index.
-        start: U32 = Show::Dec,
+        start: U32 = Show::Dec; key,
         /// Number of sub-indices.
-        count: U32 = Show::Dec,
+        count: U32 = Show::Dec; key,
     }
 }
 

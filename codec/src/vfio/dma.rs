@@ -38,13 +38,13 @@ crate::wire_struct! {
         /// The structure size, 32 (DMA_MAP has no reply payload).
         argsz: U32 = Show::Dec,
         /// READ, WRITE and the pending access-mode bits.
-        flags: U32 = Show::Flags(DMA_MAP_FLAGS),
+        flags: U32 = Show::Flags(DMA_MAP_FLAGS); key,
         /// File offset inside the passed fd; 0 without an fd.
         offset: U64 = Show::Hex,
         /// DMA (IOVA) base address.
-        address: U64 = Show::Hex,
+        address: U64 = Show::Hex; key,
         /// Length of the range.
-        size: U64 = Show::Hex,
+        size: U64 = Show::Hex; key,
     }
 
     /// DMA_UNMAP request and reply body (the reply echoes the request entry).
@@ -52,19 +52,19 @@ crate::wire_struct! {
         /// Request: largest reply payload accepted; reply: full reply payload size.
         argsz: U32 = Show::Dec,
         /// UNMAP_ALL and the legacy GET_DIRTY_BITMAP.
-        flags: U32 = Show::Flags(DMA_UNMAP_FLAGS),
+        flags: U32 = Show::Flags(DMA_UNMAP_FLAGS); key,
         /// Base address; must equal a mapped window's address exactly.
-        address: U64 = Show::Hex,
+        address: U64 = Show::Hex; key,
         /// Length; must equal that window's size exactly.
-        size: U64 = Show::Hex,
+        size: U64 = Show::Hex; key,
     }
 
     /// Legacy dirty-bitmap header: follows DMA_UNMAP with GET_DIRTY_BITMAP and DIRTY_PAGES GET_BITMAP.
     pub struct DirtyBitmap("vfio-user draft 0.9.1 §4 (struct vfio_user_bitmap)", size 16) {
         /// Page size each bit covers.
-        pgsize: U64 = Show::Hex,
+        pgsize: U64 = Show::Hex; key,
         /// Size of the bitmap in bytes.
-        size: U64 = Show::Dec,
+        size: U64 = Show::Dec; key,
     }
 }
 

@@ -77,19 +77,19 @@ crate::wire_struct! {
         /// Request: largest reply accepted; GET reply: full length.
         argsz: U32 = Show::Dec,
         /// Feature index (bits 0–15), GET, SET, PROBE.
-        flags: U32 = Show::Flags(DEVICE_FEATURE_FLAGS),
+        flags: U32 = Show::Flags(DEVICE_FEATURE_FLAGS); key,
     }
 
     /// MIGRATION feature data (`struct vfio_device_feature_migration`).
     pub struct FeatureMigration("vfio-user spec §2.15 feature 1; <linux/vfio.h> vfio_device_feature_migration", size 8) {
         /// STOP_COPY, P2P, PRE_COPY.
-        flags: U64 = Show::Flags(MIGRATION_FLAGS),
+        flags: U64 = Show::Flags(MIGRATION_FLAGS); key,
     }
 
     /// MIG_DEVICE_STATE feature data (`struct vfio_device_feature_mig_state`).
     pub struct FeatureMigState("vfio-user spec §2.15 feature 2; <linux/vfio.h> vfio_device_feature_mig_state", size 8) {
         /// The requested (SET) or current (GET) migration state.
-        device_state: U32 = Show::Enum(MIG_STATE_NAMES),
+        device_state: U32 = Show::Enum(MIG_STATE_NAMES); key,
         /// Unused in vfio-user; 0.
         data_fd: U32 = Show::Dec,
     }
@@ -97,9 +97,9 @@ crate::wire_struct! {
     /// DMA_LOGGING_START/STOP control (`struct vfio_device_feature_dma_logging_control`); ranges follow.
     pub struct DmaLoggingControl("vfio-user spec §2.15 features 6/7; <linux/vfio.h> vfio_device_feature_dma_logging_control", size 16) {
         /// Logging granularity.
-        page_size: U64 = Show::Hex,
+        page_size: U64 = Show::Hex; key,
         /// Number of ranges that follow (0 = log everything).
-        num_ranges: U32 = Show::Dec,
+        num_ranges: U32 = Show::Dec; key,
         /// Reserved, zero.
         reserved: U32 = Show::Reserved,
     }
@@ -116,11 +116,11 @@ crate::wire_struct! {
     /// without its bitmap pointer); the reply's bitmap follows.
     pub struct DmaLoggingReport("vfio-user spec §2.15 feature 8", size 24) {
         /// Start of the range.
-        iova: U64 = Show::Hex,
+        iova: U64 = Show::Hex; key,
         /// Length of the range.
-        length: U64 = Show::Hex,
+        length: U64 = Show::Hex; key,
         /// Bytes each bitmap bit covers (a power of two).
-        page_size: U64 = Show::Hex,
+        page_size: U64 = Show::Hex; key,
     }
 
     /// MIG_DATA_READ and MIG_DATA_WRITE head, both directions; data follows.
@@ -128,7 +128,7 @@ crate::wire_struct! {
         /// Request: largest reply accepted; reply: 8 + bytes returned.
         argsz: U32 = Show::Dec,
         /// Bytes wanted, returned or written.
-        size: U32 = Show::Dec,
+        size: U32 = Show::Dec; key,
     }
 
     /// GET_PRECOPY_INFO request and reply \[pending\].
@@ -138,9 +138,9 @@ crate::wire_struct! {
         /// Unused, 0.
         flags: U32 = Show::Hex,
         /// Reply: initial data available.
-        initial_bytes: U64 = Show::Dec,
+        initial_bytes: U64 = Show::Dec; key,
         /// Reply: dirty data available.
-        dirty_bytes: U64 = Show::Dec,
+        dirty_bytes: U64 = Show::Dec; key,
     }
 
     /// Legacy DIRTY_PAGES request and reply head (draft 0.9.1, command 14).
@@ -148,15 +148,15 @@ crate::wire_struct! {
         /// Largest reply accepted / full reply size.
         argsz: U32 = Show::Dec,
         /// START, STOP, GET_BITMAP (exactly one).
-        flags: U32 = Show::Flags(DIRTY_PAGES_FLAGS),
+        flags: U32 = Show::Flags(DIRTY_PAGES_FLAGS); key,
     }
 
     /// Legacy DIRTY_PAGES GET_BITMAP range: iova, size and the bitmap header.
     pub struct DirtyPagesRange("vfio-user draft 0.9.1 §4 VFIO_USER_DIRTY_PAGES range", size 32) {
         /// Start of the range.
-        iova: U64 = Show::Hex,
+        iova: U64 = Show::Hex; key,
         /// Length of the range.
-        size: U64 = Show::Hex,
+        size: U64 = Show::Hex; key,
         /// Page size of the bitmap.
         pgsize: U64 = Show::Hex,
         /// Size of the bitmap in bytes.

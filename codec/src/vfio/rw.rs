@@ -9,25 +9,25 @@ crate::wire_struct! {
     /// REGION_READ and REGION_WRITE head, both directions; data follows in the WRITE request and READ reply.
     pub struct RegionAccess("vfio-user spec §2.9/§2.10 VFIO_USER_REGION_READ/WRITE", size 16) {
         /// Offset into the region.
-        offset: U64 = Show::Hex,
+        offset: U64 = Show::Hex; key,
         /// Region index.
-        region: U32 = Show::Enum(PCI_REGION_NAMES),
+        region: U32 = Show::Enum(PCI_REGION_NAMES); key,
         /// Bytes to transfer (reply: bytes transferred).
-        count: U32 = Show::Dec,
+        count: U32 = Show::Dec; key,
     }
 
     /// DMA_READ and DMA_WRITE head (server to client); data follows in the WRITE request and READ reply.
     pub struct DmaAccess("vfio-user spec §2.11/§2.12 VFIO_USER_DMA_READ/WRITE", size 16) {
         /// Client IOVA.
-        address: U64 = Show::Hex,
+        address: U64 = Show::Hex; key,
         /// Bytes to transfer (a 64-bit count; QEMU 10.1 departs, see §2.12).
-        count: U64 = Show::Dec,
+        count: U64 = Show::Dec; key,
     }
 
     /// REGION_WRITE_MULTI request head and reply (number of writes).
     pub struct RegionWriteMulti("vfio-user spec §2.14 VFIO_USER_REGION_WRITE_MULTI", size 8) {
         /// Request: number of entries that follow; reply: number completed.
-        wr_cnt: U64 = Show::Dec,
+        wr_cnt: U64 = Show::Dec; key,
     }
 
     /// One REGION_WRITE_MULTI entry.
