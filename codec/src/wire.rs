@@ -254,6 +254,11 @@ impl Layout {
             fields: T::FIELDS,
         }
     }
+
+    /// The layout of the type of `_value`.
+    pub const fn of_val<T: WireStruct>(_value: &T) -> Self {
+        Self::of::<T>()
+    }
 }
 
 #[doc(hidden)]

@@ -248,7 +248,7 @@ crate::wire_struct! {
     }
 
     /// IO_FDS sub-region entry in libvfio-user's 48-byte layout (shadow ioeventfd, \[impl\]).
-    pub struct IoFdShadowEntry("vfio-user §2.6 [impl] lvu shadow ioeventfd entry (48 bytes)", size 48) {
+    pub struct IoFdShadowEntry("vfio-user §2.6 (impl) lvu shadow ioeventfd entry (48 bytes)", size 48) {
         /// Offset in the region.
         gpa_offset: U64 = Show::Hex,
         /// Access size (0 = any).
