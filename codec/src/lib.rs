@@ -54,8 +54,6 @@
 
 #[cfg(feature = "alloc")]
 extern crate alloc;
-#[cfg(feature = "std")]
-extern crate std;
 
 #[doc(hidden)]
 pub use zerocopy as __zerocopy;
@@ -75,3 +73,5 @@ pub use message::{
     Argsz, Body, DataKind, Direction, FeatureData, Message, Part, VersionBody, decode, encode, encode_exact,
     encode_vec, encode_with,
 };
+#[cfg(feature = "alloc")]
+pub use message::encode_to_vec;

@@ -1065,3 +1065,12 @@ impl<'a> Message<'a> {
         w.data(DataKind::Trailing, self.trailing);
     }
 }
+
+/// Encodes a message into a new `Vec`, computing `msg_size` and `argsz` (feature `alloc`).
+#[cfg(feature = "alloc")]
+pub fn encode_to_vec(header: &Header, body: &Body<'_>) -> Result<alloc::vec::Vec<u8>, EncodeError> {
+    let mut v = alloc::vec![0u8; HEADER_SIZE + body_len(body, &[])];
+    let n = encode(header, body, &mut v)?;
+    v.truncate(n);
+    Ok(v)
+}

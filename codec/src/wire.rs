@@ -143,6 +143,9 @@ pub struct Field {
     pub doc: &'static str,
     /// Whether the field is one of the few shown in a one-line summary of the message.
     pub key: bool,
+    /// With `key`: the field means something only in a reply (a request carries 0 there), so a
+    /// summary of a request leaves it out.
+    pub reply_only: bool,
 }
 
 impl Field {
@@ -270,6 +273,23 @@ macro_rules! __key {
     (key) => {
         true
     };
+    (reply_key) => {
+        true
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __reply_only {
+    () => {
+        false
+    };
+    (key) => {
+        false
+    };
+    (reply_key) => {
+        true
+    };
 }
 
 /// Declares a wire struct: the zerocopy `#[repr(C)]` struct with public fields, a compile-time size
@@ -332,6 +352,7 @@ macro_rules! wire_struct {
                     show: $show,
                     doc: concat!($($doc),*),
                     key: $crate::__key!($($key)?),
+                    reply_only: $crate::__reply_only!($($key)?),
                 }, )*
             ];
         }

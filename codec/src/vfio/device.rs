@@ -120,11 +120,11 @@ crate::wire_struct! {
         /// Request: largest reply accepted (≥ 16); reply: 16.
         argsz: U32 = Show::Dec,
         /// Reply: RESET, PCI.
-        flags: U32 = Show::Flags(DEVICE_INFO_FLAGS); key,
+        flags: U32 = Show::Flags(DEVICE_INFO_FLAGS); reply_key,
         /// Reply: number of regions (≥ 9 for PCI).
-        num_regions: U32 = Show::Dec; key,
+        num_regions: U32 = Show::Dec; reply_key,
         /// Reply: number of IRQ indices (5 for PCI).
-        num_irqs: U32 = Show::Dec; key,
+        num_irqs: U32 = Show::Dec; reply_key,
     }
 
     /// DEVICE_GET_REGION_INFO request and reply fixed part (`struct vfio_region_info`).
@@ -132,13 +132,13 @@ crate::wire_struct! {
         /// Request: largest reply accepted; reply: full size, 32 + capabilities.
         argsz: U32 = Show::Dec,
         /// Reply: READ, WRITE, MMAP, CAPS.
-        flags: U32 = Show::Flags(REGION_INFO_FLAGS); key,
+        flags: U32 = Show::Flags(REGION_INFO_FLAGS); reply_key,
         /// Region index.
         index: U32 = Show::Enum(PCI_REGION_NAMES); key,
         /// Reply: payload offset of the first capability (valid with CAPS).
         cap_offset: U32 = Show::Dec,
         /// Reply: region size.
-        size: U64 = Show::Hex; key,
+        size: U64 = Show::Hex; reply_key,
         /// Reply: mmap offset into the fd, and base of sparse areas.
         offset: U64 = Show::Hex,
     }
@@ -226,7 +226,7 @@ crate::wire_struct! {
         /// Region index.
         index: U32 = Show::Enum(PCI_REGION_NAMES); key,
         /// Request: 0; reply: number of sub-regions.
-        count: U32 = Show::Dec; key,
+        count: U32 = Show::Dec; reply_key,
     }
 
     /// IO_FDS sub-region entry in the spec's 40-byte layout.
@@ -272,11 +272,11 @@ crate::wire_struct! {
         /// Request: largest reply accepted; reply: 16.
         argsz: U32 = Show::Dec,
         /// Reply: EVENTFD, MASKABLE, AUTOMASKED, NORESIZE.
-        flags: U32 = Show::Flags(IRQ_INFO_FLAGS); key,
+        flags: U32 = Show::Flags(IRQ_INFO_FLAGS); reply_key,
         /// IRQ index.
         index: U32 = Show::Enum(PCI_IRQ_NAMES); key,
         /// Reply: number of vectors.
-        count: U32 = Show::Dec; key,
+        count: U32 = Show::Dec; reply_key,
     }
 
     /// DEVICE_SET_IRQS request fixed part (`struct vfio_irq_set`); DATA_BOOL bytes follow.

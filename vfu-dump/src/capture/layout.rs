@@ -1,0 +1,448 @@
+//! The raw layout of the formats read and written here: pcapng block types and option codes, classic
+//! pcap magics, link types, exported-PDU tags and the EPB comment words, in one place; plus the small
+//! byte-order and TLV helpers the readers and the writer share.
+//!
+//! References: the pcapng draft (IETF opsawg `draft-ietf-opsawg-pcapng`), the classic pcap draft
+//! (`draft-ietf-opsawg-pcap`), Wireshark's `exported_pdu.h` for the tags, and
+//! `shared/docs/capture-format.md` for how this project uses them.
+
+use vfu_codec::Direction;
+
+use super::Protocol;
+
+/// pcapng Section Header Block; the same bytes in both byte orders.
+pub(crate) const BT_SHB: u32 = 0x0A0D_0D0A;
+/// pcapng Interface Description Block.
+pub(crate) const BT_IDB: u32 = 0x0000_0001;
+/// pcapng Enhanced Packet Block.
+pub(crate) const BT_EPB: u32 = 0x0000_0006;
+/// The SHB byte-order magic, as written in the section's byte order.
+pub(crate) const BYTE_ORDER_MAGIC: u32 = 0x1A2B_3C4D;
+
+/// Minimum total lengths (header, body and trailer) of the blocks that are parsed.
+pub(crate) const MIN_BLOCK: usize = 12;
+pub(crate) const MIN_SHB: usize = 28;
+pub(crate) const MIN_IDB: usize = 20;
+pub(crate) const MIN_EPB: usize = 32;
+
+/// Option codes: common, IDB and EPB.
+pub(crate) const OPT_ENDOFOPT: u16 = 0;
+pub(crate) const OPT_COMMENT: u16 = 1;
+pub(crate) const IF_NAME: u16 = 2;
+pub(crate) const IF_TSRESOL: u16 = 9;
+pub(crate) const IF_TSOFFSET: u16 = 14;
+pub(crate) const EPB_FLAGS: u16 = 2;
+
+/// `epb_flags` bits 0–1: inbound (server→client here) and outbound (client→server).
+pub(crate) const EPB_FLAGS_DIR_MASK: u32 = 0x3;
+pub(crate) const EPB_FLAGS_INBOUND: u32 = 1;
+pub(crate) const EPB_FLAGS_OUTBOUND: u32 = 2;
+
+/// Classic pcap magics as read little-endian: microsecond and nanosecond timestamps.
+pub(crate) const PCAP_MAGIC_US: u32 = 0xA1B2_C3D4;
+pub(crate) const PCAP_MAGIC_NS: u32 = 0xA1B2_3C4D;
+/// Classic pcap file header and record header sizes.
+pub(crate) const PCAP_HEADER_LEN: usize = 24;
+pub(crate) const PCAP_RECORD_HEADER_LEN: usize = 16;
+
+/// `LINKTYPE_WIRESHARK_UPPER_PDU`: exported-PDU tags, then the message.
+pub(crate) const LINKTYPE_UPPER_PDU: u32 = 252;
+/// `LINKTYPE_USER0`, as sockdump uses it.
+pub(crate) const LINKTYPE_USER0: u32 = 147;
+
+/// sockdump's record prefix: a Pascal string of 109 bytes (length byte, then up to 108 bytes of
+/// socket path, zero-padded), then big-endian u64 peer pid and u64 pid.
+pub(crate) mod sockdump {
+    pub(crate) const PATH: usize = 0;
+    pub(crate) const PATH_FIELD_LEN: usize = 109;
+    pub(crate) const PATH_MAX: usize = 108;
+    pub(crate) const PEER_PID: usize = 109;
+    pub(crate) const PID: usize = 117;
+    pub(crate) const PREFIX_LEN: usize = 125;
+}
+
+/// Exported-PDU tags: end of tags, dissector name, P2P direction.
+pub(crate) const EXP_PDU_TAG_END: u16 = 0;
+pub(crate) const EXP_PDU_TAG_DISSECTOR_NAME: u16 = 12;
+pub(crate) const EXP_PDU_TAG_P2P_DIRECTION: u16 = 35;
+/// P2P direction values.
+pub(crate) const P2P_CLIENT_TO_SERVER: u32 = 0;
+pub(crate) const P2P_SERVER_TO_CLIENT: u32 = 1;
+
+/// Dissector names (tag 12) and `if_name` prefixes.
+pub(crate) const DISSECTOR_VFIO_USER: &str = "vfio_user";
+pub(crate) const DISSECTOR_VDUSE: &str = "vduse";
+/// Wireshark's generic dissector, written for [`Protocol::Other`] so it reads back as `Other`.
+pub(crate) const DISSECTOR_DATA: &str = "data";
+pub(crate) const IF_NAME_VFIO_USER: &str = "vfio-user:";
+pub(crate) const IF_NAME_VDUSE: &str = "vduse:";
+
+/// EPB comment words.
+pub(crate) const COMMENT_FDS: &str = "fds=";
+pub(crate) const COMMENT_TRUNCATED: &str = "truncated";
+
+/// `n` rounded up to a multiple of 4 (saturating).
+pub(crate) fn pad4(n: usize) -> usize {
+    n.saturating_add(3) & !3
+}
+
+/// A section's byte order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Endian {
+    Little,
+    Big,
+}
+
+impl Endian {
+    /// The `N` bytes at `at`, or zeros when out of range. Callers check lengths first; this never
+    /// panics on a short slice.
+    fn bytes<const N: usize>(b: &[u8], at: usize) -> [u8; N] {
+        at.checked_add(N)
+            .and_then(|end| b.get(at..end))
+            .and_then(|s| s.try_into().ok())
+            .unwrap_or([0; N])
+    }
+
+    pub(crate) fn u16(self, b: &[u8], at: usize) -> u16 {
+        let v = Self::bytes::<2>(b, at);
+        match self {
+            Endian::Little => u16::from_le_bytes(v),
+            Endian::Big => u16::from_be_bytes(v),
+        }
+    }
+
+    pub(crate) fn u32(self, b: &[u8], at: usize) -> u32 {
+        let v = Self::bytes::<4>(b, at);
+        match self {
+            Endian::Little => u32::from_le_bytes(v),
+            Endian::Big => u32::from_be_bytes(v),
+        }
+    }
+
+    pub(crate) fn u64(self, b: &[u8], at: usize) -> u64 {
+        let v = Self::bytes::<8>(b, at);
+        match self {
+            Endian::Little => u64::from_le_bytes(v),
+            Endian::Big => u64::from_be_bytes(v),
+        }
+    }
+}
+
+/// One option (pcapng) or tag (exported PDU): a code and its value.
+pub(crate) struct Tlv<'a> {
+    pub(crate) code: u16,
+    pub(crate) value: &'a [u8],
+}
+
+/// Walks a pcapng option list: `u16 code, u16 length, value padded to 4` in the section's byte order,
+/// ending at `opt_endofopt` or at the end of the slice. An option that runs past the end is an error
+/// naming its offset within `bytes`.
+pub(crate) struct Options<'a> {
+    endian: Endian,
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Options<'a> {
+    pub(crate) fn new(endian: Endian, bytes: &'a [u8]) -> Self {
+        Options {
+            endian,
+            bytes,
+            at: 0,
+        }
+    }
+}
+
+impl<'a> Iterator for Options<'a> {
+    /// An option, or `(offset in the list, reason)`.
+    type Item = Result<Tlv<'a>, (usize, String)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let at = self.at;
+        let left = self.bytes.len().checked_sub(at)?;
+        if left == 0 {
+            return None;
+        }
+        if left < 4 {
+            self.at = self.bytes.len();
+            return Some(Err((
+                at,
+                format!("{left} stray bytes where an option header needs 4"),
+            )));
+        }
+        let code = self.endian.u16(self.bytes, at);
+        let len = usize::from(self.endian.u16(self.bytes, at + 2));
+        if code == OPT_ENDOFOPT {
+            self.at = self.bytes.len();
+            return None;
+        }
+        if len > left - 4 {
+            self.at = self.bytes.len();
+            return Some(Err((
+                at,
+                format!(
+                    "option {code} of length {len} runs past the end of the options ({} bytes left)",
+                    left - 4
+                ),
+            )));
+        }
+        self.at = (at + 4 + pad4(len)).min(self.bytes.len());
+        Some(Ok(Tlv {
+            code,
+            value: &self.bytes[at + 4..at + 4 + len],
+        }))
+    }
+}
+
+/// What the exported-PDU tags of one packet say.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct PduTags {
+    /// From tag 12; `None` when the tag is absent.
+    pub(crate) protocol: Option<Protocol>,
+    /// From tag 35; `None` when absent or neither 0 nor 1.
+    pub(crate) direction: Option<Direction>,
+    /// Where the message starts in the packet (after the end-of-tags tag).
+    pub(crate) payload_start: usize,
+}
+
+/// The protocol a dissector name stands for.
+pub(crate) fn protocol_of_dissector(name: &[u8]) -> Protocol {
+    let end = name.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
+    match &name[..end] {
+        n if n == DISSECTOR_VFIO_USER.as_bytes() => Protocol::VfioUser,
+        n if n == DISSECTOR_VDUSE.as_bytes() => Protocol::Vduse,
+        _ => Protocol::Other,
+    }
+}
+
+/// The protocol an interface name stands for (`vfio-user:…`, `vduse:…`).
+pub(crate) fn protocol_of_if_name(name: &str) -> Protocol {
+    if name.starts_with(IF_NAME_VFIO_USER) {
+        Protocol::VfioUser
+    } else if name.starts_with(IF_NAME_VDUSE) {
+        Protocol::Vduse
+    } else {
+        Protocol::Other
+    }
+}
+
+/// Parses the exported-PDU tags at the start of a packet (big-endian TLVs; the length holds the padded
+/// length of the value). A packet whose tags run past its end, without the end-of-tags tag, is an
+/// error naming the tag's offset within the packet.
+pub(crate) fn parse_pdu_tags(packet: &[u8]) -> Result<PduTags, String> {
+    let mut tags = PduTags {
+        protocol: None,
+        direction: None,
+        payload_start: 0,
+    };
+    let mut at = 0usize;
+    loop {
+        let left = packet.len() - at;
+        if left < 4 {
+            return Err(format!(
+                "exported-PDU tags end without an end-of-tags tag ({left} bytes left at packet offset {at})"
+            ));
+        }
+        let tag = Endian::Big.u16(packet, at);
+        let len = usize::from(Endian::Big.u16(packet, at + 2));
+        if len > left - 4 {
+            return Err(format!(
+                "exported-PDU tag {tag} at packet offset {at}: length {len} runs past the packet ({} bytes left)",
+                left - 4
+            ));
+        }
+        let value = &packet[at + 4..at + 4 + len];
+        at += 4 + len;
+        match tag {
+            EXP_PDU_TAG_END => {
+                tags.payload_start = at;
+                return Ok(tags);
+            }
+            EXP_PDU_TAG_DISSECTOR_NAME => tags.protocol = Some(protocol_of_dissector(value)),
+            EXP_PDU_TAG_P2P_DIRECTION if len == 4 => {
+                tags.direction = match Endian::Big.u32(value, 0) {
+                    P2P_CLIENT_TO_SERVER => Some(Direction::ClientToServer),
+                    P2P_SERVER_TO_CLIENT => Some(Direction::ServerToClient),
+                    _ => None,
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Appends the exported-PDU tags for one message: dissector name, direction, end of tags.
+pub(crate) fn emit_pdu_tags(out: &mut Vec<u8>, protocol: Protocol, direction: Direction) {
+    let name = match protocol {
+        Protocol::VfioUser => DISSECTOR_VFIO_USER,
+        Protocol::Vduse => DISSECTOR_VDUSE,
+        Protocol::Other => DISSECTOR_DATA,
+    };
+    let padded = pad4(name.len());
+    out.extend_from_slice(&EXP_PDU_TAG_DISSECTOR_NAME.to_be_bytes());
+    out.extend_from_slice(&(padded as u16).to_be_bytes());
+    out.extend_from_slice(name.as_bytes());
+    out.resize(out.len() + padded - name.len(), 0);
+    out.extend_from_slice(&EXP_PDU_TAG_P2P_DIRECTION.to_be_bytes());
+    out.extend_from_slice(&4u16.to_be_bytes());
+    let dir = match direction {
+        Direction::ClientToServer => P2P_CLIENT_TO_SERVER,
+        Direction::ServerToClient => P2P_SERVER_TO_CLIENT,
+    };
+    out.extend_from_slice(&dir.to_be_bytes());
+    out.extend_from_slice(&EXP_PDU_TAG_END.to_be_bytes());
+    out.extend_from_slice(&0u16.to_be_bytes());
+}
+
+/// The direction `epb_flags` gives, if any.
+pub(crate) fn direction_of_epb_flags(flags: u32) -> Option<Direction> {
+    match flags & EPB_FLAGS_DIR_MASK {
+        EPB_FLAGS_OUTBOUND => Some(Direction::ClientToServer),
+        EPB_FLAGS_INBOUND => Some(Direction::ServerToClient),
+        _ => None,
+    }
+}
+
+/// The `epb_flags` for a direction.
+pub(crate) fn epb_flags_of(direction: Direction) -> u32 {
+    match direction {
+        Direction::ClientToServer => EPB_FLAGS_OUTBOUND,
+        Direction::ServerToClient => EPB_FLAGS_INBOUND,
+    }
+}
+
+/// Reads the words of an EPB comment: `fds=N` and `truncated`, separated by spaces, in any order.
+/// Other words are ignored; a later `fds=` replaces an earlier one.
+pub(crate) fn parse_comment(comment: &[u8], fds: &mut u32, truncated: &mut bool) {
+    for word in comment
+        .split(|b| b.is_ascii_whitespace() || *b == 0)
+        .filter(|w| !w.is_empty())
+    {
+        if word == COMMENT_TRUNCATED.as_bytes() {
+            *truncated = true;
+        } else if let Some(n) = word.strip_prefix(COMMENT_FDS.as_bytes()) {
+            if let Some(n) = std::str::from_utf8(n).ok().and_then(|s| s.parse().ok()) {
+                *fds = n;
+            }
+        }
+    }
+}
+
+/// Appends the comment for a record (`fds=N`, `truncated`, joined by a space); nothing when neither.
+pub(crate) fn emit_comment(out: &mut Vec<u8>, fds: u32, truncated: bool) {
+    use std::io::Write as _;
+    if fds > 0 {
+        // Writing into a Vec cannot fail.
+        let _ = write!(out, "{COMMENT_FDS}{fds}");
+    }
+    if truncated {
+        if fds > 0 {
+            out.push(b' ');
+        }
+        out.extend_from_slice(COMMENT_TRUNCATED.as_bytes());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The tags of the first message in `lvu-sample-client.pcapng`.
+    static TAGS: [u8; 24] = [
+        0x00, 0x0c, 0x00, 0x0c, b'v', b'f', b'i', b'o', b'_', b'u', b's', b'e', b'r', 0, 0, 0, 0x00,
+        0x23, 0x00, 0x04, 0, 0, 0, 0,
+    ];
+
+    #[test]
+    fn parse_corpus_tags() {
+        let mut packet = TAGS.to_vec();
+        packet.extend_from_slice(&[0, 0, 0, 0, 0xAA]);
+        let t = parse_pdu_tags(&packet).unwrap();
+        assert_eq!(t.protocol, Some(Protocol::VfioUser));
+        assert_eq!(t.direction, Some(Direction::ClientToServer));
+        assert_eq!(t.payload_start, 28);
+    }
+
+    #[test]
+    fn emit_matches_corpus_bytes() {
+        let mut out = vec![];
+        emit_pdu_tags(&mut out, Protocol::VfioUser, Direction::ClientToServer);
+        assert_eq!(&out[..24], &TAGS);
+        assert_eq!(&out[24..], &[0, 0, 0, 0]);
+        for p in [Protocol::VfioUser, Protocol::Vduse, Protocol::Other] {
+            for d in [Direction::ClientToServer, Direction::ServerToClient] {
+                let mut out = vec![];
+                emit_pdu_tags(&mut out, p, d);
+                assert_eq!(out.len() % 4, 0);
+                let t = parse_pdu_tags(&out).unwrap();
+                assert_eq!((t.protocol, t.direction, t.payload_start), (Some(p), Some(d), out.len()));
+            }
+        }
+    }
+
+    #[test]
+    fn truncated_tags_are_errors() {
+        for n in 0..TAGS.len() {
+            assert!(parse_pdu_tags(&TAGS[..n]).is_err(), "{n}");
+        }
+        let err = parse_pdu_tags(&[0, 12, 0, 200, 1, 2]).unwrap_err();
+        assert!(err.contains("length 200 runs past"), "{err}");
+    }
+
+    #[test]
+    fn unknown_dissector_and_odd_direction() {
+        let t = parse_pdu_tags(&[0, 12, 0, 4, b't', b'c', b'p', 0, 0, 35, 0, 4, 0, 0, 0, 9, 0, 0, 0, 0])
+            .unwrap();
+        assert_eq!(t.protocol, Some(Protocol::Other));
+        assert_eq!(t.direction, None);
+        let t = parse_pdu_tags(&[0, 0, 0, 0]).unwrap();
+        assert_eq!((t.protocol, t.direction, t.payload_start), (None, None, 4));
+    }
+
+    #[test]
+    fn comments_in_either_order() {
+        for c in ["fds=3 truncated", "truncated fds=3", " truncated  fds=3 extra"] {
+            let (mut fds, mut t) = (0, false);
+            parse_comment(c.as_bytes(), &mut fds, &mut t);
+            assert_eq!((fds, t), (3, true), "{c}");
+        }
+        let (mut fds, mut t) = (0, false);
+        parse_comment(b"fds=x", &mut fds, &mut t);
+        assert_eq!((fds, t), (0, false));
+        let mut out = vec![];
+        emit_comment(&mut out, 1, true);
+        assert_eq!(out, b"fds=1 truncated");
+        out.clear();
+        emit_comment(&mut out, 0, true);
+        assert_eq!(out, b"truncated");
+        out.clear();
+        emit_comment(&mut out, 2, false);
+        assert_eq!(out, b"fds=2");
+    }
+
+    #[test]
+    fn options_walk_and_errors() {
+        let e = Endian::Little;
+        let list = [2, 0, 3, 0, b'a', b'b', b'c', 0, 9, 0, 1, 0, 9, 0, 0, 0, 0, 0, 0, 0];
+        let got: Vec<_> = Options::new(e, &list).map(|o| o.unwrap()).map(|t| (t.code, t.value.to_vec())).collect();
+        assert_eq!(got, vec![(2, b"abc".to_vec()), (9, vec![9])]);
+        // No end-of-options: fine. Overrun: error at its offset.
+        assert_eq!(Options::new(e, &list[..16]).count(), 2);
+        let bad = [2, 0, 30, 0, 1, 2];
+        let err = Options::new(e, &bad).next().unwrap().err().unwrap();
+        assert_eq!(err.0, 0);
+        let stray = [2, 0, 0, 0, 1];
+        let mut it = Options::new(e, &stray);
+        assert!(it.next().unwrap().is_ok());
+        assert!(it.next().unwrap().is_err());
+        assert!(it.next().is_none());
+    }
+
+    #[test]
+    fn endian_reads_never_panic() {
+        assert_eq!(Endian::Big.u32(&[1, 2], 0), 0);
+        assert_eq!(Endian::Big.u32(&[1, 2, 3, 4], usize::MAX), 0);
+        assert_eq!(Endian::Big.u16(&[1, 2], 0), 0x0102);
+        assert_eq!(Endian::Little.u64(&[1, 0, 0, 0, 0, 0, 0, 0], 0), 1);
+    }
+}

@@ -1,0 +1,584 @@
+//! Rendering decoded messages as text lines, verbose field trees, annotated hex dumps and JSON.
+//!
+//! Everything here is driven by the codec's field tables ([`vfu_codec::wire::WireStruct::FIELDS`]) and
+//! [`vfu_codec::Message::for_each_part`]: no field name is spelled out in this module.
+
+use std::fmt::Write as _;
+use std::io::{self, Write};
+
+use owo_colors::OwoColorize;
+use vfu_codec::wire::{Field, FlagKind, Named, Scalar, Show};
+use vfu_codec::{DataKind, DecodeError, Direction, Message, Part, errno};
+
+/// Facts about one message that do not come from its bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Meta {
+    /// Message number in the input (0-based).
+    pub index: u64,
+    /// Wall-clock time in nanoseconds since the Unix epoch.
+    pub ts_ns: u64,
+    /// Connection number.
+    pub conn: u32,
+    /// Which way it travelled.
+    pub direction: Direction,
+    /// File descriptors that travelled with it.
+    pub fds: u32,
+    /// Whether the stream ended inside this message.
+    pub truncated: bool,
+    /// Round-trip time from its request, for replies whose request was seen.
+    pub rtt_ns: Option<u64>,
+}
+
+/// How to render.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Style {
+    /// ANSI colours.
+    pub color: bool,
+    /// Print every field (`-v`).
+    pub verbose: bool,
+    /// Add an annotated hex dump (`-x`).
+    pub hex: bool,
+    /// Print times relative to the first message instead of wall-clock.
+    pub relative_to: Option<u64>,
+}
+
+/// Looks a value up in a name table.
+fn name_of(table: &[Named], v: u64) -> Option<&'static str> {
+    table.iter().find(|n| n.value == v).map(|n| n.name)
+}
+
+/// Writes a flags word as `NAME|NAME|0x100`, with multi-bit parts as `part=VALUE`.
+pub fn flags_text(specs: &[vfu_codec::wire::FlagSpec], raw: u64, out: &mut String) {
+    let mut covered = 0u64;
+    let mut first = true;
+    let mut sep = |out: &mut String| {
+        if !first {
+            out.push('|');
+        }
+        first = false;
+    };
+    for s in specs {
+        covered |= s.mask;
+        match s.kind {
+            FlagKind::Bit => {
+                if raw & s.mask == s.mask {
+                    sep(out);
+                    out.push_str(s.name);
+                }
+            }
+            FlagKind::Value(values) => {
+                let v = s.extract(raw);
+                sep(out);
+                match name_of(values, v) {
+                    Some(n) => out.push_str(n),
+                    None => {
+                        let _ = write!(out, "{}={v}", s.name);
+                    }
+                }
+            }
+            FlagKind::Number => {
+                sep(out);
+                let _ = write!(out, "{}={}", s.name, s.extract(raw));
+            }
+        }
+    }
+    let rest = raw & !covered;
+    if rest != 0 {
+        sep(out);
+        let _ = write!(out, "{rest:#x}");
+    }
+    if first {
+        out.push('0');
+    }
+}
+
+/// The text form of one field's value: `0x1000`, `READ|WRITE`, `EINVAL (22)`, `RUNNING (2)`.
+pub fn value_text(field: &Field, bytes: &[u8], out: &mut String) {
+    let Some(v) = field.read_u64(bytes) else {
+        match field.show {
+            Show::Text => {
+                let raw = field.bytes(bytes).unwrap_or(&[]);
+                let end = raw.iter().position(|&b| b == 0).unwrap_or(raw.len());
+                let _ = write!(out, "{:?}", String::from_utf8_lossy(&raw[..end]));
+            }
+            _ => hex_bytes(field.bytes(bytes).unwrap_or(&[]), out),
+        }
+        return;
+    };
+    match field.show {
+        Show::Dec | Show::Reserved => {
+            let _ = write!(out, "{}", signed(field, v));
+        }
+        Show::Hex | Show::Bytes | Show::Text => {
+            let _ = write!(out, "{v:#x}");
+        }
+        Show::Flags(specs) => flags_text(specs, v, out),
+        Show::Enum(table) => match name_of(table, v) {
+            Some(n) => {
+                let _ = write!(out, "{n} ({v})");
+            }
+            None => {
+                let _ = write!(out, "{v}");
+            }
+        },
+        Show::Errno => match errno::name(v as u32) {
+            Some(n) => {
+                let _ = write!(out, "{n} ({v})");
+            }
+            None => {
+                let _ = write!(out, "{v}");
+            }
+        },
+        Show::Command => {
+            let c = vfu_codec::Command(v as u16);
+            match c.short_name() {
+                Some(n) => {
+                    let _ = write!(out, "{n} ({v})");
+                }
+                None => {
+                    let _ = write!(out, "{v}");
+                }
+            }
+        }
+    }
+}
+
+fn signed(field: &Field, v: u64) -> i128 {
+    match field.scalar {
+        Scalar::I32(_) => i128::from(v as i64),
+        _ => i128::from(v),
+    }
+}
+
+/// The symbolic name of a value, when its field has one (flags, enums, errnos, commands).
+pub fn value_name(field: &Field, v: u64) -> Option<String> {
+    match field.show {
+        Show::Flags(specs) => {
+            let mut s = String::new();
+            flags_text(specs, v, &mut s);
+            Some(s)
+        }
+        Show::Enum(t) => name_of(t, v).map(str::to_owned),
+        Show::Errno => errno::name(v as u32).map(str::to_owned),
+        Show::Command => vfu_codec::Command(v as u16).short_name().map(str::to_owned),
+        _ => None,
+    }
+}
+
+fn hex_bytes(b: &[u8], out: &mut String) {
+    for x in b {
+        let _ = write!(out, "{x:02x}");
+    }
+}
+
+fn fmt_time(ns: u64, style: &Style) -> String {
+    match style.relative_to {
+        Some(t0) => {
+            let d = ns.saturating_sub(t0);
+            format!("{}.{:09}", d / 1_000_000_000, d % 1_000_000_000)
+        }
+        None => {
+            let secs = ns / 1_000_000_000;
+            let day = secs % 86_400;
+            format!("{:02}:{:02}:{:02}.{:09}", day / 3600, day / 60 % 60, day % 60, ns % 1_000_000_000)
+        }
+    }
+}
+
+/// Formats a duration in nanoseconds for people: `850ns`, `12.3µs`, `4.56ms`, `1.20s`.
+pub fn fmt_duration(ns: u64) -> String {
+    if ns < 1_000 {
+        format!("{ns}ns")
+    } else if ns < 1_000_000 {
+        format!("{:.1}µs", ns as f64 / 1e3)
+    } else if ns < 1_000_000_000 {
+        format!("{:.2}ms", ns as f64 / 1e6)
+    } else {
+        format!("{:.2}s", ns as f64 / 1e9)
+    }
+}
+
+/// The key fields of a message, `name=value` separated by spaces, from the fields marked `key` in the
+/// tables; arrays are summarised by their count and data by its length.
+pub fn key_fields(msg: &Message<'_>) -> String {
+    let mut s = String::new();
+    let mut last_array: Option<(&'static str, usize)> = None;
+    let reply = msg.is_reply();
+    let flush_array = |s: &mut String, a: &mut Option<(&'static str, usize)>| {
+        if let Some((name, n)) = a.take() {
+            let _ = write!(s, " {}[{n}]", name);
+        }
+    };
+    msg.for_each_part(|p| match p {
+        Part::Struct { layout, bytes, index, .. } => {
+            if layout.name == "Header" {
+                return;
+            }
+            if let Some(i) = index {
+                match &mut last_array {
+                    Some((name, n)) if *name == layout.name => *n = i + 1,
+                    _ => {
+                        flush_array(&mut s, &mut last_array);
+                        last_array = Some((layout.name, i + 1));
+                    }
+                }
+                return;
+            }
+            flush_array(&mut s, &mut last_array);
+            for f in layout.fields.iter().filter(|f| f.key && (reply || !f.reply_only)) {
+                let _ = write!(s, " {}=", f.name);
+                value_text(f, bytes, &mut s);
+            }
+        }
+        Part::Data { kind, bytes, .. } => {
+            flush_array(&mut s, &mut last_array);
+            match kind {
+                DataKind::Json => {
+                    let _ = write!(s, " caps={}", String::from_utf8_lossy(bytes));
+                }
+                DataKind::Nul => {}
+                DataKind::Data => {
+                    let _ = write!(s, " data={}B", bytes.len());
+                }
+                DataKind::Bitmap => {
+                    let _ = write!(s, " bitmap={}B", bytes.len());
+                }
+                DataKind::CapArea => {
+                    let _ = write!(s, " cap_area={}B", bytes.len());
+                }
+                DataKind::Raw => {
+                    let _ = write!(s, " raw={}B", bytes.len());
+                }
+                DataKind::Trailing => {
+                    let _ = write!(s, " trailing={}B", bytes.len());
+                }
+            }
+        }
+    });
+    flush_array(&mut s, &mut last_array);
+    s.trim_start().to_owned()
+}
+
+fn arrow(d: Direction) -> &'static str {
+    match d {
+        Direction::ClientToServer => "→",
+        Direction::ServerToClient => "←",
+    }
+}
+
+/// Writes the one-line summary of a message (or of the bytes that failed to decode).
+pub fn write_line(
+    out: &mut dyn Write,
+    meta: &Meta,
+    bytes: &[u8],
+    decoded: &Result<Message<'_>, DecodeError>,
+    style: &Style,
+) -> io::Result<()> {
+    let time = fmt_time(meta.ts_ns, style);
+    let mut line = String::with_capacity(160);
+    let _ = write!(line, "#{:<5} {} c{} {} ", meta.index, time, meta.conn, arrow(meta.direction));
+    let hdr = vfu_codec::Header::peek(bytes);
+    match (decoded, hdr) {
+        (Ok(m), _) => {
+            let h = m.header;
+            let cmd = m.command();
+            let name = cmd.short_name().map_or_else(|| format!("UNKNOWN({})", cmd.0), str::to_owned);
+            let kind = if m.is_reply() {
+                if h.is_error() {
+                    let e = h.error_no.get();
+                    let en = errno::name(e).unwrap_or("?");
+                    if style.color { format!("{}", format!("{en}({e})").red().bold()) } else { format!("{en}({e})") }
+                } else if style.color {
+                    format!("{}", "ok".green())
+                } else {
+                    "ok".to_owned()
+                }
+            } else if h.no_reply() {
+                "cmd,no-reply".to_owned()
+            } else {
+                "cmd".to_owned()
+            };
+            let name = if style.color { format!("{}", name.bold()) } else { name };
+            let _ = write!(line, "id={} {} {} {}B", h.msg_id.get(), name, kind, h.msg_size.get());
+            let keys = key_fields(m);
+            if !keys.is_empty() {
+                line.push(' ');
+                line.push_str(&keys);
+            }
+        }
+        (Err(e), hdr) => {
+            if let Some(h) = hdr {
+                let _ = write!(line, "id={} {} {}B ", h.msg_id.get(), h.cmd(), h.msg_size.get());
+            }
+            let msg = format!("malformed: {e}");
+            if style.color {
+                let _ = write!(line, "{}", msg.red());
+            } else {
+                line.push_str(&msg);
+            }
+        }
+    }
+    if meta.fds > 0 {
+        let _ = write!(line, " fds={}", meta.fds);
+    }
+    if meta.truncated {
+        line.push_str(" [truncated]");
+    }
+    if let Some(rtt) = meta.rtt_ns {
+        let _ = write!(line, " rtt={}", fmt_duration(rtt));
+    }
+    line.push('\n');
+    out.write_all(line.as_bytes())?;
+    if let Ok(m) = decoded {
+        if style.verbose {
+            write_verbose(out, m, style)?;
+        }
+        if style.hex {
+            write_hex(out, m, bytes, style)?;
+        }
+    } else if style.hex || style.verbose {
+        write_hex_plain(out, bytes, 0)?;
+    }
+    Ok(())
+}
+
+/// Writes every field of every part, one per line.
+pub fn write_verbose(out: &mut dyn Write, msg: &Message<'_>, style: &Style) -> io::Result<()> {
+    let mut s = String::new();
+    msg.for_each_part(|p| match p {
+        Part::Struct { layout, bytes, index, offset } => {
+            let title = match index {
+                Some(i) => format!("{}[{i}]", layout.name),
+                None => layout.name.to_owned(),
+            };
+            let _ = writeln!(s, "    {} @{offset:#x} ({})", if style.color { format!("{}", title.cyan()) } else { title }, layout.spec);
+            for f in layout.fields {
+                let _ = write!(s, "      {:<20} ", f.name);
+                value_text(f, bytes, &mut s);
+                s.push('\n');
+            }
+        }
+        Part::Data { kind, offset, bytes } => {
+            let _ = write!(s, "    {kind:?} @{offset:#x} {} bytes", bytes.len());
+            if kind == DataKind::Json {
+                let _ = write!(s, ": {}", String::from_utf8_lossy(bytes));
+            }
+            s.push('\n');
+        }
+    });
+    out.write_all(s.as_bytes())
+}
+
+/// Writes an annotated hex dump: one line per field (`offset | bytes | name = value`), and plain hex
+/// for variable data.
+pub fn write_hex(out: &mut dyn Write, msg: &Message<'_>, bytes: &[u8], style: &Style) -> io::Result<()> {
+    let mut s = String::new();
+    let mut err = Ok(());
+    msg.for_each_part(|p| match p {
+        Part::Struct { layout, bytes: b, offset, index } => {
+            for f in layout.fields {
+                let fb = f.bytes(b).unwrap_or(&[]);
+                let mut hx = String::new();
+                for (i, x) in fb.iter().enumerate() {
+                    if i == 16 {
+                        hx.push('…');
+                        break;
+                    }
+                    let _ = write!(hx, "{x:02x} ");
+                }
+                let label = match index {
+                    Some(i) => format!("{}[{i}].{}", layout.name, f.name),
+                    None => format!("{}.{}", layout.name, f.name),
+                };
+                let _ = write!(s, "    {:06x} | {:<49}| {} = ", offset + f.offset, hx, label);
+                value_text(f, b, &mut s);
+                s.push('\n');
+            }
+        }
+        Part::Data { kind, offset, bytes: b } => {
+            let _ = writeln!(s, "    {offset:06x} | {kind:?}, {} bytes", b.len());
+            if err.is_ok() {
+                out.write_all(s.as_bytes()).unwrap_or_else(|e| err = Err(e));
+                s.clear();
+                if let Err(e) = write_hex_plain(out, b, offset) {
+                    err = Err(e);
+                }
+            }
+        }
+    });
+    err?;
+    let _ = (bytes, style);
+    out.write_all(s.as_bytes())
+}
+
+/// A classic 16-bytes-per-line hex dump with offsets starting at `base`. Long runs are cut after
+/// 64 KiB with a note, so a 1 MiB transfer does not flood the terminal.
+pub fn write_hex_plain(out: &mut dyn Write, b: &[u8], base: usize) -> io::Result<()> {
+    const LIMIT: usize = 64 * 1024;
+    let mut s = String::new();
+    for (i, chunk) in b[..b.len().min(LIMIT)].chunks(16).enumerate() {
+        let _ = write!(s, "    {:06x} | ", base + i * 16);
+        for x in chunk {
+            let _ = write!(s, "{x:02x} ");
+        }
+        for _ in chunk.len()..16 {
+            s.push_str("   ");
+        }
+        s.push_str("| ");
+        for &x in chunk {
+            s.push(if x.is_ascii_graphic() || x == b' ' { x as char } else { '.' });
+        }
+        s.push('\n');
+    }
+    if b.len() > LIMIT {
+        let _ = writeln!(s, "    … {} more bytes", b.len() - LIMIT);
+    }
+    out.write_all(s.as_bytes())
+}
+
+/// Appends `v` as a JSON string literal.
+pub fn json_str(out: &mut String, v: &str) {
+    out.push('"');
+    for c in v.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+fn json_field(out: &mut String, f: &Field, bytes: &[u8]) {
+    json_str(out, f.name);
+    out.push(':');
+    match f.read_u64(bytes) {
+        Some(v) => {
+            let _ = write!(out, "{}", signed(f, v));
+            if let Some(n) = value_name(f, v) {
+                out.push(',');
+                json_str(out, &format!("{}_name", f.name));
+                out.push(':');
+                json_str(out, &n);
+            }
+        }
+        None => {
+            let mut h = String::new();
+            match f.show {
+                Show::Text => value_text(f, bytes, &mut h),
+                _ => hex_bytes(f.bytes(bytes).unwrap_or(&[]), &mut h),
+            }
+            let h = h.trim_matches('"').to_owned();
+            json_str(out, &h);
+        }
+    }
+}
+
+/// Writes one JSON object (one line) for a message. The field names are documented in the README
+/// ("JSON output") and are stable.
+pub fn write_json(
+    out: &mut dyn Write,
+    meta: &Meta,
+    bytes: &[u8],
+    decoded: &Result<Message<'_>, DecodeError>,
+) -> io::Result<()> {
+    let mut s = String::with_capacity(512);
+    let _ = write!(
+        s,
+        "{{\"index\":{},\"ts_ns\":{},\"conn\":{},\"dir\":\"{}\",\"fds\":{},\"truncated\":{},\"len\":{}",
+        meta.index,
+        meta.ts_ns,
+        meta.conn,
+        meta.direction.short(),
+        meta.fds,
+        meta.truncated,
+        bytes.len()
+    );
+    if let Some(h) = vfu_codec::Header::peek(bytes) {
+        let _ = write!(
+            s,
+            ",\"id\":{},\"cmd\":{},\"cmd_name\":{},\"type\":\"{}\",\"size\":{},\"flags\":{},\"no_reply\":{},\"error\":{},\"errno\":{}",
+            h.msg_id.get(),
+            h.command.get(),
+            h.cmd().short_name().map_or("null".to_owned(), |n| format!("\"{n}\"")),
+            match h.message_type() {
+                Some(vfu_codec::MessageType::Command) => "command",
+                Some(vfu_codec::MessageType::Reply) => "reply",
+                None => "invalid",
+            },
+            h.msg_size.get(),
+            h.flags.get(),
+            h.no_reply(),
+            h.is_error(),
+            h.error_no.get()
+        );
+        if h.is_error() {
+            s.push_str(",\"errno_name\":");
+            match errno::name(h.error_no.get()) {
+                Some(n) => json_str(&mut s, n),
+                None => s.push_str("null"),
+            }
+        }
+    }
+    if let Some(rtt) = meta.rtt_ns {
+        let _ = write!(s, ",\"rtt_ns\":{rtt}");
+    }
+    match decoded {
+        Ok(m) => {
+            s.push_str(",\"body\":[");
+            let mut first = true;
+            m.for_each_part(|p| {
+                if let Part::Struct { layout, .. } = p
+                    && layout.name == "Header"
+                {
+                    return;
+                }
+                if !first {
+                    s.push(',');
+                }
+                first = false;
+                match p {
+                    Part::Struct { layout, offset, bytes, index } => {
+                        let _ = write!(s, "{{\"struct\":\"{}\",\"offset\":{offset}", layout.name);
+                        if let Some(i) = index {
+                            let _ = write!(s, ",\"index\":{i}");
+                        }
+                        s.push_str(",\"fields\":{");
+                        for (i, f) in layout.fields.iter().enumerate() {
+                            if i > 0 {
+                                s.push(',');
+                            }
+                            json_field(&mut s, f, bytes);
+                        }
+                        s.push_str("}}");
+                    }
+                    Part::Data { kind, offset, bytes } => {
+                        let _ = write!(s, "{{\"data\":\"{kind:?}\",\"offset\":{offset},\"len\":{}", bytes.len());
+                        if kind == DataKind::Json {
+                            s.push_str(",\"text\":");
+                            json_str(&mut s, &String::from_utf8_lossy(bytes));
+                        }
+                        s.push('}');
+                    }
+                }
+            });
+            s.push(']');
+        }
+        Err(e) => {
+            let _ = write!(s, ",\"decode_error\":{{\"rule\":\"{}\",\"offset\":{},\"message\":", e.rule.id(), e.offset);
+            json_str(&mut s, &e.rule.to_string());
+            if let Some(n) = e.needed() {
+                let _ = write!(s, ",\"needed\":{n}");
+            }
+            s.push('}');
+        }
+    }
+    s.push_str("}\n");
+    out.write_all(s.as_bytes())
+}
