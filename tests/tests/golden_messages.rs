@@ -4,6 +4,7 @@
 //! (`VFU_BLESS=1` rewrites them), that each decodes to the command and type its name says, and that each
 //! re-encodes byte for byte. The fuzzers use them as seeds.
 
+use vfu_codec::vfio::caps::Version;
 use vfu_codec::vfio::*;
 use vfu_codec::{Body, Command, Direction, FeatureData, Header, VersionBody, decode, encode, encode_exact};
 use zerocopy::IntoBytes;
