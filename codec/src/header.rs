@@ -189,7 +189,9 @@ impl Header {
 
     /// The header at the start of `bytes`, if 16 bytes are present (no other check).
     pub fn peek(bytes: &[u8]) -> Option<&Header> {
-        <Header as zerocopy::FromBytes>::ref_from_prefix(bytes).ok().map(|(h, _)| h)
+        <Header as zerocopy::FromBytes>::ref_from_prefix(bytes)
+            .ok()
+            .map(|(h, _)| h)
     }
 
     /// The command number.

@@ -69,9 +69,9 @@ pub mod wire;
 
 pub use error::{DecodeError, EncodeError, Rule};
 pub use header::{Command, HEADER_SIZE, Header, MessageType};
-pub use message::{
-    Argsz, Body, DataKind, Direction, FeatureData, Message, Part, VersionBody, decode, encode, encode_exact,
-    encode_vec, encode_with,
-};
 #[cfg(feature = "alloc")]
 pub use message::encode_to_vec;
+pub use message::{
+    Argsz, Body, DataKind, Direction, FeatureData, Message, Part, VersionBody, decode, encode,
+    encode_exact, encode_vec, encode_with,
+};

@@ -226,6 +226,7 @@ impl<'a> Body<'a> {
 }
 
 /// Reads a `T` at `at` in `payload`; errors name the message offset.
+#[inline(always)]
 fn take<'a, T: FromBytes + KnownLayout + Immutable>(
     payload: &'a [u8],
     at: usize,
@@ -917,21 +918,35 @@ struct PartWalker<'a, F: FnMut(Part<'a>)> {
 impl<'a, F: FnMut(Part<'a>)> PartWalker<'a, F> {
     fn one<T: WireStruct>(&mut self, t: &'a T) {
         let bytes = t.as_bytes();
-        (self.f)(Part::Struct { layout: Layout::of::<T>(), offset: self.at, bytes, index: None });
+        (self.f)(Part::Struct {
+            layout: Layout::of::<T>(),
+            offset: self.at,
+            bytes,
+            index: None,
+        });
         self.at += bytes.len();
     }
 
     fn many<T: WireStruct>(&mut self, ts: &'a [T]) {
         for (i, t) in ts.iter().enumerate() {
             let bytes = t.as_bytes();
-            (self.f)(Part::Struct { layout: Layout::of::<T>(), offset: self.at, bytes, index: Some(i) });
+            (self.f)(Part::Struct {
+                layout: Layout::of::<T>(),
+                offset: self.at,
+                bytes,
+                index: Some(i),
+            });
             self.at += bytes.len();
         }
     }
 
     fn data(&mut self, kind: DataKind, bytes: &'a [u8]) {
         if !bytes.is_empty() {
-            (self.f)(Part::Data { kind, offset: self.at, bytes });
+            (self.f)(Part::Data {
+                kind,
+                offset: self.at,
+                bytes,
+            });
             self.at += bytes.len();
         }
     }
@@ -940,7 +955,10 @@ impl<'a, F: FnMut(Part<'a>)> PartWalker<'a, F> {
     fn caps(&mut self, info: &'a RegionInfo, area: &'a [u8], reply: bool) {
         let start = self.at;
         let body = Body::RegionInfo { info, caps: area };
-        let chain_ok = reply && body.region_caps().is_some_and(|mut it| it.all(|c| c.is_ok()));
+        let chain_ok = reply
+            && body
+                .region_caps()
+                .is_some_and(|mut it| it.all(|c| c.is_ok()));
         if !chain_ok || info.flags.get() & VFIO_REGION_INFO_FLAG_CAPS == 0 {
             self.data(DataKind::CapArea, area);
             return;
@@ -982,7 +1000,11 @@ impl<'a> Message<'a> {
     /// arrays element by element, capabilities, and variable data, each with its message offset.
     /// Parts that overlap (capabilities that overlap each other) are shown as laid out by the chain.
     pub fn for_each_part(&self, f: impl FnMut(Part<'a>)) {
-        let mut w = PartWalker { at: 0, f, _p: core::marker::PhantomData };
+        let mut w = PartWalker {
+            at: 0,
+            f,
+            _p: core::marker::PhantomData,
+        };
         w.one(self.header);
         let reply = self.is_reply();
         match self.body {
@@ -995,7 +1017,11 @@ impl<'a> Message<'a> {
                 }
             }
             Body::DmaMap(m) => w.one(m),
-            Body::DmaUnmap { unmap, bitmap, data } => {
+            Body::DmaUnmap {
+                unmap,
+                bitmap,
+                data,
+            } => {
                 w.one(unmap);
                 if let Some(b) = bitmap {
                     w.one(b);
@@ -1053,7 +1079,11 @@ impl<'a> Message<'a> {
                 w.data(DataKind::Data, data);
             }
             Body::PrecopyInfo(i) => w.one(i),
-            Body::DirtyPages { head, range, bitmap } => {
+            Body::DirtyPages {
+                head,
+                range,
+                bitmap,
+            } => {
                 w.one(head);
                 if let Some(r) = range {
                     w.one(r);

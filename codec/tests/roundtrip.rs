@@ -72,7 +72,10 @@ impl Case {
         match self.shape {
             Shape::Empty => Body::Empty,
             Shape::Error => Body::Error,
-            Shape::Version => Body::Version(VersionBody { version: rd(f), json: self.json.as_deref() }),
+            Shape::Version => Body::Version(VersionBody {
+                version: rd(f),
+                json: self.json.as_deref(),
+            }),
             Shape::DmaMap => Body::DmaMap(rd(f)),
             Shape::DmaUnmap { bitmap } => Body::DmaUnmap {
                 unmap: rd(f),
@@ -80,18 +83,32 @@ impl Case {
                 data: &self.data,
             },
             Shape::DeviceInfo => Body::DeviceInfo(rd(f)),
-            Shape::RegionInfo => Body::RegionInfo { info: rd(f), caps: &self.data },
+            Shape::RegionInfo => Body::RegionInfo {
+                info: rd(f),
+                caps: &self.data,
+            },
             Shape::IoFds { stride } => Body::RegionIoFds {
                 head: rd(f),
                 entries: match stride {
-                    48 => IoFdEntries::Shadow(<[IoFdShadowEntry]>::ref_from_bytes(&self.data).unwrap()),
+                    48 => IoFdEntries::Shadow(
+                        <[IoFdShadowEntry]>::ref_from_bytes(&self.data).unwrap(),
+                    ),
                     _ => IoFdEntries::Spec(<[IoFdEntry]>::ref_from_bytes(&self.data).unwrap()),
                 },
             },
             Shape::IrqInfo => Body::IrqInfo(rd(f)),
-            Shape::SetIrqs => Body::SetIrqs { set: rd(f), data: &self.data },
-            Shape::RegionRw => Body::RegionRw { access: rd(f), data: &self.data },
-            Shape::DmaRw => Body::DmaRw { access: rd(f), data: &self.data },
+            Shape::SetIrqs => Body::SetIrqs {
+                set: rd(f),
+                data: &self.data,
+            },
+            Shape::RegionRw => Body::RegionRw {
+                access: rd(f),
+                data: &self.data,
+            },
+            Shape::DmaRw => Body::DmaRw {
+                access: rd(f),
+                data: &self.data,
+            },
             Shape::WriteMulti => Body::WriteMulti {
                 head: rd(f),
                 entries: <[RegionWriteEntry]>::ref_from_bytes(&self.data).unwrap(),
@@ -106,11 +123,17 @@ impl Case {
                         control: rd(&self.fixed2),
                         ranges: <[DmaLoggingRange]>::ref_from_bytes(&self.data).unwrap(),
                     },
-                    FeatShape::Report => FeatureData::LoggingReport { report: rd(&self.fixed2), bitmap: &self.data },
+                    FeatShape::Report => FeatureData::LoggingReport {
+                        report: rd(&self.fixed2),
+                        bitmap: &self.data,
+                    },
                     FeatShape::Raw => FeatureData::Raw(&self.data),
                 },
             },
-            Shape::MigData => Body::MigData { head: rd(f), data: &self.data },
+            Shape::MigData => Body::MigData {
+                head: rd(f),
+                data: &self.data,
+            },
             Shape::Precopy => Body::PrecopyInfo(rd(f)),
             Shape::DirtyPages { range } => Body::DirtyPages {
                 head: rd(f),
@@ -164,24 +187,57 @@ const JSONS: &[&str] = &[
 
 fn fixed_cmds() -> impl Strategy<Value = Case> {
     prop_oneof![
-        (bytes(4), proptest::option::of(0..JSONS.len()), any::<bool>()).prop_map(|(f, j, r)| {
-            let mut c = base(Command::VERSION, r, Shape::Version, f);
-            c.json = j.map(|i| JSONS[i].as_bytes().to_vec());
-            c
-        }),
+        (
+            bytes(4),
+            proptest::option::of(0..JSONS.len()),
+            any::<bool>()
+        )
+            .prop_map(|(f, j, r)| {
+                let mut c = base(Command::VERSION, r, Shape::Version, f);
+                c.json = j.map(|i| JSONS[i].as_bytes().to_vec());
+                c
+            }),
         bytes(32).prop_map(|f| base(Command::DMA_MAP, false, Shape::DmaMap, f)),
-        (bytes(24), bytes(16), any::<bool>(), any::<bool>(), small_data(64)).prop_map(|(mut f, mut b, bm, r, d)| {
-            set::<DmaUnmap>(&mut f, |u| u.flags = U32::new(if bm { u.flags.get() | 1 } else { u.flags.get() & !1 }));
-            let data = if bm && r { d } else { vec![] };
-            set::<DirtyBitmap>(&mut b, |x| x.size = U64::new(data.len() as u64));
-            let mut c = base(Command::DMA_UNMAP, r, Shape::DmaUnmap { bitmap: bm }, f);
-            c.fixed2 = b;
-            c.data = data;
-            c
-        }),
-        (bytes(16), any::<bool>()).prop_map(|(f, r)| base(Command::DEVICE_GET_INFO, r, Shape::DeviceInfo, f)),
-        (bytes(16), any::<bool>()).prop_map(|(f, r)| base(Command::DEVICE_GET_IRQ_INFO, r, Shape::IrqInfo, f)),
-        (bytes(24), any::<bool>()).prop_map(|(f, r)| base(Command::GET_PRECOPY_INFO, r, Shape::Precopy, f)),
+        (
+            bytes(24),
+            bytes(16),
+            any::<bool>(),
+            any::<bool>(),
+            small_data(64)
+        )
+            .prop_map(|(mut f, mut b, bm, r, d)| {
+                set::<DmaUnmap>(&mut f, |u| {
+                    u.flags = U32::new(if bm {
+                        u.flags.get() | 1
+                    } else {
+                        u.flags.get() & !1
+                    })
+                });
+                let data = if bm && r { d } else { vec![] };
+                set::<DirtyBitmap>(&mut b, |x| x.size = U64::new(data.len() as u64));
+                let mut c = base(Command::DMA_UNMAP, r, Shape::DmaUnmap { bitmap: bm }, f);
+                c.fixed2 = b;
+                c.data = data;
+                c
+            }),
+        (bytes(16), any::<bool>()).prop_map(|(f, r)| base(
+            Command::DEVICE_GET_INFO,
+            r,
+            Shape::DeviceInfo,
+            f
+        )),
+        (bytes(16), any::<bool>()).prop_map(|(f, r)| base(
+            Command::DEVICE_GET_IRQ_INFO,
+            r,
+            Shape::IrqInfo,
+            f
+        )),
+        (bytes(24), any::<bool>()).prop_map(|(f, r)| base(
+            Command::GET_PRECOPY_INFO,
+            r,
+            Shape::Precopy,
+            f
+        )),
         small_data(40).prop_map(|d| {
             let mut c = base(Command(200), false, Shape::Unknown, vec![]);
             c.data = d;
@@ -201,7 +257,11 @@ fn cap_chain(caps: Vec<(u8, u32, u64, u64)>) -> Vec<u8> {
             1 => (2u16, 8),
             _ => (16u16, 8 + 32 * nr as usize),
         };
-        let next = if i + 1 == n { 0 } else { (start + 8 + body_len) as u32 };
+        let next = if i + 1 == n {
+            0
+        } else {
+            (start + 8 + body_len) as u32
+        };
         area.extend_from_slice(&id.to_le_bytes());
         area.extend_from_slice(&1u16.to_le_bytes());
         area.extend_from_slice(&next.to_le_bytes());
@@ -226,8 +286,11 @@ fn region_cmds() -> impl Strategy<Value = Case> {
             set::<RegionInfo>(&mut f, |i| i.flags = U32::new(i.flags.get() & !8));
             base(Command::DEVICE_GET_REGION_INFO, r, Shape::RegionInfo, f)
         }),
-        (bytes(32), proptest::collection::vec((0u8..3, 0u32..4, any::<u64>(), any::<u64>()), 1..4)).prop_map(
-            |(mut f, caps)| {
+        (
+            bytes(32),
+            proptest::collection::vec((0u8..3, 0u32..4, any::<u64>(), any::<u64>()), 1..4)
+        )
+            .prop_map(|(mut f, caps)| {
                 set::<RegionInfo>(&mut f, |i| {
                     i.flags = U32::new(i.flags.get() | 8);
                     i.cap_offset = U32::new(32);
@@ -235,8 +298,7 @@ fn region_cmds() -> impl Strategy<Value = Case> {
                 let mut c = base(Command::DEVICE_GET_REGION_INFO, true, Shape::RegionInfo, f);
                 c.data = cap_chain(caps);
                 c
-            }
-        ),
+            }),
         (bytes(16), any::<bool>(), 1u32..5, small_data(48 * 5)).prop_map(|(mut f, wide, n, d)| {
             let stride = if wide { 48 } else { 40 };
             let mut data = d;
@@ -245,11 +307,21 @@ fn region_cmds() -> impl Strategy<Value = Case> {
                 h.count = U32::new(n);
                 h.argsz = U32::new(16 + stride as u32 * n);
             });
-            let mut c = base(Command::DEVICE_GET_REGION_IO_FDS, true, Shape::IoFds { stride }, f);
+            let mut c = base(
+                Command::DEVICE_GET_REGION_IO_FDS,
+                true,
+                Shape::IoFds { stride },
+                f,
+            );
             c.data = data;
             c
         }),
-        bytes(16).prop_map(|f| base(Command::DEVICE_GET_REGION_IO_FDS, false, Shape::IoFds { stride: 40 }, f)),
+        bytes(16).prop_map(|f| base(
+            Command::DEVICE_GET_REGION_IO_FDS,
+            false,
+            Shape::IoFds { stride: 40 },
+            f
+        )),
         (bytes(20), any::<bool>(), small_data(40)).prop_map(|(mut f, boolean, d)| {
             let data = if boolean { d } else { vec![] };
             set::<IrqSet>(&mut f, |s| {
@@ -268,51 +340,86 @@ fn region_cmds() -> impl Strategy<Value = Case> {
 
 fn rw_cmds() -> impl Strategy<Value = Case> {
     prop_oneof![
-        (bytes(16), any::<bool>(), any::<bool>(), small_data(300)).prop_map(|(mut f, write, reply, d)| {
-            let carries = write != reply;
-            let data = if carries { d } else { vec![] };
-            if carries {
-                set::<RegionAccess>(&mut f, |a| a.count = U32::new(data.len() as u32));
+        (bytes(16), any::<bool>(), any::<bool>(), small_data(300)).prop_map(
+            |(mut f, write, reply, d)| {
+                let carries = write != reply;
+                let data = if carries { d } else { vec![] };
+                if carries {
+                    set::<RegionAccess>(&mut f, |a| a.count = U32::new(data.len() as u32));
+                }
+                let cmd = if write {
+                    Command::REGION_WRITE
+                } else {
+                    Command::REGION_READ
+                };
+                let mut c = base(cmd, reply, Shape::RegionRw, f);
+                c.data = data;
+                c
             }
-            let cmd = if write { Command::REGION_WRITE } else { Command::REGION_READ };
-            let mut c = base(cmd, reply, Shape::RegionRw, f);
-            c.data = data;
-            c
-        }),
-        (bytes(16), any::<bool>(), any::<bool>(), small_data(300)).prop_map(|(mut f, write, reply, d)| {
-            let carries = write != reply;
-            let data = if carries { d } else { vec![] };
-            if carries {
-                set::<DmaAccess>(&mut f, |a| a.count = U64::new(data.len() as u64));
+        ),
+        (bytes(16), any::<bool>(), any::<bool>(), small_data(300)).prop_map(
+            |(mut f, write, reply, d)| {
+                let carries = write != reply;
+                let data = if carries { d } else { vec![] };
+                if carries {
+                    set::<DmaAccess>(&mut f, |a| a.count = U64::new(data.len() as u64));
+                }
+                let cmd = if write {
+                    Command::DMA_WRITE
+                } else {
+                    Command::DMA_READ
+                };
+                let mut c = base(cmd, reply, Shape::DmaRw, f);
+                c.data = data;
+                c
             }
-            let cmd = if write { Command::DMA_WRITE } else { Command::DMA_READ };
-            let mut c = base(cmd, reply, Shape::DmaRw, f);
-            c.data = data;
-            c
-        }),
-        (proptest::collection::vec(bytes(24), 0..6), any::<bool>(), any::<u64>()).prop_map(|(es, reply, n)| {
-            let cnt = if reply { n } else { es.len() as u64 };
-            let mut c = base(Command::REGION_WRITE_MULTI, reply, Shape::WriteMulti, cnt.to_le_bytes().to_vec());
-            c.data = if reply { vec![] } else { es.concat() };
-            c
-        }),
-        (bytes(8), any::<bool>(), any::<bool>(), small_data(200)).prop_map(|(mut f, write, reply, d)| {
-            let carries = write != reply;
-            let data = if carries { d } else { vec![] };
-            if carries {
-                set::<MigData>(&mut f, |a| a.size = U32::new(data.len() as u32));
+        ),
+        (
+            proptest::collection::vec(bytes(24), 0..6),
+            any::<bool>(),
+            any::<u64>()
+        )
+            .prop_map(|(es, reply, n)| {
+                let cnt = if reply { n } else { es.len() as u64 };
+                let mut c = base(
+                    Command::REGION_WRITE_MULTI,
+                    reply,
+                    Shape::WriteMulti,
+                    cnt.to_le_bytes().to_vec(),
+                );
+                c.data = if reply { vec![] } else { es.concat() };
+                c
+            }),
+        (bytes(8), any::<bool>(), any::<bool>(), small_data(200)).prop_map(
+            |(mut f, write, reply, d)| {
+                let carries = write != reply;
+                let data = if carries { d } else { vec![] };
+                if carries {
+                    set::<MigData>(&mut f, |a| a.size = U32::new(data.len() as u32));
+                }
+                let cmd = if write {
+                    Command::MIG_DATA_WRITE
+                } else {
+                    Command::MIG_DATA_READ
+                };
+                let mut c = base(cmd, reply, Shape::MigData, f);
+                c.data = data;
+                c
             }
-            let cmd = if write { Command::MIG_DATA_WRITE } else { Command::MIG_DATA_READ };
-            let mut c = base(cmd, reply, Shape::MigData, f);
-            c.data = data;
-            c
-        }),
+        ),
     ]
 }
 
 fn feature_cmds() -> impl Strategy<Value = Case> {
-    (bytes(8), bytes(24), 0u8..6, any::<bool>(), small_data(64), 0u32..4).prop_map(
-        |(mut f, mut f2, which, reply, d, nr)| {
+    (
+        bytes(8),
+        bytes(24),
+        0u8..6,
+        any::<bool>(),
+        small_data(64),
+        0u32..4,
+    )
+        .prop_map(|(mut f, mut f2, which, reply, d, nr)| {
             let (feat, shape) = match which {
                 0 => (1u16, FeatShape::Migration),
                 1 => (2, FeatShape::MigState),
@@ -321,7 +428,9 @@ fn feature_cmds() -> impl Strategy<Value = Case> {
                 4 => (2, FeatShape::None),
                 _ => (0x1234, FeatShape::Raw),
             };
-            set::<DeviceFeature>(&mut f, |h| h.flags = U32::new((h.flags.get() & !0xffff) | u32::from(feat)));
+            set::<DeviceFeature>(&mut f, |h| {
+                h.flags = U32::new((h.flags.get() & !0xffff) | u32::from(feat))
+            });
             let mut data = vec![];
             match shape {
                 FeatShape::Migration | FeatShape::MigState => f2.truncate(8),
@@ -347,23 +456,29 @@ fn feature_cmds() -> impl Strategy<Value = Case> {
             c.fixed2 = f2;
             c.data = data;
             c
-        },
-    )
+        })
 }
 
 fn misc_cmds() -> impl Strategy<Value = Case> {
     prop_oneof![
-        (bytes(8), bytes(32), 0usize..3, any::<bool>(), small_data(64)).prop_map(|(mut f, mut r, op, reply, d)| {
-            let flag = [1u32, 2, 4][op];
-            set::<DirtyPages>(&mut f, |h| h.flags = U32::new(flag));
-            let range = flag == 4;
-            let data = if range && reply { d } else { vec![] };
-            set::<DirtyPagesRange>(&mut r, |x| x.bitmap_size = U64::new(data.len() as u64));
-            let mut c = base(Command::DIRTY_PAGES, reply, Shape::DirtyPages { range }, f);
-            c.fixed2 = r;
-            c.data = data;
-            c
-        }),
+        (
+            bytes(8),
+            bytes(32),
+            0usize..3,
+            any::<bool>(),
+            small_data(64)
+        )
+            .prop_map(|(mut f, mut r, op, reply, d)| {
+                let flag = [1u32, 2, 4][op];
+                set::<DirtyPages>(&mut f, |h| h.flags = U32::new(flag));
+                let range = flag == 4;
+                let data = if range && reply { d } else { vec![] };
+                set::<DirtyPagesRange>(&mut r, |x| x.bitmap_size = U64::new(data.len() as u64));
+                let mut c = base(Command::DIRTY_PAGES, reply, Shape::DirtyPages { range }, f);
+                c.fixed2 = r;
+                c.data = data;
+                c
+            }),
         prop_oneof![
             Just((Command::DEVICE_RESET, false)),
             Just((Command::DEVICE_RESET, true)),
@@ -381,7 +496,17 @@ fn misc_cmds() -> impl Strategy<Value = Case> {
 }
 
 fn case() -> impl Strategy<Value = Case> {
-    (prop_oneof![fixed_cmds(), region_cmds(), rw_cmds(), feature_cmds(), misc_cmds()], any::<u16>(), any::<bool>())
+    (
+        prop_oneof![
+            fixed_cmds(),
+            region_cmds(),
+            rw_cmds(),
+            feature_cmds(),
+            misc_cmds()
+        ],
+        any::<u16>(),
+        any::<bool>(),
+    )
         .prop_map(|(mut c, id, nr)| {
             c.id = id;
             c.no_reply = nr && !c.reply;
@@ -463,15 +588,29 @@ proptest! {
 fn encode_reports_short_buffer() {
     let map = DmaMap::new(3, 0, 0x1000, 0x1000);
     let mut buf = [0u8; 47];
-    let e = encode(&Header::command(1, Command::DMA_MAP), &Body::DmaMap(&map), &mut buf).unwrap_err();
+    let e = encode(
+        &Header::command(1, Command::DMA_MAP),
+        &Body::DmaMap(&map),
+        &mut buf,
+    )
+    .unwrap_err();
     assert_eq!(e, EncodeError::BufferTooShort { need: 48, have: 47 });
 }
 
 #[test]
 fn header_only_echo_replies_decode_as_empty() {
-    for cmd in [Command::REGION_READ, Command::REGION_WRITE, Command::DMA_WRITE, Command::MIG_DATA_WRITE] {
+    for cmd in [
+        Command::REGION_READ,
+        Command::REGION_WRITE,
+        Command::DMA_WRITE,
+        Command::MIG_DATA_WRITE,
+    ] {
         let mut buf = [0u8; 16];
         let n = encode(&Header::reply(3, cmd), &Body::Empty, &mut buf).unwrap();
-        assert_eq!(decode(&buf[..n], Direction::ServerToClient).unwrap().body, Body::Empty, "{cmd:?}");
+        assert_eq!(
+            decode(&buf[..n], Direction::ServerToClient).unwrap().body,
+            Body::Empty,
+            "{cmd:?}"
+        );
     }
 }

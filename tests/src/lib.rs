@@ -12,9 +12,13 @@ pub fn corpus_dir() -> PathBuf {
 /// Every record of a capture in `corpus/`, owned.
 pub fn load(name: &str) -> Vec<Record> {
     let path = corpus_dir().join(name);
-    let mut r = capture::open(&path, &OpenOptions::default()).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut r = capture::open(&path, &OpenOptions::default())
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let mut v = Vec::new();
-    while let Some(rec) = r.next_record().unwrap_or_else(|e| panic!("{}: {e}", path.display())) {
+    while let Some(rec) = r
+        .next_record()
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    {
         v.push(rec.to_owned());
     }
     v
@@ -30,17 +34,34 @@ pub fn bless() -> bool {
 pub fn golden(path: &str, actual: &[u8]) {
     let full = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(path);
     if bless() {
-        std::fs::create_dir_all(full.parent().expect("golden path has a parent")).expect("create golden dir");
+        std::fs::create_dir_all(full.parent().expect("golden path has a parent"))
+            .expect("create golden dir");
         std::fs::write(&full, actual).expect("write golden file");
         return;
     }
-    let want = std::fs::read(&full).unwrap_or_else(|e| panic!("{}: {e} (run with VFU_BLESS=1 to create it)", full.display()));
+    let want = std::fs::read(&full).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (run with VFU_BLESS=1 to create it)",
+            full.display()
+        )
+    });
     if want != actual {
         let a = String::from_utf8_lossy(actual);
         let w = String::from_utf8_lossy(&want);
         for (i, (x, y)) in a.lines().zip(w.lines()).enumerate() {
-            assert_eq!(x, y, "{}: first difference at line {} (VFU_BLESS=1 rewrites)", full.display(), i + 1);
+            assert_eq!(
+                x,
+                y,
+                "{}: first difference at line {} (VFU_BLESS=1 rewrites)",
+                full.display(),
+                i + 1
+            );
         }
-        panic!("{}: differs in length ({} vs {} bytes; VFU_BLESS=1 rewrites)", full.display(), actual.len(), want.len());
+        panic!(
+            "{}: differs in length ({} vs {} bytes; VFU_BLESS=1 rewrites)",
+            full.display(),
+            actual.len(),
+            want.len()
+        );
     }
 }

@@ -8,7 +8,10 @@ use vfu_codec::{Body, decode, encode_exact};
 use vfu_dump::capture::Protocol;
 use vfu_tests::{golden, load};
 
-const SAMPLES: &[&str] = &["lvu-sample-client.pcapng", "lvu-sample-client-migrated.pcapng"];
+const SAMPLES: &[&str] = &[
+    "lvu-sample-client.pcapng",
+    "lvu-sample-client-migrated.pcapng",
+];
 
 #[test]
 fn sample_sessions_decode_without_error() {
@@ -38,7 +41,10 @@ fn sample_sessions_cover_the_commands_in_the_readme() {
             let _ = caps;
         }
     }
-    assert_eq!(seen.into_iter().collect::<Vec<_>>(), vec![1, 2, 3, 4, 5, 7, 8, 9, 10, 11, 12, 13, 16, 17]);
+    assert_eq!(
+        seen.into_iter().collect::<Vec<_>>(),
+        vec![1, 2, 3, 4, 5, 7, 8, 9, 10, 11, 12, 13, 16, 17]
+    );
 }
 
 #[test]
@@ -62,7 +68,8 @@ fn pytest_capture_errors_are_precise_and_listed() {
                     if r.truncated { " truncated" } else { "" },
                     e.rule.id(),
                     e.offset,
-                    e.needed().map_or(String::new(), |n| format!(", {n} more bytes needed")),
+                    e.needed()
+                        .map_or(String::new(), |n| format!(", {n} more bytes needed")),
                 );
             }
         }
@@ -71,19 +78,33 @@ fn pytest_capture_errors_are_precise_and_listed() {
     // header comment and ../shared/corpus/README.md); none comes from the server.
     for r in &recs {
         if decode(&r.data, r.direction).is_err() {
-            assert_eq!(r.direction, vfu_codec::Direction::ClientToServer, "#{}: the server sent a malformed message", r.index);
+            assert_eq!(
+                r.direction,
+                vfu_codec::Direction::ClientToServer,
+                "#{}: the server sent a malformed message",
+                r.index
+            );
         }
     }
     assert!(errors > 0);
-    golden("corpus/expected/lvu-pytest-subset.decode-errors.txt", listing.as_bytes());
+    golden(
+        "corpus/expected/lvu-pytest-subset.decode-errors.txt",
+        listing.as_bytes(),
+    );
 }
 
 #[test]
 fn well_formed_messages_reencode_byte_for_byte() {
-    for name in ["lvu-sample-client.pcapng", "lvu-sample-client-migrated.pcapng", "lvu-pytest-subset.pcapng"] {
+    for name in [
+        "lvu-sample-client.pcapng",
+        "lvu-sample-client-migrated.pcapng",
+        "lvu-pytest-subset.pcapng",
+    ] {
         let mut n = 0;
         for r in load(name) {
-            let Ok(m) = decode(&r.data, r.direction) else { continue };
+            let Ok(m) = decode(&r.data, r.direction) else {
+                continue;
+            };
             let mut out = vec![0u8; r.data.len()];
             let len = encode_exact(m.header, &m.body, m.trailing, &mut out).unwrap();
             assert_eq!(&out[..len], &r.data[..], "{name} #{}", r.index);

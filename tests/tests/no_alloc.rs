@@ -35,7 +35,11 @@ static A: Counting = Counting;
 #[test]
 fn decode_allocates_nothing() {
     let mut all = Vec::new();
-    for name in ["lvu-sample-client.pcapng", "lvu-sample-client-migrated.pcapng", "lvu-pytest-subset.pcapng"] {
+    for name in [
+        "lvu-sample-client.pcapng",
+        "lvu-sample-client-migrated.pcapng",
+        "lvu-pytest-subset.pcapng",
+    ] {
         all.extend(load(name));
     }
     let mut decoded = 0usize;

@@ -22,23 +22,35 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Cmd {
     /// Print every message of one or more captures, one line each (or JSON), with filters and statistics.
-    #[command(after_help = "Examples:\n  vfu-dump read corpus/lvu-sample-client.pcapng\n  vfu-dump read -x --id 12 capture.pcapng            (annotated hex of message id 12)\n  vfu-dump read --errors capture.pcapng              (only error replies and malformed messages)\n  vfu-dump read --stats capture.pcapng               (counts, bytes, errnos, round-trip percentiles)\n  vfu-dump read --raw --direction c2s stream.bin     (a raw byte stream of one direction)\n  cat capture.pcapng | vfu-dump read -               (standard input)")]
+    #[command(
+        after_help = "Examples:\n  vfu-dump read corpus/lvu-sample-client.pcapng\n  vfu-dump read -x --id 12 capture.pcapng            (annotated hex of message id 12)\n  vfu-dump read --errors capture.pcapng              (only error replies and malformed messages)\n  vfu-dump read --stats capture.pcapng               (counts, bytes, errnos, round-trip percentiles)\n  vfu-dump read --raw --direction c2s stream.bin     (a raw byte stream of one direction)\n  cat capture.pcapng | vfu-dump read -               (standard input)"
+    )]
     Read(ReadOpts),
     /// Check message streams against the protocol's rules; exit 0 clean, 1 findings, 2 unusable input.
-    #[command(after_help = "Examples:\n  vfu-dump validate capture.pcapng\n  vfu-dump validate --profile libvfio-user corpus/lvu-sample-client.pcapng\n  vfu-dump validate --list-rules")]
+    #[command(
+        after_help = "Examples:\n  vfu-dump validate capture.pcapng\n  vfu-dump validate --profile libvfio-user corpus/lvu-sample-client.pcapng\n  vfu-dump validate --list-rules"
+    )]
     Validate(ValidateOpts),
     /// Convert any readable input (pcapng, pcap, sockdump, raw) to the vfu pcapng capture format.
-    #[command(after_help = "Examples:\n  vfu-dump convert sockdump.pcap session.pcapng\n  vfu-dump convert --raw --direction c2s client.bin session.pcapng")]
+    #[command(
+        after_help = "Examples:\n  vfu-dump convert sockdump.pcap session.pcapng\n  vfu-dump convert --raw --direction c2s client.bin session.pcapng"
+    )]
     Convert(ConvertOpts),
     /// Sit between a client and a server as a transparent socket proxy: forward every byte and file
     /// descriptor, decode and print each message live, and optionally write a capture.
-    #[command(after_help = "Examples:\n  vfu-dump proxy --listen /tmp/vfu-client.sock --connect /run/device.sock\n  vfu-dump proxy --listen /tmp/c.sock --connect /tmp/s.sock -w session.pcapng --validate\n  (then point the VMM, e.g. QEMU's vfio-user-pci socket=, at /tmp/vfu-client.sock)")]
+    #[command(
+        after_help = "Examples:\n  vfu-dump proxy --listen /tmp/vfu-client.sock --connect /run/device.sock\n  vfu-dump proxy --listen /tmp/c.sock --connect /tmp/s.sock -w session.pcapng --validate\n  (then point the VMM, e.g. QEMU's vfio-user-pci socket=, at /tmp/vfu-client.sock)"
+    )]
     Proxy(ProxyOpts),
     /// Write a Wireshark/tshark Lua dissector for vfio-user and VDUSE, generated from the codec's tables.
-    #[command(after_help = "Examples:\n  vfu-dump wireshark-dissector > ~/.local/lib/wireshark/plugins/vfio_user.lua\n  tshark -X lua_script:vfio_user.lua -r corpus/lvu-sample-client.pcapng -Y 'vfio_user.cmd == 2'")]
+    #[command(
+        after_help = "Examples:\n  vfu-dump wireshark-dissector > ~/.local/lib/wireshark/plugins/vfio_user.lua\n  tshark -X lua_script:vfio_user.lua -r corpus/lvu-sample-client.pcapng -Y 'vfio_user.cmd == 2'"
+    )]
     WiresharkDissector,
     /// Print a shell completion script.
-    #[command(after_help = "Examples:\n  vfu-dump completions bash > /etc/bash_completion.d/vfu-dump\n  vfu-dump completions zsh > ~/.zfunc/_vfu-dump")]
+    #[command(
+        after_help = "Examples:\n  vfu-dump completions bash > /etc/bash_completion.d/vfu-dump\n  vfu-dump completions zsh > ~/.zfunc/_vfu-dump"
+    )]
     Completions(CompletionsOpts),
 }
 
@@ -262,9 +274,21 @@ mod tests {
 
     #[test]
     fn filters_parse() {
-        let cli = Cli::try_parse_from(["vfu-dump", "read", "--cmd", "DMA_MAP,9", "--dir", "s2c", "--conn", "0,2", "f.pcapng"])
-            .unwrap();
-        let Cmd::Read(r) = cli.command else { panic!("not read") };
+        let cli = Cli::try_parse_from([
+            "vfu-dump",
+            "read",
+            "--cmd",
+            "DMA_MAP,9",
+            "--dir",
+            "s2c",
+            "--conn",
+            "0,2",
+            "f.pcapng",
+        ])
+        .unwrap();
+        let Cmd::Read(r) = cli.command else {
+            panic!("not read")
+        };
         assert_eq!(r.filter.cmd, ["DMA_MAP", "9"]);
         assert_eq!(r.filter.conn, [0, 2]);
         assert_eq!(r.filter.dir, Some(DirArg::S2c));

@@ -10,13 +10,20 @@ use crate::read::RunError;
 
 /// Runs `vfu-dump convert`.
 pub fn run(opts: &ConvertOpts) -> Result<(), RunError> {
-    let copts = OpenOptions { raw: opts.raw, direction: opts.direction.map(Into::into) };
+    let copts = OpenOptions {
+        raw: opts.raw,
+        direction: opts.direction.map(Into::into),
+    };
     let name = opts.input.display().to_string();
-    let mut reader = capture::open(&opts.input, &copts).map_err(|e| RunError::Capture(name.clone(), e))?;
+    let mut reader =
+        capture::open(&opts.input, &copts).map_err(|e| RunError::Capture(name.clone(), e))?;
     let out: Box<dyn Write> = if opts.output == Path::new("-") {
         Box::new(io::stdout().lock())
     } else {
-        Box::new(File::create(&opts.output).map_err(|e| RunError::Usage(format!("{}: {e}", opts.output.display())))?)
+        Box::new(
+            File::create(&opts.output)
+                .map_err(|e| RunError::Usage(format!("{}: {e}", opts.output.display())))?,
+        )
     };
     let mut w = PcapngWriter::new(BufWriter::with_capacity(1 << 16, out))?;
     loop {

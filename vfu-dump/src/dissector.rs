@@ -1,8 +1,758 @@
-//! `vfu-dump wireshark-dissector` (being written).
+//! `vfu-dump wireshark-dissector`: a Wireshark/tshark Lua plugin generated from the codec's tables.
+//!
+//! The plugin registers the protocols `vfio_user` and `vduse`, which the exported-PDU records of the
+//! capture format (`shared/docs/capture-format.md`) name in tag 12. Everything it knows about the wire
+//! comes from the codec at generation time:
+//!
+//! - one `ProtoField` per field of every wire struct ([`WireStruct::FIELDS`]): abbreviation
+//!   `vfio_user.<struct>.<field>` (`vduse.<struct>.<field>`), type from the field's scalar, display base
+//!   and value names from its [`Show`]; the header's fields get the short names of
+//!   `vfu-dump read --format json` (`vfio_user.id`, `vfio_user.cmd`, …, see [`tables::HEADER_ALIASES`]);
+//! - one bit field per [`FlagSpec`] of a flags word (`vfio_user.dma_map.flags.read`), masked by the spec's
+//!   mask; one value-name table per [`Named`] table (commands, errnos, migration states, region and IRQ
+//!   indices, …);
+//! - which structs follow the header, as the table in [`tables`] (mirroring the codec's decode), which
+//!   a fixed Lua interpreter (`dissector/runtime.lua`) walks;
+//! - the rule ids of the codec's decode errors, for the expert info of malformed messages.
+//!
+//! The Lua targets Wireshark 4.0 (Debian 12), which embeds Lua 5.2: bit operations use `bit32` and
+//! 64-bit values are `UInt64` objects.
 
+mod tables;
+
+use std::collections::{BTreeSet, HashMap};
+use std::fmt::Write as _;
 use std::io::{self, Write};
 
+use vfu_codec::errno::ERRNO_NAMES;
+use vfu_codec::header::{
+    COMMAND_NAMES, VFIO_USER_F_ERROR, VFIO_USER_F_NO_REPLY, VFIO_USER_F_TYPE_COMMAND,
+    VFIO_USER_F_TYPE_MASK, VFIO_USER_F_TYPE_REPLY,
+};
+use vfu_codec::vfio::caps::MAX_DEPTH;
+use vfu_codec::wire::{Endian, Field, FlagKind, FlagSpec, Layout, Named, Scalar, Show};
+use vfu_codec::{Command, DataKind, Direction, HEADER_SIZE, Rule};
+
+pub use tables::{
+    BodyRule, Case, CapKind, DATA_KINDS, FieldRef, HEADER, HEADER_ALIASES, RegionCaps, Step,
+    UNKNOWN_BODY, UNKNOWN_CAP, VDUSE, VFIO_USER_BODIES, VduseRules, data_kind_text,
+};
+
+/// The protocol (and dissector) name of vfio-user records: exported-PDU tag 12 of the capture format.
+pub const PROTO_VFIO_USER: &str = "vfio_user";
+/// The protocol (and dissector) name of VDUSE records.
+pub const PROTO_VDUSE: &str = "vduse";
+/// The EPB comment words of the capture format: descriptor count and truncated record.
+pub const COMMENT_FDS: &str = "fds=";
+/// See [`COMMENT_FDS`].
+pub const COMMENT_TRUNCATED: &str = "truncated";
+/// Exported-PDU tag 35 (P2P direction, `pinfo.p2p_dir` in Wireshark) of a client-to-server record
+/// (VDUSE: a request, kernel to daemon).
+pub const P2P_CLIENT_TO_SERVER: u32 = 0;
+/// Tag 35 of a server-to-client record (VDUSE: a response).
+pub const P2P_SERVER_TO_CLIENT: u32 = 1;
+
+/// The fixed Lua that interprets the generated tables.
+const RUNTIME: &str = include_str!("dissector/runtime.lua");
+
 /// Writes the Lua dissector.
-pub fn generate(_out: &mut dyn Write) -> io::Result<()> {
-    Err(io::Error::other("wireshark-dissector: not implemented yet"))
+pub fn generate(out: &mut dyn Write) -> io::Result<()> {
+    let lua = lua_source().map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+    out.write_all(lua.as_bytes())
 }
+
+/// The whole Lua plugin as text, or why it cannot be generated (a table the generator cannot express).
+pub fn lua_source() -> Result<String, String> {
+    let mut g = Gen::default();
+    g.preamble();
+    g.constants();
+    g.protos();
+    let vfio = vfio_user_layouts();
+    g.value_strings(vfio.iter().chain(vfu_codec::vduse::LAYOUTS));
+    for l in &vfio {
+        g.layout(PROTO_VFIO_USER, l)?;
+    }
+    for l in vfu_codec::vduse::LAYOUTS {
+        g.layout(PROTO_VDUSE, l)?;
+    }
+    g.extras()?;
+    g.bodies()?;
+    g.vduse()?;
+    g.out.push_str(RUNTIME);
+    Ok(g.out)
+}
+
+/// Every vfio-user layout a message can hold: the header, then each struct the body table names, in
+/// order of first appearance.
+pub fn vfio_user_layouts() -> Vec<Layout> {
+    fn add(v: &mut Vec<Layout>, l: Layout) {
+        if !v.iter().any(|x| x.name == l.name) {
+            v.push(l);
+        }
+    }
+    fn walk(v: &mut Vec<Layout>, steps: &[Step]) {
+        for s in steps {
+            match *s {
+                Step::Struct(l) => add(v, l),
+                Step::Array { elem, .. } => add(v, elem),
+                Step::IfFlag { then, .. } => walk(v, then),
+                Step::IfNonEmpty(then) => walk(v, then),
+                Step::Switch { cases, default, .. } => {
+                    for c in cases {
+                        walk(v, c.steps);
+                    }
+                    walk(v, default);
+                }
+                Step::RegionCaps(rc) => {
+                    add(v, UNKNOWN_CAP);
+                    for k in rc.kinds {
+                        add(v, k.head);
+                        if let Some((_, area)) = k.areas {
+                            add(v, area);
+                        }
+                    }
+                }
+                Step::IoFdEntries { entries, .. } => {
+                    for &e in entries {
+                        add(v, e);
+                    }
+                }
+                Step::Data { .. } | Step::Rest(_) | Step::StopIfEmpty | Step::Json | Step::ReportBitmap { .. } => {}
+            }
+        }
+    }
+    let mut v = vec![HEADER];
+    for b in VFIO_USER_BODIES {
+        walk(&mut v, b.request);
+        walk(&mut v, b.reply);
+    }
+    walk(&mut v, UNKNOWN_BODY);
+    v
+}
+
+/// `DmaMap` → `dma_map`.
+pub fn snake(name: &str) -> String {
+    let mut s = String::with_capacity(name.len() + 4);
+    for (i, c) in name.chars().enumerate() {
+        if c.is_ascii_uppercase() {
+            if i > 0 {
+                s.push('_');
+            }
+            s.push(c.to_ascii_lowercase());
+        } else {
+            s.push(c);
+        }
+    }
+    s
+}
+
+/// A name as a display-filter label: lower case, runs of other characters as one `_`.
+pub fn ident(name: &str) -> String {
+    let mut s = String::with_capacity(name.len());
+    for c in name.chars() {
+        if c.is_ascii_alphanumeric() {
+            s.push(c.to_ascii_lowercase());
+        } else if !s.ends_with('_') {
+            s.push('_');
+        }
+    }
+    s.trim_matches('_').to_owned()
+}
+
+/// The key of a struct within its protocol: `DmaMap` → `dma_map`, `VduseDevRequest` → `dev_request`.
+pub fn struct_key(proto: &str, layout: &Layout) -> String {
+    let s = snake(layout.name);
+    match s.strip_prefix(proto).and_then(|r| r.strip_prefix('_')) {
+        Some(rest) if !rest.is_empty() => rest.to_owned(),
+        _ => s,
+    }
+}
+
+/// The display-filter name of a struct field: `vfio_user.dma_map.address`, or the header's short names.
+pub fn field_abbrev(proto: &str, layout: &Layout, field: &Field) -> String {
+    if proto == PROTO_VFIO_USER && layout.name == HEADER.name {
+        for (r, alias) in HEADER_ALIASES {
+            if r.offset == field.offset {
+                return format!("{proto}.{alias}");
+            }
+        }
+    }
+    format!("{proto}.{}.{}", struct_key(proto, layout), field.name)
+}
+
+/// The display-filter name of a run of data bytes: `vfio_user.data`, `vfio_user.json`, `vfio_user.cap_area`.
+pub fn data_abbrev(kind: DataKind) -> String {
+    format!("{PROTO_VFIO_USER}.{}", snake(&format!("{kind:?}")))
+}
+
+/// A Lua string literal.
+fn lua_str(s: &str) -> String {
+    let mut o = String::with_capacity(s.len() + 2);
+    o.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => o.push_str("\\\""),
+            '\\' => o.push_str("\\\\"),
+            '\n' => o.push_str("\\n"),
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                let _ = write!(o, "\\{:03}", c as u32);
+            }
+            c => o.push(c),
+        }
+    }
+    o.push('"');
+    o
+}
+
+/// Largest integer a Lua 5.2 number (a double) holds exactly.
+const LUA_EXACT: u64 = 1 << 53;
+
+/// A non-negative integer as a Lua number literal, if exact.
+fn lua_num(v: u64) -> Result<String, String> {
+    if v <= LUA_EXACT {
+        Ok(v.to_string())
+    } else {
+        Err(format!("{v:#x} does not fit a Lua 5.2 number"))
+    }
+}
+
+#[derive(Default)]
+struct Gen {
+    out: String,
+    /// Value-name tables by content, and their Lua index.
+    vs: HashMap<Vec<(u64, &'static str)>, usize>,
+    abbrevs: BTreeSet<String>,
+}
+
+fn scalar_info(s: Scalar) -> (&'static str, Option<&'static str>, bool, u32) {
+    // (kind, ProtoField constructor, little-endian, bit width)
+    match s {
+        Scalar::U8 => ("u8", Some("uint8"), true, 8),
+        Scalar::U16(e) => ("u16", Some("uint16"), e == Endian::Little, 16),
+        Scalar::U32(e) => ("u32", Some("uint32"), e == Endian::Little, 32),
+        Scalar::I32(e) => ("i32", Some("int32"), e == Endian::Little, 32),
+        Scalar::U64(e) => ("u64", Some("uint64"), e == Endian::Little, 64),
+        Scalar::Bytes => ("bytes", None, true, 0),
+    }
+}
+
+fn show_name(s: Show) -> &'static str {
+    match s {
+        Show::Dec => "dec",
+        Show::Hex => "hex",
+        Show::Flags(_) => "flags",
+        Show::Enum(_) => "enum",
+        Show::Errno => "errno",
+        Show::Command => "command",
+        Show::Bytes => "bytes",
+        Show::Text => "text",
+        Show::Reserved => "reserved",
+    }
+}
+
+impl Gen {
+    fn line(&mut self, s: &str) {
+        self.out.push_str(s);
+        self.out.push('\n');
+    }
+
+    fn claim(&mut self, abbrev: &str) -> Result<(), String> {
+        if self.abbrevs.insert(abbrev.to_owned()) {
+            Ok(())
+        } else {
+            Err(format!("two fields would be called {abbrev}"))
+        }
+    }
+
+    fn preamble(&mut self) {
+        let v = env!("CARGO_PKG_VERSION");
+        let _ = write!(
+            self.out,
+            "\
+-- vfio_user.lua: Wireshark/tshark dissectors for vfio-user and VDUSE captures.
+--
+-- Generated by `vfu-dump wireshark-dissector` (vfu {v}) from the vfu-codec field tables: every
+-- field name, layout, flag bit and value name below comes from the codec. Do not edit; regenerate.
+--
+-- Install: copy to ~/.local/lib/wireshark/plugins/ (Wireshark and tshark load it at start), or run
+--   tshark -X lua_script:vfio_user.lua -r capture.pcapng
+-- Records must be exported PDUs (link type 252) naming the dissector `vfio_user` or `vduse` (tag 12)
+-- with the direction in tag 35, as `vfu-dump` and its recorder write them.
+-- Display filters: vfio_user.cmd == 2, vfio_user.errno, vfio_user.dma_map.address == 0x100000000,
+--   vfio_user.flags.error == 1, vfio_user.device_feature.flags.feature == 2, vduse.dev_request.req_type == 1
+--
+-- Written for Wireshark 4.0 (Lua 5.2): bit operations use bit32, 64-bit values are UInt64.
+
+local G = {{}}
+"
+        );
+    }
+
+    fn constants(&mut self) {
+        let mut s = String::new();
+        let _ = writeln!(s, "G.HEADER_SIZE = {HEADER_SIZE}");
+        let _ = writeln!(
+            s,
+            "G.F = {{ TYPE_MASK = {VFIO_USER_F_TYPE_MASK}, TYPE_COMMAND = {VFIO_USER_F_TYPE_COMMAND}, TYPE_REPLY = {VFIO_USER_F_TYPE_REPLY}, NO_REPLY = {VFIO_USER_F_NO_REPLY}, ERROR = {VFIO_USER_F_ERROR} }}"
+        );
+        // Exported-PDU tag 35 values (Wireshark's pinfo.p2p_dir) and the names vfu-dump gives them.
+        let (c2s, s2c) = (Direction::ClientToServer.short(), Direction::ServerToClient.short());
+        let _ = writeln!(
+            s,
+            "G.P2P = {{ {c2s} = {P2P_CLIENT_TO_SERVER}, {s2c} = {P2P_SERVER_TO_CLIENT} }}\nG.DIR = {{ [{P2P_CLIENT_TO_SERVER}] = {}, [{P2P_SERVER_TO_CLIENT}] = {} }}",
+            lua_str(c2s),
+            lua_str(s2c)
+        );
+        let _ = writeln!(
+            s,
+            "G.COMMENT_FDS = {}\nG.COMMENT_TRUNCATED = {}",
+            lua_str(COMMENT_FDS),
+            lua_str(COMMENT_TRUNCATED)
+        );
+        let _ = writeln!(s, "G.MAX_JSON_DEPTH = {MAX_DEPTH}");
+        let _ = writeln!(
+            s,
+            "G.COLUMN = {{ {PROTO_VFIO_USER} = {}, {PROTO_VDUSE} = {} }}",
+            lua_str(crate::capture::Protocol::VfioUser.name()),
+            lua_str("VDUSE")
+        );
+        // The codec's decode-error rules: id and spec section, keyed by the name the runtime uses.
+        let rules: [(&str, Rule); 16] = [
+            ("short_header", Rule::ShortHeader { have: 0 }),
+            ("msg_size_below_header", Rule::MsgSizeBelowHeader { msg_size: 0 }),
+            ("msg_truncated", Rule::MsgTruncated { msg_size: 0, have: 0 }),
+            ("msg_overlong", Rule::MsgOverlong { msg_size: 0, have: 0 }),
+            ("bad_message_type", Rule::BadMessageType { bits: 0 }),
+            ("short_body", Rule::ShortBody { what: "", need: 0, have: 0 }),
+            ("count_exceeds_payload", Rule::CountExceedsPayload { field: "", count: 0, have: 0 }),
+            ("json_not_terminated", Rule::JsonNotTerminated),
+            ("json_syntax", Rule::JsonSyntax { reason: "" }),
+            ("json_too_large", Rule::JsonTooLarge { what: "" }),
+            ("cap_overlaps_fixed", Rule::CapOverlapsFixed { cap_offset: 0 }),
+            ("cap_out_of_bounds", Rule::CapOutOfBounds { cap_offset: 0, payload: 0 }),
+            ("cap_loop", Rule::CapLoop { cap_offset: 0, next: 0 }),
+            ("cap_truncated", Rule::CapTruncated { id: 0, need: 0, have: 0 }),
+            ("io_fd_stride", Rule::IoFdStride { argsz: 0, count: 0, have: 0 }),
+            ("vduse_size", Rule::VduseSize { have: 0 }),
+        ];
+        s.push_str("G.RULE = {\n");
+        for (k, r) in rules {
+            let _ = writeln!(s, "  {k} = {{ id = {}, spec = {} }},", lua_str(r.id()), lua_str(r.spec()));
+        }
+        s.push_str("}\n");
+        self.out.push_str(&s);
+    }
+
+    fn protos(&mut self) {
+        self.line(&format!(
+            "local P_VFIO = Proto({}, \"vfio-user\")\nlocal P_VDUSE = Proto({}, \"VDUSE\")\nG.proto = {{ {PROTO_VFIO_USER} = P_VFIO, {PROTO_VDUSE} = P_VDUSE }}",
+            lua_str(PROTO_VFIO_USER),
+            lua_str(PROTO_VDUSE)
+        ));
+    }
+
+    /// Index of a value-name table, interning it.
+    fn vs_index(&mut self, table: &'static [Named]) -> usize {
+        let key: Vec<(u64, &'static str)> = table.iter().map(|n| (n.value, n.name)).collect();
+        let next = self.vs.len() + 1;
+        *self.vs.entry(key).or_insert(next)
+    }
+
+    fn value_strings<'a>(&mut self, layouts: impl Iterator<Item = &'a Layout>) {
+        let mut order: Vec<&'static [Named]> = vec![COMMAND_NAMES, ERRNO_NAMES];
+        for l in layouts {
+            for f in l.fields {
+                match f.show {
+                    Show::Enum(t) => order.push(t),
+                    Show::Flags(specs) => {
+                        for s in specs {
+                            if let FlagKind::Value(t) = s.kind {
+                                order.push(t);
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        self.line("local VS = {}");
+        for t in order {
+            let before = self.vs.len();
+            let i = self.vs_index(t);
+            if self.vs.len() == before {
+                continue;
+            }
+            let mut s = format!("VS[{i}] = {{");
+            for n in t {
+                let _ = write!(s, " [{}] = {},", n.value, lua_str(n.name));
+            }
+            s.push_str(" }");
+            self.line(&s);
+        }
+        let cmd = self.vs_index(COMMAND_NAMES);
+        let errno = self.vs_index(ERRNO_NAMES);
+        let mut short = String::from("G.CMD_SHORT = {");
+        for n in COMMAND_NAMES {
+            if let Some(sn) = Command(n.value as u16).short_name() {
+                let _ = write!(short, " [{}] = {},", n.value, lua_str(sn));
+            }
+        }
+        short.push_str(" }");
+        self.line(&format!("G.VS_COMMAND = VS[{cmd}]\nG.VS_ERRNO = VS[{errno}]\n{short}"));
+        self.line("local S = {}");
+    }
+
+    fn flag_part(&mut self, parent: &str, width: u32, spec: &FlagSpec) -> Result<String, String> {
+        let abbrev = format!("{parent}.{}", ident(spec.name));
+        self.claim(&abbrev)?;
+        let mlo = spec.mask & 0xffff_ffff;
+        let mhi = spec.mask >> 32;
+        let shift = if spec.mask == 0 { 0 } else { spec.mask.trailing_zeros() };
+        let (kind, vs) = match spec.kind {
+            FlagKind::Bit => ("bit", None),
+            FlagKind::Value(t) => ("value", Some(self.vs_index(t))),
+            FlagKind::Number => ("number", None),
+        };
+        // A mask wider than a Lua number cannot be given to ProtoField: the part is then shown only in
+        // the summary.
+        let pf = match lua_num(spec.mask) {
+            Err(_) => "nil".to_owned(),
+            Ok(mask) => match spec.kind {
+                FlagKind::Bit => format!(
+                    "ProtoField.bool({}, {}, {width}, nil, {mask})",
+                    lua_str(&abbrev),
+                    lua_str(spec.name)
+                ),
+                _ => format!(
+                    "ProtoField.uint{width}({}, {}, base.DEC, {}, {mask})",
+                    lua_str(&abbrev),
+                    lua_str(spec.name),
+                    vs.map_or("nil".to_owned(), |i| format!("VS[{i}]"))
+                ),
+            },
+        };
+        Ok(format!(
+            "{{ name = {}, kind = \"{kind}\", mlo = {mlo}, mhi = {mhi}, shift = {shift}, vs = {}, pf = {pf} }}",
+            lua_str(spec.name),
+            vs.map_or("nil".to_owned(), |i| format!("VS[{i}]"))
+        ))
+    }
+
+    fn field(&mut self, proto: &str, layout: &Layout, f: &Field) -> Result<String, String> {
+        let abbrev = field_abbrev(proto, layout, f);
+        self.claim(&abbrev)?;
+        let key = format!("{}.{}", struct_key(proto, layout), f.name);
+        let (kind, ctor, le, width) = scalar_info(f.scalar);
+        let doc = f.doc.trim();
+        let mut vs = None;
+        let pf = match ctor {
+            None => {
+                if f.show == Show::Text {
+                    format!("ProtoField.stringz({}, {}, nil, {})", lua_str(&abbrev), lua_str(f.name), lua_str(doc))
+                } else {
+                    format!("ProtoField.bytes({}, {}, base.NONE, {})", lua_str(&abbrev), lua_str(f.name), lua_str(doc))
+                }
+            }
+            Some(ctor) => {
+                let base = match f.show {
+                    _ if kind == "i32" => "DEC",
+                    Show::Dec | Show::Reserved | Show::Enum(_) | Show::Errno | Show::Command => "DEC",
+                    Show::Hex | Show::Flags(_) | Show::Bytes | Show::Text => "HEX",
+                };
+                vs = match f.show {
+                    Show::Enum(t) => Some(self.vs_index(t)),
+                    Show::Errno => Some(self.vs_index(ERRNO_NAMES)),
+                    Show::Command => Some(self.vs_index(COMMAND_NAMES)),
+                    _ => None,
+                };
+                format!(
+                    "ProtoField.{ctor}({}, {}, base.{base}, {}, nil, {})",
+                    lua_str(&abbrev),
+                    lua_str(f.name),
+                    vs.map_or("nil".to_owned(), |i| format!("VS[{i}]")),
+                    lua_str(doc)
+                )
+            }
+        };
+        let parts = match f.show {
+            Show::Flags(specs) if width > 0 => {
+                let mut p = String::from("{ ");
+                for s in specs {
+                    let part = self.flag_part(&abbrev, width, s)?;
+                    p.push_str(&part);
+                    p.push_str(", ");
+                }
+                p.push('}');
+                p
+            }
+            _ => "nil".to_owned(),
+        };
+        Ok(format!(
+            "    {{ key = {}, name = {}, off = {}, size = {}, kind = \"{kind}\", le = {le}, show = \"{}\", summary = {}, reply_only = {}, vs = {}, parts = {parts},\n      pf = {pf} }},",
+            lua_str(&key),
+            lua_str(f.name),
+            f.offset,
+            f.size,
+            show_name(f.show),
+            f.key,
+            f.reply_only,
+            vs.map_or("nil".to_owned(), |i| format!("VS[{i}]")),
+        ))
+    }
+
+    fn layout(&mut self, proto: &str, l: &Layout) -> Result<(), String> {
+        let key = struct_key(proto, l);
+        let abbrev = format!("{proto}.{key}");
+        self.claim(&abbrev)?;
+        let mut s = format!(
+            "S[{}] = {{ name = {}, spec = {}, size = {}, proto = {},\n  pf = ProtoField.none({}, {}, {}),\n  fields = {{\n",
+            lua_str(&key),
+            lua_str(l.name),
+            lua_str(l.spec),
+            l.size,
+            lua_str(proto),
+            lua_str(&abbrev),
+            lua_str(l.name),
+            lua_str(l.spec)
+        );
+        for f in l.fields {
+            let line = self.field(proto, l, f)?;
+            s.push_str(&line);
+            s.push('\n');
+        }
+        s.push_str("  } }");
+        self.line(&s);
+        Ok(())
+    }
+
+    /// Fields that are not in any wire struct: direction, connection, descriptors, pairing, data runs.
+    fn extras(&mut self) -> Result<(), String> {
+        self.line("G.X = {}");
+        for proto in [PROTO_VFIO_USER, PROTO_VDUSE] {
+            let defs: [(&str, String); 7] = [
+                ("dir", format!("ProtoField.string(\"{proto}.dir\", \"Direction\", base.ASCII, \"c2s: client to server (VDUSE: kernel to daemon); s2c: server to client (VDUSE: daemon to kernel)\")")),
+                ("conn", format!("ProtoField.uint32(\"{proto}.conn\", \"Connection\", base.DEC, nil, nil, \"The capture interface: one per socket connection\")")),
+                ("fds", format!("ProtoField.uint32(\"{proto}.fds\", \"File descriptors\", base.DEC, nil, nil, \"Descriptors that travelled with the message (SCM_RIGHTS), from the record comment\")")),
+                ("truncated", format!("ProtoField.bool(\"{proto}.truncated\", \"Truncated\", base.NONE, nil, nil, \"The stream ended inside this message\")")),
+                ("response_in", format!("ProtoField.framenum(\"{proto}.response_in\", \"Response in\", base.NONE, frametype.RESPONSE, nil, \"The frame of the reply\")")),
+                ("response_to", format!("ProtoField.framenum(\"{proto}.response_to\", \"Request in\", base.NONE, frametype.REQUEST, nil, \"The frame of the request\")")),
+                ("time", format!("ProtoField.relative_time(\"{proto}.time\", \"Time\", \"Time since the request\")")),
+            ];
+            let mut s = format!("G.X.{proto} = {{\n");
+            for (k, pf) in defs {
+                self.claim(&format!("{proto}.{k}"))?;
+                let _ = writeln!(s, "  {k} = {pf},");
+            }
+            s.push('}');
+            self.line(&s);
+        }
+        let mut s = String::from("G.DATA = {\n");
+        for &kind in DATA_KINDS {
+            let abbrev = data_abbrev(kind);
+            self.claim(&abbrev)?;
+            let key = snake(&format!("{kind:?}"));
+            let (doc, word) = data_kind_text(kind);
+            let pf = if kind == DataKind::Json {
+                format!("ProtoField.string({}, {}, base.UNICODE, {})", lua_str(&abbrev), lua_str(&format!("{kind:?}")), lua_str(doc))
+            } else {
+                format!("ProtoField.bytes({}, {}, base.NONE, {})", lua_str(&abbrev), lua_str(&format!("{kind:?}")), lua_str(doc))
+            };
+            let _ = writeln!(
+                s,
+                "  {key} = {{ text = {}, word = {}, pf = {pf} }},",
+                kind == DataKind::Json,
+                word.map_or("nil".to_owned(), lua_str)
+            );
+        }
+        s.push('}');
+        self.line(&s);
+        let h = &tables::HEADER_FIELDS;
+        let k = |r: &FieldRef| ref_key(PROTO_VFIO_USER, r);
+        self.line(&format!(
+            "G.HDR = {{ struct = {}, id = {}, cmd = {}, size = {}, flags = {}, errno = {} }}",
+            lua_str(&struct_key(PROTO_VFIO_USER, &HEADER)),
+            lua_str(&k(&h.id)?),
+            lua_str(&k(&h.command)?),
+            lua_str(&k(&h.size)?),
+            lua_str(&k(&h.flags)?),
+            lua_str(&k(&h.errno)?)
+        ));
+        Ok(())
+    }
+
+    fn bodies(&mut self) -> Result<(), String> {
+        let mut s = String::from("G.BODIES = {\n");
+        for b in VFIO_USER_BODIES {
+            let _ = writeln!(
+                s,
+                "  [{}] = {{ -- {}\n    request = {},\n    reply = {},\n  }},",
+                b.command.0,
+                b.command.name().unwrap_or("?"),
+                steps_lua(b.request)?,
+                steps_lua(b.reply)?
+            );
+        }
+        s.push('}');
+        self.line(&s);
+        self.line(&format!("G.UNKNOWN_BODY = {}", steps_lua(UNKNOWN_BODY)?));
+        Ok(())
+    }
+
+    fn vduse(&mut self) -> Result<(), String> {
+        let v = &VDUSE;
+        let p = PROTO_VDUSE;
+        let members = |m: &[(u64, Layout)]| {
+            let mut s = String::from("{");
+            for (t, l) in m {
+                let _ = write!(s, " [{t}] = {},", lua_str(&struct_key(p, l)));
+            }
+            s.push_str(" }");
+            s
+        };
+        self.line(&format!(
+            "G.VDUSE = {{ size = {}, request = {}, response = {}, req_type = {}, request_id = {}, response_id = {}, result = {}, result_ok = {}, union = {},\n  request_members = {},\n  response_members = {} }}",
+            v.msg_size,
+            lua_str(&struct_key(p, &v.request)),
+            lua_str(&struct_key(p, &v.response)),
+            lua_str(&ref_key(p, &v.req_type)?),
+            lua_str(&ref_key(p, &v.request_id)?),
+            lua_str(&ref_key(p, &v.response_id)?),
+            lua_str(&ref_key(p, &v.result)?),
+            v.result_ok,
+            v.union_offset,
+            members(v.request_members),
+            members(v.response_members)
+        ));
+        let mut s = String::from("G.VIEWS = {");
+        for (r, views) in v.views {
+            let _ = write!(s, " [{}] = {{", lua_str(&ref_key(p, r)?));
+            for l in *views {
+                let _ = write!(s, " {},", lua_str(&struct_key(p, l)));
+            }
+            s.push_str(" },");
+        }
+        s.push_str(" }");
+        self.line(&s);
+        Ok(())
+    }
+}
+
+/// The runtime's key of a field: `dma_unmap.flags`.
+fn ref_key(proto: &str, r: &FieldRef) -> Result<String, String> {
+    let f = r
+        .field()
+        .ok_or_else(|| format!("{} has no field at offset {}", r.layout.name, r.offset))?;
+    Ok(format!("{}.{}", struct_key(proto, &r.layout), f.name))
+}
+
+fn kind_key(kind: DataKind) -> String {
+    snake(&format!("{kind:?}"))
+}
+
+fn steps_lua(steps: &[Step]) -> Result<String, String> {
+    let p = PROTO_VFIO_USER;
+    let mut s = String::from("{");
+    for st in steps {
+        let one = match *st {
+            Step::Struct(l) => format!("{{ op = \"struct\", s = {} }}", lua_str(&struct_key(p, &l))),
+            Step::Array { elem, count } => format!(
+                "{{ op = \"array\", s = {}, count = {} }}",
+                lua_str(&struct_key(p, &elem)),
+                lua_str(&ref_key(p, &count)?)
+            ),
+            Step::Data { kind, len } => format!(
+                "{{ op = \"data\", kind = {}, len = {} }}",
+                lua_str(&kind_key(kind)),
+                lua_str(&ref_key(p, &len)?)
+            ),
+            Step::Rest(kind) => format!("{{ op = \"rest\", kind = {} }}", lua_str(&kind_key(kind))),
+            Step::StopIfEmpty => "{ op = \"stop_if_empty\" }".to_owned(),
+            Step::IfFlag { field, mask, then } => format!(
+                "{{ op = \"if_flag\", field = {}, mlo = {}, mhi = {}, steps = {} }}",
+                lua_str(&ref_key(p, &field)?),
+                mask & 0xffff_ffff,
+                mask >> 32,
+                steps_lua(then)?
+            ),
+            Step::IfNonEmpty(then) => format!("{{ op = \"if_nonempty\", steps = {} }}", steps_lua(then)?),
+            Step::Switch { field, mask, cases, default } => {
+                let mut c = String::from("{");
+                for case in cases {
+                    let vals: Vec<String> = case.values.iter().map(|&v| lua_num(v)).collect::<Result<_, _>>()?;
+                    let _ = write!(c, " {{ values = {{ {} }}, steps = {} }},", vals.join(", "), steps_lua(case.steps)?);
+                }
+                c.push_str(" }");
+                format!(
+                    "{{ op = \"switch\", field = {}, mlo = {}, mhi = {}, shift = {}, cases = {c}, default = {} }}",
+                    lua_str(&ref_key(p, &field)?),
+                    mask & 0xffff_ffff,
+                    mask >> 32,
+                    if mask == 0 { 0 } else { mask.trailing_zeros() },
+                    steps_lua(default)?
+                )
+            }
+            Step::Json => "{ op = \"json\" }".to_owned(),
+            Step::RegionCaps(rc) => region_caps_lua(rc)?,
+            Step::IoFdEntries { head, argsz, count, entries } => {
+                let mut e = String::from("{");
+                for l in entries {
+                    let _ = write!(e, " {{ size = {}, s = {} }},", l.size, lua_str(&struct_key(p, l)));
+                }
+                e.push_str(" }");
+                format!(
+                    "{{ op = \"io_fds\", head = {}, argsz = {}, count = {}, entries = {e} }}",
+                    lua_str(&struct_key(p, &head)),
+                    lua_str(&ref_key(p, &argsz)?),
+                    lua_str(&ref_key(p, &count)?)
+                )
+            }
+            Step::ReportBitmap { length, page_size } => format!(
+                "{{ op = \"report_bitmap\", length = {}, page = {} }}",
+                lua_str(&ref_key(p, &length)?),
+                lua_str(&ref_key(p, &page_size)?)
+            ),
+        };
+        s.push(' ');
+        s.push_str(&one);
+        s.push(',');
+    }
+    s.push_str(" }");
+    Ok(s)
+}
+
+fn region_caps_lua(rc: &RegionCaps) -> Result<String, String> {
+    let p = PROTO_VFIO_USER;
+    let mut kinds = String::from("{");
+    for k in rc.kinds {
+        let _ = write!(kinds, " [{}] = {{ head = {}", lua_num(k.id)?, lua_str(&struct_key(p, &k.head)));
+        if let Some((count, area)) = k.areas {
+            let _ = write!(
+                kinds,
+                ", count = {}, area = {}",
+                lua_str(&ref_key(p, &count)?),
+                lua_str(&struct_key(p, &area))
+            );
+        }
+        kinds.push_str(" },");
+    }
+    kinds.push_str(" }");
+    if rc.id.layout.name != rc.next.layout.name {
+        return Err("a capability's id and next must be in one header struct".to_owned());
+    }
+    Ok(format!(
+        "{{ op = \"region_caps\", info = {}, flags = {}, mlo = {}, mhi = {}, first = {}, header = {}, id = {}, next = {}, unknown = {}, max = {}, kinds = {kinds} }}",
+        lua_str(&struct_key(p, &rc.info)),
+        lua_str(&ref_key(p, &rc.flags)?),
+        rc.caps_flag & 0xffff_ffff,
+        rc.caps_flag >> 32,
+        lua_str(&ref_key(p, &rc.first)?),
+        lua_str(&struct_key(p, &rc.id.layout)),
+        lua_str(&ref_key(p, &rc.id)?),
+        lua_str(&ref_key(p, &rc.next)?),
+        lua_str(&struct_key(p, &UNKNOWN_CAP)),
+        rc.max
+    ))
+}
+
+#[cfg(test)]
+mod tests;

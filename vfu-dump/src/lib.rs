@@ -4,13 +4,13 @@
 //! sessions ([`capture`]).
 
 pub mod capture;
-pub mod render;
 pub mod cli;
 pub mod convert;
+pub mod dissector;
+pub mod proxy;
 pub mod read;
+pub mod render;
 pub mod stats;
+pub mod validate;
 pub mod validate_cli;
 pub mod vduse_render;
-pub mod validate;
-pub mod proxy;
-pub mod dissector;

@@ -14,11 +14,17 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Cmd::Read(o) => vfu_dump::read::run(o, &mut out).map(|()| ExitCode::SUCCESS),
         Cmd::Validate(o) => vfu_dump::validate_cli::run(o, &mut out).map(|n| {
-            if n == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) }
+            if n == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
         }),
         Cmd::Convert(o) => vfu_dump::convert::run(o).map(|()| ExitCode::SUCCESS),
         Cmd::Proxy(o) => vfu_dump::proxy::run(o, &mut out).map(|()| ExitCode::SUCCESS),
-        Cmd::WiresharkDissector => vfu_dump::dissector::generate(&mut out).map(|()| ExitCode::SUCCESS).map_err(RunError::Io),
+        Cmd::WiresharkDissector => vfu_dump::dissector::generate(&mut out)
+            .map(|()| ExitCode::SUCCESS)
+            .map_err(RunError::Io),
         Cmd::Completions(o) => {
             clap_complete::generate(o.shell, &mut Cli::command(), "vfu-dump", &mut out);
             Ok(ExitCode::SUCCESS)
@@ -26,7 +32,9 @@ fn main() -> ExitCode {
     };
     let flushed = out.flush();
     match (result, flushed) {
-        (Err(RunError::Io(e)), _) | (Ok(_), Err(e)) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        (Err(RunError::Io(e)), _) | (Ok(_), Err(e)) if e.kind() == io::ErrorKind::BrokenPipe => {
+            ExitCode::SUCCESS
+        }
         (Ok(code), Ok(())) => code,
         (Ok(_), Err(e)) | (Err(RunError::Io(e)), _) => {
             eprintln!("error: writing output: {e}");

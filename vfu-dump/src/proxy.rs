@@ -1,11 +1,546 @@
-//! `vfu-dump proxy` (being written).
+//! `vfu-dump proxy`: a transparent vfio-user socket proxy that decodes, prints and records live.
+//!
+//! ```text
+//!  client (VMM) ──▶ --listen CLIENT.sock ══ proxy ══ --connect SERVER.sock ◀── server (device)
+//! ```
+//!
+//! [`Proxy::start`] binds the listen socket and returns a [`ProxyHandle`]; [`run`] is the command-line
+//! wrapper (options, signals, output). Tests drive the library directly.
+//!
+//! # Design
+//!
+//! **Threads.** One acceptor thread polls the listen socket and a stop socket. Each accepted client
+//! gets a connection thread, which connects to the server (retrying for `--connect-timeout` while the
+//! server is not listening yet) and then forwards client→server itself while a second thread forwards
+//! server→client. A twin socket adds two more forwarding threads. A forwarding thread does nothing but
+//! a blocking `recvmsg` on one socket and a blocking `sendmsg` on the other, so each direction moves
+//! independently (a peer that does not read can stall only its own direction, never the other one)
+//! and a message costs one read and one write, with no `poll` in between.
+//!
+//! **Bytes and descriptors.** Every chunk a `recvmsg` returns is forwarded unchanged, whatever it
+//! holds: garbage, a 4 GiB `msg_size`, a message cut short by a disconnect. Descriptors that came
+//! with the chunk (up to the kernel's 253 per message; the control buffer holds that many, and a
+//! truncated control buffer is reported) are sent again with the chunk. Linux may return in one
+//! `recvmsg` the end of one `sendmsg` together with a later `sendmsg` that carried descriptors, and a
+//! receiver that reads the earlier bytes with a plain `read` would then lose them. So the forwarder
+//! follows message boundaries ([`vfu_codec::frame::msg_size`] on each header) and, when descriptors
+//! came with a chunk in which a message starts, sends the bytes before that message first and the
+//! rest with the descriptors, which is where every vfio-user sender puts them (with the header). The
+//! capture attaches them to the same message, the rule of `capture-format.md`. When a chunk holds
+//! several message starts there is no telling which one the sender gave the descriptors to; the
+//! first is taken.
+//!
+//! **Twin socket.** When a VERSION reply carries descriptors and its capabilities say
+//! `twin_socket: {supported: true, fd_index: i}` with `i` naming one of them, the proxy makes a
+//! socketpair, sends the client its own end in place of descriptor `i`, keeps the server's socket, and
+//! relays between the two as a connection of its own (its own capture interface), so DMA_READ and
+//! DMA_WRITE on the twin socket are seen, forwarded and recorded like the main socket's traffic. The
+//! reply's bytes are not changed: `fd_index` still names the same slot.
+//!
+//! **Disconnects.** End of stream on one side is passed on at once as a half-close
+//! (`shutdown(SHUT_WR)` of the other side), so a peer that only half-closes keeps receiving. When the
+//! peer has closed both directions (`POLLHUP`), the other side is shut down in both directions as well,
+//! so the other peer's writes fail at once instead of at its next read. A write that fails (the
+//! receiver is gone) is reported, the sender's socket is shut for reading so that it learns, and what
+//! still arrives is recorded.
+//!
+//! **Recording never waits on printing; forwarding never waits on decoding.** A forwarder receives
+//! into a buffer of a shared pool, forwards from it, and then hands that same buffer to the recorder
+//! thread through a bounded channel (no copy, and no allocation once the pool has grown). The
+//! recorder frames each direction into whole messages, writes the capture (one record per message,
+//! one interface per connection) and offers a copy of each message to the printer thread, which
+//! decodes, validates, filters and renders it. The two hand-offs behave differently, on purpose:
+//!
+//! - recorder → printer is **lossy**: the printer's queue is bounded (messages and bytes); when it is
+//!   full (a slow terminal), the message is not printed and counted, and a line says how many were
+//!   skipped. The capture still has them. Validation after such a gap may report findings that a
+//!   complete view would not.
+//! - forwarder → recorder is **lossless**: when the pool is exhausted the forwarder waits for the
+//!   recorder. That happens only if writing the capture is slower than the traffic (a disk that cannot
+//!   keep up); the alternatives were losing records or buffering without bound, and the capture is
+//!   the record of truth. Without `-w` the recorder does no I/O and cannot fall behind.
+//!
+//! Both consumer threads batch: after a busy turn they sleep briefly instead of being woken per
+//! message, so under load a forwarded message costs no wake-up system call.
+//!
+//! **Stopping.** [`ProxyHandle::stop`] (or SIGINT/SIGTERM in [`run`]) wakes the acceptor, which shuts
+//! down every socket, joins the connection threads, removes the listen socket file, and lets the
+//! recorder write the messages left partial as `truncated` records and flush the capture.
 
-use std::io::Write;
+mod forward;
+mod pool;
+mod print;
+mod record;
+mod sock;
 
-use crate::cli::ProxyOpts;
-use crate::read::RunError;
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{self, BufWriter, Read, Write};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::MetadataExt;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::thread::JoinHandle;
+use std::time::Duration;
 
-/// Runs the proxy until SIGINT/SIGTERM.
-pub fn run(_opts: &ProxyOpts, _out: &mut dyn Write) -> Result<(), RunError> {
-    Err(RunError::Usage("proxy: not implemented yet".into()))
+use crate::capture::PcapngWriter;
+use crate::cli::{OutputFormat, ProxyOpts};
+use crate::read::{Filter, RunError, use_color};
+use crate::render::Style;
+use crate::validate::Profile;
+
+pub use print::Sink;
+
+/// What to print, and where.
+pub struct PrintOptions {
+    /// Where the text goes.
+    pub sink: Sink,
+    /// Text lines or JSON objects.
+    pub format: OutputFormat,
+    /// Colour, `-v`, `-x`.
+    pub style: Style,
+    /// Times relative to the first message.
+    pub relative: bool,
+    /// Which messages to print (everything is forwarded and captured).
+    pub filter: Filter,
+    /// Print a line per message (`false` is `--quiet`: connection events, findings and the summary
+    /// only).
+    pub messages: bool,
+    /// Validate live with this profile and print the findings.
+    pub validate: Option<Profile>,
+}
+
+/// How to run a proxy.
+pub struct Config {
+    /// The socket clients connect to (created; a stale socket file is replaced).
+    pub listen: PathBuf,
+    /// The server's socket.
+    pub connect: PathBuf,
+    /// Permission bits of the listen socket.
+    pub mode: u32,
+    /// How long to retry a server that is not listening yet, per client.
+    pub connect_timeout: Duration,
+    /// Write a capture here.
+    pub capture: Option<PathBuf>,
+    /// Print; `None` prints nothing at all.
+    pub print: Option<PrintOptions>,
+}
+
+impl Config {
+    /// A configuration that forwards and records nothing else: no capture, no output, mode 0600,
+    /// a 5 s connect timeout.
+    pub fn new(listen: impl Into<PathBuf>, connect: impl Into<PathBuf>) -> Self {
+        Config {
+            listen: listen.into(),
+            connect: connect.into(),
+            mode: 0o600,
+            connect_timeout: Duration::from_secs(5),
+            capture: None,
+            print: None,
+        }
+    }
+}
+
+/// Counts over the proxy's whole run.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Summary {
+    /// Connections accepted from clients.
+    pub connections: u64,
+    /// Twin sockets relayed (each is a connection of its own in the capture).
+    pub twin_sockets: u64,
+    /// Clients whose server connection could not be made.
+    pub connect_failures: u64,
+    /// Messages recorded (partial ones included).
+    pub messages: u64,
+    /// Bytes received from clients (all forwarded, all recorded).
+    pub bytes_c2s: u64,
+    /// Bytes received from servers.
+    pub bytes_s2c: u64,
+    /// Messages that do not decode (truncated ones included).
+    pub malformed: u64,
+    /// Records cut short: a stream that ended inside a message, or a piece of an oversized one.
+    pub truncated: u64,
+    /// Headers whose `msg_size` is more than a capture record holds (64 MiB).
+    pub oversized: u64,
+    /// File descriptors forwarded.
+    pub fds: u64,
+    /// Reads whose descriptors the kernel cut short (MSG_CTRUNC): those descriptors were lost.
+    pub fds_truncated: u64,
+    /// Chunks that could not be forwarded (the receiver was gone).
+    pub forward_errors: u64,
+    /// Messages the printer skipped because it fell behind.
+    pub not_printed: u64,
+}
+
+/// Why something is noted; counted in the [`Summary`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum NoteKind {
+    Info,
+    ConnectFailed,
+    ForwardError,
+    FdsTruncated,
+}
+
+/// What forwarders tell the recorder.
+pub(crate) enum RecEvent {
+    /// A new connection (a capture interface).
+    Open { conn: u32, name: String, twin_of: Option<u32> },
+    /// Bytes received on one direction.
+    Chunk(record::Chunk),
+    /// One direction ended.
+    Eof { conn: u32, dir: vfu_codec::Direction, ts: u64 },
+    /// Something worth a line.
+    Note { conn: u32, kind: NoteKind, text: String },
+    /// The connection is finished.
+    Close { conn: u32 },
+}
+
+/// Connections and their sockets, for stopping.
+struct Registry {
+    next_id: u32,
+    sockets: HashMap<u32, Vec<Arc<OwnedFd>>>,
+    tx: Option<SyncSender<RecEvent>>,
+}
+
+/// What every thread shares.
+pub(crate) struct Ctx {
+    server: PathBuf,
+    connect_timeout: Duration,
+    pool: pool::Pool,
+    stopping: AtomicBool,
+    active: AtomicUsize,
+    registry: Mutex<Registry>,
+}
+
+impl Ctx {
+    fn registry(&self) -> MutexGuard<'_, Registry> {
+        self.registry.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Numbers a new connection, announces it to the recorder (in number order, so numbers are
+    /// capture interface ids) and returns its number and a channel to the recorder.
+    pub(crate) fn open(&self, twin_of: Option<u32>) -> Option<(u32, SyncSender<RecEvent>)> {
+        let mut r = self.registry();
+        let tx = r.tx.clone()?;
+        let conn = r.next_id;
+        r.next_id += 1;
+        let name = match twin_of {
+            None => format!("vfio-user:{conn}:{}", self.server.display()),
+            Some(m) => format!("vfio-user:{conn}:{} (twin socket of connection {m})", self.server.display()),
+        };
+        tx.send(RecEvent::Open { conn, name, twin_of }).ok()?;
+        Some((conn, tx))
+    }
+
+    /// Remembers a connection's sockets so that stopping can shut them down; when the proxy is
+    /// already stopping, shuts them down at once.
+    pub(crate) fn add_sockets(&self, conn: u32, socks: &[&Arc<OwnedFd>]) {
+        let mut r = self.registry();
+        if self.stopping.load(Ordering::SeqCst) {
+            for s in socks {
+                sock::shutdown(s.as_fd(), rustix::net::Shutdown::Both);
+            }
+        }
+        r.sockets.entry(conn).or_default().extend(socks.iter().map(|s| Arc::clone(s)));
+    }
+
+    pub(crate) fn remove_sockets(&self, conn: u32) {
+        self.registry().sockets.remove(&conn);
+    }
+
+    fn shutdown_all(&self) {
+        let r = self.registry();
+        self.stopping.store(true, Ordering::SeqCst);
+        for s in r.sockets.values().flatten() {
+            sock::shutdown(s.as_fd(), rustix::net::Shutdown::Both);
+        }
+    }
+}
+
+/// The proxy: see [`Proxy::start`].
+pub struct Proxy;
+
+impl Proxy {
+    /// Creates the capture file, binds the listen socket and starts serving in background threads.
+    pub fn start(config: Config) -> io::Result<ProxyHandle> {
+        if config.mode > 0o777 {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "socket mode must be at most 0777"));
+        }
+        let capture = match &config.capture {
+            Some(p) => {
+                let f = File::create(p).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", p.display())))?;
+                Some(PcapngWriter::new(BufWriter::with_capacity(1 << 20, f))?)
+            }
+            None => None,
+        };
+        let listener = sock::listen(&config.listen, config.mode)?;
+        let listen_id = std::fs::metadata(&config.listen).map(|m| (m.dev(), m.ino())).ok();
+        let (stop_rx, stop_tx) = UnixStream::pair()?;
+        stop_rx.set_nonblocking(true)?;
+        stop_tx.set_nonblocking(true)?;
+
+        let (tx, rx) = sync_channel(1024);
+        let ctx = Arc::new(Ctx {
+            server: config.connect.clone(),
+            connect_timeout: config.connect_timeout,
+            pool: pool::Pool::new(),
+            stopping: AtomicBool::new(false),
+            active: AtomicUsize::new(0),
+            registry: Mutex::new(Registry { next_id: 0, sockets: HashMap::new(), tx: Some(tx) }),
+        });
+        let stats = Arc::new(Mutex::new(Summary::default()));
+
+        let (printq, printer) = match config.print {
+            Some(p) => {
+                let q = Arc::new(print::Queue::new());
+                let wants_messages = p.messages || p.validate.is_some();
+                let q2 = Arc::clone(&q);
+                let h = std::thread::Builder::new()
+                    .name("vfu-proxy-print".into())
+                    .spawn(move || print::run(&q2, p))?;
+                (Some((q, wants_messages)), Some(h))
+            }
+            None => (None, None),
+        };
+        let recorder = {
+            let ctx = Arc::clone(&ctx);
+            let stats = Arc::clone(&stats);
+            std::thread::Builder::new()
+                .name("vfu-proxy-record".into())
+                .spawn(move || record::run(&ctx, &rx, capture, printq, &stats))?
+        };
+        let acceptor = {
+            let ctx = Arc::clone(&ctx);
+            let listen = config.listen.clone();
+            std::thread::Builder::new()
+                .name("vfu-proxy-accept".into())
+                .spawn(move || accept_loop(&ctx, listener, stop_rx, &listen, listen_id))?
+        };
+        Ok(ProxyHandle {
+            ctx,
+            stats,
+            stop_tx,
+            acceptor: Some(acceptor),
+            recorder: Some(recorder),
+            printer,
+        })
+    }
+}
+
+/// A running proxy. Dropping it stops it.
+pub struct ProxyHandle {
+    ctx: Arc<Ctx>,
+    stats: Arc<Mutex<Summary>>,
+    stop_tx: UnixStream,
+    acceptor: Option<JoinHandle<()>>,
+    recorder: Option<JoinHandle<io::Result<Summary>>>,
+    printer: Option<JoinHandle<()>>,
+}
+
+impl ProxyHandle {
+    /// Asks the proxy to stop: every connection is closed, the capture flushed. Returns at once; see
+    /// [`ProxyHandle::wait`].
+    pub fn stop(&self) {
+        let _ = (&self.stop_tx).write(&[1]);
+    }
+
+    /// A socket whose writing one byte stops the proxy, as [`stop`](Self::stop) does (for a signal
+    /// handler: it is non-blocking).
+    pub fn stopper(&self) -> io::Result<UnixStream> {
+        self.stop_tx.try_clone()
+    }
+
+    /// Client connections being served now.
+    pub fn active_connections(&self) -> usize {
+        self.ctx.active.load(Ordering::SeqCst)
+    }
+
+    /// The counts so far (updated by the recorder after each batch of messages).
+    pub fn stats(&self) -> Summary {
+        self.stats.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// Waits until the proxy has stopped (after [`stop`](Self::stop), or a signal in [`run`]) and
+    /// everything is flushed; returns the final counts, or the error that ended the capture.
+    pub fn wait(mut self) -> io::Result<Summary> {
+        self.join()
+    }
+
+    /// [`stop`](Self::stop), then [`wait`](Self::wait).
+    pub fn shutdown(self) -> io::Result<Summary> {
+        self.stop();
+        self.wait()
+    }
+
+    fn join(&mut self) -> io::Result<Summary> {
+        if let Some(h) = self.acceptor.take() {
+            let _ = h.join();
+        }
+        let summary = match self.recorder.take() {
+            Some(h) => h.join().unwrap_or_else(|_| Err(io::Error::other("the recorder thread panicked"))),
+            None => Ok(self.stats()),
+        };
+        if let Some(h) = self.printer.take() {
+            let _ = h.join();
+        }
+        summary
+    }
+}
+
+impl Drop for ProxyHandle {
+    fn drop(&mut self) {
+        if self.acceptor.is_some() {
+            self.stop();
+            let _ = self.join();
+        }
+    }
+}
+
+fn accept_loop(ctx: &Arc<Ctx>, listener: OwnedFd, stop: UnixStream, listen: &Path, listen_id: Option<(u64, u64)>) {
+    use rustix::event::{PollFd, PollFlags};
+    let mut conns: Vec<JoinHandle<()>> = Vec::new();
+    let mut reported_accept_error = false;
+    loop {
+        let mut fds = [PollFd::new(&listener, PollFlags::IN), PollFd::new(&stop, PollFlags::IN)];
+        match rustix::event::poll(&mut fds, None) {
+            Ok(_) => {}
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(_) => std::thread::sleep(Duration::from_millis(10)),
+        }
+        if !fds[1].revents().is_empty() {
+            break;
+        }
+        if fds[0].revents().is_empty() {
+            continue;
+        }
+        let client = match rustix::net::accept_with(&listener, rustix::net::SocketFlags::CLOEXEC) {
+            Ok(c) => c,
+            Err(rustix::io::Errno::AGAIN | rustix::io::Errno::INTR | rustix::io::Errno::CONNABORTED) => continue,
+            Err(e) => {
+                // Out of descriptors or memory: keep serving the connections we have and try again.
+                if !reported_accept_error {
+                    reported_accept_error = true;
+                    note_global(ctx, format!("accept: {e}; retrying"));
+                }
+                std::thread::sleep(Duration::from_millis(50));
+                continue;
+            }
+        };
+        reported_accept_error = false;
+        let Some((conn, tx)) = ctx.open(None) else { break };
+        ctx.active.fetch_add(1, Ordering::SeqCst);
+        let c = Arc::clone(ctx);
+        let spawned = std::thread::Builder::new()
+            .name(format!("vfu-proxy-c{conn}"))
+            .stack_size(256 << 10)
+            .spawn(move || forward::connection(&c, conn, client, tx));
+        match spawned {
+            Ok(h) => conns.push(h),
+            Err(e) => {
+                ctx.active.fetch_sub(1, Ordering::SeqCst);
+                note_global(ctx, format!("c{conn}: cannot start a thread ({e}); connection closed"));
+            }
+        }
+        conns.retain(|h| !h.is_finished());
+    }
+    ctx.shutdown_all();
+    for h in conns {
+        let _ = h.join();
+    }
+    drop(listener);
+    if let Ok(m) = std::fs::metadata(listen)
+        && Some((m.dev(), m.ino())) == listen_id
+    {
+        let _ = std::fs::remove_file(listen);
+    }
+    // The last sender: the recorder drains what is left and ends.
+    ctx.registry().tx = None;
+    let mut b = [0u8; 16];
+    let _ = (&stop).read(&mut b);
+}
+
+fn note_global(ctx: &Ctx, text: String) {
+    let tx = ctx.registry().tx.clone();
+    if let Some(tx) = tx {
+        let _ = tx.send(RecEvent::Note { conn: u32::MAX, kind: NoteKind::Info, text });
+    }
+}
+
+/// Runs `vfu-dump proxy` until SIGINT or SIGTERM; the output goes to `out` (flushed after each batch
+/// of messages, so it can be followed live).
+pub fn run(opts: &ProxyOpts, out: &mut dyn Write) -> Result<(), RunError> {
+    let mode = u32::from_str_radix(opts.mode.trim_start_matches("0o"), 8)
+        .ok()
+        .filter(|m| *m <= 0o777)
+        .ok_or_else(|| RunError::Usage(format!("--mode {}: not an octal permission such as 600 or 660", opts.mode)))?;
+    let connect_timeout = Duration::try_from_secs_f64(opts.connect_timeout)
+        .map_err(|_| RunError::Usage(format!("--connect-timeout {}: not a number of seconds", opts.connect_timeout)))?;
+    let filter = Filter::new(&opts.filter)?;
+    let (tx, rx): (SyncSender<Vec<u8>>, Receiver<Vec<u8>>) = sync_channel(64);
+    let print = PrintOptions {
+        sink: Sink::Channel(tx),
+        format: opts.output.format,
+        style: Style {
+            color: use_color(opts.output.color),
+            verbose: opts.output.verbose,
+            hex: opts.output.hex,
+            relative_to: None,
+        },
+        relative: opts.output.relative,
+        filter,
+        messages: !opts.quiet,
+        validate: opts.validate.then(|| crate::validate_cli::profile(opts.profile)),
+    };
+    let config = Config {
+        listen: opts.listen.clone(),
+        connect: opts.connect.clone(),
+        mode,
+        connect_timeout,
+        capture: opts.write.clone(),
+        print: Some(print),
+    };
+    let handle = Proxy::start(config)
+        .map_err(|e| RunError::Usage(format!("proxy on {}: {e}", opts.listen.display())))?;
+    let mut ids = Vec::new();
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        let s = handle.stopper()?;
+        ids.push(signal_hook::low_level::pipe::register(sig, s)?);
+    }
+    if opts.output.format == OutputFormat::Text && !opts.quiet {
+        writeln!(
+            out,
+            "-- listening on {} (mode {mode:04o}), server {}{}",
+            opts.listen.display(),
+            opts.connect.display(),
+            opts.write.as_ref().map_or(String::new(), |w| format!(", capture {}", w.display()))
+        )?;
+        out.flush()?;
+    }
+    // The printer's batches, until it ends (after a stop). A closed standard output does not stop
+    // the proxy: the VMM's device must keep working; printing stops.
+    let mut out_error = None;
+    for batch in rx {
+        if out_error.is_none()
+            && let Err(e) = out.write_all(&batch).and_then(|()| out.flush())
+        {
+            if e.kind() != io::ErrorKind::BrokenPipe {
+                eprintln!("vfu-dump proxy: writing output: {e}; still forwarding and capturing");
+            }
+            out_error = Some(e);
+        }
+    }
+    for id in ids {
+        signal_hook::low_level::unregister(id);
+    }
+    let summary = handle.wait();
+    match summary {
+        Ok(_) => Ok(()),
+        Err(e) => Err(RunError::Usage(format!(
+            "capture {}: {e}",
+            opts.write.as_ref().map_or(String::new(), |p| p.display().to_string())
+        ))),
+    }
 }

@@ -47,7 +47,9 @@ pub fn use_color(when: ColorWhen) -> bool {
     match when {
         ColorWhen::Always => true,
         ColorWhen::Never => false,
-        ColorWhen::Auto => io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+        ColorWhen::Auto => {
+            io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+        }
     }
 }
 
@@ -67,15 +69,24 @@ impl Filter {
         let mut cmds = Vec::new();
         for c in &f.cmd {
             cmds.push(Command::parse(c).ok_or_else(|| {
-                RunError::Usage(format!("--cmd {c}: not a command name or number (try DMA_MAP, REGION_READ or 9)"))
+                RunError::Usage(format!(
+                    "--cmd {c}: not a command name or number (try DMA_MAP, REGION_READ or 9)"
+                ))
             })?);
         }
-        Ok(Filter { cmds, dir: f.dir.map(Into::into), conns: f.conn.clone(), id: f.id, errors: f.errors })
+        Ok(Filter {
+            cmds,
+            dir: f.dir.map(Into::into),
+            conns: f.conn.clone(),
+            id: f.id,
+            errors: f.errors,
+        })
     }
 
     /// Whether a record passes; `bad` says it is an error reply, malformed or truncated.
     pub fn pass(&self, rec: &RecordRef<'_>, bad: bool) -> bool {
-        if self.dir.is_some_and(|d| d != rec.direction) || (!self.conns.is_empty() && !self.conns.contains(&rec.conn))
+        if self.dir.is_some_and(|d| d != rec.direction)
+            || (!self.conns.is_empty() && !self.conns.contains(&rec.conn))
         {
             return false;
         }
@@ -104,11 +115,19 @@ pub struct RoundTrips {
 
 impl RoundTrips {
     /// Notes a vfio-user message; returns the round-trip time when it is a reply to a request seen.
-    pub fn observe(&mut self, conn: u32, direction: Direction, ts_ns: u64, msg: &Message<'_>) -> Option<u64> {
+    pub fn observe(
+        &mut self,
+        conn: u32,
+        direction: Direction,
+        ts_ns: u64,
+        msg: &Message<'_>,
+    ) -> Option<u64> {
         let id = msg.header.msg_id.get();
         let c2s = direction == Direction::ClientToServer;
         if msg.is_reply() {
-            self.pending.remove(&(conn, !c2s, id)).map(|t| ts_ns.saturating_sub(t))
+            self.pending
+                .remove(&(conn, !c2s, id))
+                .map(|t| ts_ns.saturating_sub(t))
         } else {
             if !msg.header.no_reply() {
                 self.pending.insert((conn, c2s, id), ts_ns);
@@ -119,20 +138,32 @@ impl RoundTrips {
 
     /// Notes a VDUSE request (remembering its type) or response; returns (rtt, request type) for a
     /// response whose request was seen.
-    pub fn observe_vduse(&mut self, conn: u32, request_id: u32, ts_ns: u64, req_type: Option<u32>) -> Option<(u64, u32)> {
+    pub fn observe_vduse(
+        &mut self,
+        conn: u32,
+        request_id: u32,
+        ts_ns: u64,
+        req_type: Option<u32>,
+    ) -> Option<(u64, u32)> {
         match req_type {
             Some(t) => {
                 self.vduse.insert((conn, request_id), (ts_ns, t));
                 None
             }
-            None => self.vduse.remove(&(conn, request_id)).map(|(t, ty)| (ts_ns.saturating_sub(t), ty)),
+            None => self
+                .vduse
+                .remove(&(conn, request_id))
+                .map(|(t, ty)| (ts_ns.saturating_sub(t), ty)),
         }
     }
 }
 
 /// Opens one input.
 pub fn open_input(path: &Path, input: &InputOpts) -> Result<capture::CaptureReader, RunError> {
-    let opts = OpenOptions { raw: input.raw, direction: input.direction.map(Into::into) };
+    let opts = OpenOptions {
+        raw: input.raw,
+        direction: input.direction.map(Into::into),
+    };
     capture::open(path, &opts).map_err(|e| RunError::Capture(path.display().to_string(), e))
 }
 
@@ -146,13 +177,22 @@ struct Progress {
 impl Progress {
     fn new(path: &Path) -> Self {
         let total = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
-        Progress { on: io::stderr().is_terminal() && total > 64 << 20, total, last: Instant::now() }
+        Progress {
+            on: io::stderr().is_terminal() && total > 64 << 20,
+            total,
+            last: Instant::now(),
+        }
     }
 
     fn tick(&mut self, offset: u64) {
         if self.on && self.last.elapsed() > Duration::from_millis(250) {
             self.last = Instant::now();
-            eprint!("\r{:5.1}% ({} MiB of {} MiB)", offset as f64 * 100.0 / self.total as f64, offset >> 20, self.total >> 20);
+            eprint!(
+                "\r{:5.1}% ({} MiB of {} MiB)",
+                offset as f64 * 100.0 / self.total as f64,
+                offset >> 20,
+                self.total >> 20
+            );
         }
     }
 
@@ -166,7 +206,9 @@ impl Progress {
 /// Runs `vfu-dump read` writing to `out`. Returns whether every input was read to its end.
 pub fn run(opts: &ReadOpts, out: &mut dyn Write) -> Result<(), RunError> {
     if opts.input.files.is_empty() {
-        return Err(RunError::Usage("no input file given (use - for standard input)".into()));
+        return Err(RunError::Usage(
+            "no input file given (use - for standard input)".into(),
+        ));
     }
     let filter = Filter::new(&opts.filter)?;
     let style = Style {
@@ -178,7 +220,9 @@ pub fn run(opts: &ReadOpts, out: &mut dyn Write) -> Result<(), RunError> {
     let print = !opts.stats || opts.output.verbose;
     let mut stats = Stats::default();
     let mut rtts = RoundTrips::default();
-    let mut validator = opts.validate.then(|| crate::validate::Validator::new(crate::validate_cli::profile(opts.profile)));
+    let mut validator = opts
+        .validate
+        .then(|| crate::validate::Validator::new(crate::validate_cli::profile(opts.profile)));
     let mut findings = Vec::new();
     let mut conn_base = 0u32;
     let mut index_base = 0u64;
@@ -198,10 +242,21 @@ pub fn run(opts: &ReadOpts, out: &mut dyn Write) -> Result<(), RunError> {
                 }
             };
             progress.tick(rec.file_offset);
-            let rec = RecordRef { conn: rec.conn + conn_base, index: rec.index + index_base, ..rec };
+            let rec = RecordRef {
+                conn: rec.conn + conn_base,
+                index: rec.index + index_base,
+                ..rec
+            };
             last_index = Some(rec.index);
-            let relative_to = if opts.output.relative { Some(*first_ts.get_or_insert(rec.ts_ns)) } else { None };
-            let style = Style { relative_to, ..style };
+            let relative_to = if opts.output.relative {
+                Some(*first_ts.get_or_insert(rec.ts_ns))
+            } else {
+                None
+            };
+            let style = Style {
+                relative_to,
+                ..style
+            };
             if let Some(v) = validator.as_mut() {
                 findings.clear();
                 v.check(&crate::validate_cli::event(&rec), &mut findings);
@@ -223,7 +278,14 @@ pub fn run(opts: &ReadOpts, out: &mut dyn Write) -> Result<(), RunError> {
             match &decoded {
                 Ok(m) => {
                     let errno = m.header.is_error().then(|| m.header.error_no.get());
-                    stats.add(Some(m.command()), rec.direction, m.is_reply(), rec.data.len(), errno, rtt);
+                    stats.add(
+                        Some(m.command()),
+                        rec.direction,
+                        m.is_reply(),
+                        rec.data.len(),
+                        errno,
+                        rtt,
+                    );
                     if let vfu_codec::Body::Version(v) = m.body
                         && let Some(j) = v.json
                     {
@@ -232,7 +294,9 @@ pub fn run(opts: &ReadOpts, out: &mut dyn Write) -> Result<(), RunError> {
                 }
                 Err(_) => stats.add_malformed(rec.data.len()),
             }
-            let bad = rec.truncated || decoded.as_ref().map_or(true, |m| m.header.is_error()) || !findings.is_empty();
+            let bad = rec.truncated
+                || decoded.as_ref().map_or(true, |m| m.header.is_error())
+                || !findings.is_empty();
             if !print || !filter.pass(&rec, bad) {
                 continue;
             }
@@ -266,7 +330,11 @@ pub fn run(opts: &ReadOpts, out: &mut dyn Write) -> Result<(), RunError> {
     Ok(())
 }
 
-fn write_findings(out: &mut dyn Write, findings: &[crate::validate::Finding], format: OutputFormat) -> io::Result<()> {
+fn write_findings(
+    out: &mut dyn Write,
+    findings: &[crate::validate::Finding],
+    format: OutputFormat,
+) -> io::Result<()> {
     for f in findings {
         crate::validate_cli::write_finding(out, f, format, true)?;
     }

@@ -180,7 +180,13 @@ fn fmt_time(ns: u64, style: &Style) -> String {
         None => {
             let secs = ns / 1_000_000_000;
             let day = secs % 86_400;
-            format!("{:02}:{:02}:{:02}.{:09}", day / 3600, day / 60 % 60, day % 60, ns % 1_000_000_000)
+            format!(
+                "{:02}:{:02}:{:02}.{:09}",
+                day / 3600,
+                day / 60 % 60,
+                day % 60,
+                ns % 1_000_000_000
+            )
         }
     }
 }
@@ -210,7 +216,12 @@ pub fn key_fields(msg: &Message<'_>) -> String {
         }
     };
     msg.for_each_part(|p| match p {
-        Part::Struct { layout, bytes, index, .. } => {
+        Part::Struct {
+            layout,
+            bytes,
+            index,
+            ..
+        } => {
             if layout.name == "Header" {
                 return;
             }
@@ -225,7 +236,11 @@ pub fn key_fields(msg: &Message<'_>) -> String {
                 return;
             }
             flush_array(&mut s, &mut last_array);
-            for f in layout.fields.iter().filter(|f| f.key && (reply || !f.reply_only)) {
+            for f in layout
+                .fields
+                .iter()
+                .filter(|f| f.key && (reply || !f.reply_only))
+            {
                 let _ = write!(s, " {}=", f.name);
                 value_text(f, bytes, &mut s);
             }
@@ -276,18 +291,31 @@ pub fn write_line(
 ) -> io::Result<()> {
     let time = fmt_time(meta.ts_ns, style);
     let mut line = String::with_capacity(160);
-    let _ = write!(line, "#{:<5} {} c{} {} ", meta.index, time, meta.conn, arrow(meta.direction));
+    let _ = write!(
+        line,
+        "#{:<5} {} c{} {} ",
+        meta.index,
+        time,
+        meta.conn,
+        arrow(meta.direction)
+    );
     let hdr = vfu_codec::Header::peek(bytes);
     match (decoded, hdr) {
         (Ok(m), _) => {
             let h = m.header;
             let cmd = m.command();
-            let name = cmd.short_name().map_or_else(|| format!("UNKNOWN({})", cmd.0), str::to_owned);
+            let name = cmd
+                .short_name()
+                .map_or_else(|| format!("UNKNOWN({})", cmd.0), str::to_owned);
             let kind = if m.is_reply() {
                 if h.is_error() {
                     let e = h.error_no.get();
                     let en = errno::name(e).unwrap_or("?");
-                    if style.color { format!("{}", format!("{en}({e})").red().bold()) } else { format!("{en}({e})") }
+                    if style.color {
+                        format!("{}", format!("{en}({e})").red().bold())
+                    } else {
+                        format!("{en}({e})")
+                    }
                 } else if style.color {
                     format!("{}", "ok".green())
                 } else {
@@ -298,8 +326,19 @@ pub fn write_line(
             } else {
                 "cmd".to_owned()
             };
-            let name = if style.color { format!("{}", name.bold()) } else { name };
-            let _ = write!(line, "id={} {} {} {}B", h.msg_id.get(), name, kind, h.msg_size.get());
+            let name = if style.color {
+                format!("{}", name.bold())
+            } else {
+                name
+            };
+            let _ = write!(
+                line,
+                "id={} {} {} {}B",
+                h.msg_id.get(),
+                name,
+                kind,
+                h.msg_size.get()
+            );
             let keys = key_fields(m);
             if !keys.is_empty() {
                 line.push(' ');
@@ -308,7 +347,13 @@ pub fn write_line(
         }
         (Err(e), hdr) => {
             if let Some(h) = hdr {
-                let _ = write!(line, "id={} {} {}B ", h.msg_id.get(), h.cmd(), h.msg_size.get());
+                let _ = write!(
+                    line,
+                    "id={} {} {}B ",
+                    h.msg_id.get(),
+                    h.cmd(),
+                    h.msg_size.get()
+                );
             }
             let msg = format!("malformed: {e}");
             if style.color {
@@ -346,19 +391,37 @@ pub fn write_line(
 pub fn write_verbose(out: &mut dyn Write, msg: &Message<'_>, style: &Style) -> io::Result<()> {
     let mut s = String::new();
     msg.for_each_part(|p| match p {
-        Part::Struct { layout, bytes, index, offset } => {
+        Part::Struct {
+            layout,
+            bytes,
+            index,
+            offset,
+        } => {
             let title = match index {
                 Some(i) => format!("{}[{i}]", layout.name),
                 None => layout.name.to_owned(),
             };
-            let _ = writeln!(s, "    {} @{offset:#x} ({})", if style.color { format!("{}", title.cyan()) } else { title }, layout.spec);
+            let _ = writeln!(
+                s,
+                "    {} @{offset:#x} ({})",
+                if style.color {
+                    format!("{}", title.cyan())
+                } else {
+                    title
+                },
+                layout.spec
+            );
             for f in layout.fields {
                 let _ = write!(s, "      {:<20} ", f.name);
                 value_text(f, bytes, &mut s);
                 s.push('\n');
             }
         }
-        Part::Data { kind, offset, bytes } => {
+        Part::Data {
+            kind,
+            offset,
+            bytes,
+        } => {
             let _ = write!(s, "    {kind:?} @{offset:#x} {} bytes", bytes.len());
             if kind == DataKind::Json {
                 let _ = write!(s, ": {}", String::from_utf8_lossy(bytes));
@@ -371,11 +434,21 @@ pub fn write_verbose(out: &mut dyn Write, msg: &Message<'_>, style: &Style) -> i
 
 /// Writes an annotated hex dump: one line per field (`offset | bytes | name = value`), and plain hex
 /// for variable data.
-pub fn write_hex(out: &mut dyn Write, msg: &Message<'_>, bytes: &[u8], style: &Style) -> io::Result<()> {
+pub fn write_hex(
+    out: &mut dyn Write,
+    msg: &Message<'_>,
+    bytes: &[u8],
+    style: &Style,
+) -> io::Result<()> {
     let mut s = String::new();
     let mut err = Ok(());
     msg.for_each_part(|p| match p {
-        Part::Struct { layout, bytes: b, offset, index } => {
+        Part::Struct {
+            layout,
+            bytes: b,
+            offset,
+            index,
+        } => {
             for f in layout.fields {
                 let fb = f.bytes(b).unwrap_or(&[]);
                 let mut hx = String::new();
@@ -390,12 +463,22 @@ pub fn write_hex(out: &mut dyn Write, msg: &Message<'_>, bytes: &[u8], style: &S
                     Some(i) => format!("{}[{i}].{}", layout.name, f.name),
                     None => format!("{}.{}", layout.name, f.name),
                 };
-                let _ = write!(s, "    {:06x} | {:<49}| {} = ", offset + f.offset, hx, label);
+                let _ = write!(
+                    s,
+                    "    {:06x} | {:<49}| {} = ",
+                    offset + f.offset,
+                    hx,
+                    label
+                );
                 value_text(f, b, &mut s);
                 s.push('\n');
             }
         }
-        Part::Data { kind, offset, bytes: b } => {
+        Part::Data {
+            kind,
+            offset,
+            bytes: b,
+        } => {
             let _ = writeln!(s, "    {offset:06x} | {kind:?}, {} bytes", b.len());
             if err.is_ok() {
                 out.write_all(s.as_bytes()).unwrap_or_else(|e| err = Err(e));
@@ -426,7 +509,11 @@ pub fn write_hex_plain(out: &mut dyn Write, b: &[u8], base: usize) -> io::Result
         }
         s.push_str("| ");
         for &x in chunk {
-            s.push(if x.is_ascii_graphic() || x == b' ' { x as char } else { '.' });
+            s.push(if x.is_ascii_graphic() || x == b' ' {
+                x as char
+            } else {
+                '.'
+            });
         }
         s.push('\n');
     }
@@ -506,7 +593,9 @@ pub fn write_json(
             ",\"id\":{},\"cmd\":{},\"cmd_name\":{},\"type\":\"{}\",\"size\":{},\"flags\":{},\"no_reply\":{},\"error\":{},\"errno\":{}",
             h.msg_id.get(),
             h.command.get(),
-            h.cmd().short_name().map_or("null".to_owned(), |n| format!("\"{n}\"")),
+            h.cmd()
+                .short_name()
+                .map_or("null".to_owned(), |n| format!("\"{n}\"")),
             match h.message_type() {
                 Some(vfu_codec::MessageType::Command) => "command",
                 Some(vfu_codec::MessageType::Reply) => "reply",
@@ -544,7 +633,12 @@ pub fn write_json(
                 }
                 first = false;
                 match p {
-                    Part::Struct { layout, offset, bytes, index } => {
+                    Part::Struct {
+                        layout,
+                        offset,
+                        bytes,
+                        index,
+                    } => {
                         let _ = write!(s, "{{\"struct\":\"{}\",\"offset\":{offset}", layout.name);
                         if let Some(i) = index {
                             let _ = write!(s, ",\"index\":{i}");
@@ -558,8 +652,16 @@ pub fn write_json(
                         }
                         s.push_str("}}");
                     }
-                    Part::Data { kind, offset, bytes } => {
-                        let _ = write!(s, "{{\"data\":\"{kind:?}\",\"offset\":{offset},\"len\":{}", bytes.len());
+                    Part::Data {
+                        kind,
+                        offset,
+                        bytes,
+                    } => {
+                        let _ = write!(
+                            s,
+                            "{{\"data\":\"{kind:?}\",\"offset\":{offset},\"len\":{}",
+                            bytes.len()
+                        );
                         if kind == DataKind::Json {
                             s.push_str(",\"text\":");
                             json_str(&mut s, &String::from_utf8_lossy(bytes));
@@ -571,7 +673,12 @@ pub fn write_json(
             s.push(']');
         }
         Err(e) => {
-            let _ = write!(s, ",\"decode_error\":{{\"rule\":\"{}\",\"offset\":{},\"message\":", e.rule.id(), e.offset);
+            let _ = write!(
+                s,
+                ",\"decode_error\":{{\"rule\":\"{}\",\"offset\":{},\"message\":",
+                e.rule.id(),
+                e.offset
+            );
             json_str(&mut s, &e.rule.to_string());
             if let Some(n) = e.needed() {
                 let _ = write!(s, ",\"needed\":{n}");

@@ -19,7 +19,11 @@ pub struct Histogram {
 
 impl Default for Histogram {
     fn default() -> Self {
-        Histogram { buckets: Box::new([0; 64 * 16]), count: 0, max: 0 }
+        Histogram {
+            buckets: Box::new([0; 64 * 16]),
+            count: 0,
+            max: 0,
+        }
     }
 }
 
@@ -101,14 +105,25 @@ pub struct Stats {
 
 impl Stats {
     /// Counts one message.
-    pub fn add(&mut self, cmd: Option<Command>, direction: Direction, reply: bool, len: usize, errno: Option<u32>, rtt: Option<u64>) {
+    pub fn add(
+        &mut self,
+        cmd: Option<Command>,
+        direction: Direction,
+        reply: bool,
+        len: usize,
+        errno: Option<u32>,
+        rtt: Option<u64>,
+    ) {
         self.messages += 1;
         self.bytes += len as u64;
         let Some(cmd) = cmd else {
             self.malformed += 1;
             return;
         };
-        let row = self.rows.entry((cmd.0, direction == Direction::ClientToServer, reply)).or_default();
+        let row = self
+            .rows
+            .entry((cmd.0, direction == Direction::ClientToServer, reply))
+            .or_default();
         row.count += 1;
         row.bytes += len as u64;
         if let Some(e) = errno {
@@ -139,23 +154,38 @@ impl Stats {
     /// Writes the report.
     pub fn write(&self, out: &mut dyn Write) -> io::Result<()> {
         let mut s = String::new();
-        let _ = writeln!(s, "{} messages, {} bytes, {} malformed", self.messages, self.bytes, self.malformed);
+        let _ = writeln!(
+            s,
+            "{} messages, {} bytes, {} malformed",
+            self.messages, self.bytes, self.malformed
+        );
         let _ = writeln!(
             s,
             "{:<26} {:<3} {:<5} {:>9} {:>12} {:>9} {:>9} {:>9}  errors",
             "command", "dir", "type", "count", "bytes", "rtt p50", "rtt p99", "rtt max"
         );
         for (&(cmd, c2s, reply), row) in &self.rows {
-            let name = Command(cmd).short_name().map_or_else(|| format!("UNKNOWN({cmd})"), str::to_owned);
+            let name = Command(cmd)
+                .short_name()
+                .map_or_else(|| format!("UNKNOWN({cmd})"), str::to_owned);
             let (p50, p99, max) = if row.rtt.count() > 0 {
-                (fmt_duration(row.rtt.quantile(0.5)), fmt_duration(row.rtt.quantile(0.99)), fmt_duration(row.rtt.max()))
+                (
+                    fmt_duration(row.rtt.quantile(0.5)),
+                    fmt_duration(row.rtt.quantile(0.99)),
+                    fmt_duration(row.rtt.max()),
+                )
             } else {
                 ("-".into(), "-".into(), "-".into())
             };
             let errors: Vec<String> = row
                 .errors
                 .iter()
-                .map(|(e, n)| format!("{}={n}", errno::name(*e).map_or_else(|| e.to_string(), str::to_owned)))
+                .map(|(e, n)| {
+                    format!(
+                        "{}={n}",
+                        errno::name(*e).map_or_else(|| e.to_string(), str::to_owned)
+                    )
+                })
                 .collect();
             let _ = writeln!(
                 s,
@@ -174,8 +204,16 @@ impl Stats {
         if !self.caps.is_empty() {
             s.push_str("negotiated capabilities:\n");
             for (conn, (client, server)) in &self.caps {
-                let _ = writeln!(s, "  c{conn} client: {}", if client.is_empty() { "(none)" } else { client });
-                let _ = writeln!(s, "  c{conn} server: {}", if server.is_empty() { "(none)" } else { server });
+                let _ = writeln!(
+                    s,
+                    "  c{conn} client: {}",
+                    if client.is_empty() { "(none)" } else { client }
+                );
+                let _ = writeln!(
+                    s,
+                    "  c{conn} server: {}",
+                    if server.is_empty() { "(none)" } else { server }
+                );
             }
         }
         out.write_all(s.as_bytes())
@@ -213,8 +251,22 @@ mod tests {
     #[test]
     fn report_names_errnos_and_commands() {
         let mut st = Stats::default();
-        st.add(Some(Command::REGION_READ), Direction::ClientToServer, false, 32, None, None);
-        st.add(Some(Command::REGION_READ), Direction::ServerToClient, true, 16, Some(22), Some(1500));
+        st.add(
+            Some(Command::REGION_READ),
+            Direction::ClientToServer,
+            false,
+            32,
+            None,
+            None,
+        );
+        st.add(
+            Some(Command::REGION_READ),
+            Direction::ServerToClient,
+            true,
+            16,
+            Some(22),
+            Some(1500),
+        );
         let mut out = Vec::new();
         st.write(&mut out).unwrap();
         let text = String::from_utf8(out).unwrap();

@@ -23,7 +23,11 @@ pub fn event<'a>(rec: &RecordRef<'a>) -> Event<'a> {
         conn: rec.conn,
         index: rec.index,
         direction: rec.direction,
-        protocol: if rec.protocol == Protocol::Vduse { validate::Protocol::Vduse } else { validate::Protocol::VfioUser },
+        protocol: if rec.protocol == Protocol::Vduse {
+            validate::Protocol::Vduse
+        } else {
+            validate::Protocol::VfioUser
+        },
         fds: rec.fds,
         truncated: rec.truncated,
         bytes: rec.data,
@@ -31,7 +35,12 @@ pub fn event<'a>(rec: &RecordRef<'a>) -> Event<'a> {
 }
 
 /// Writes one finding as a text line (indented when interleaved with messages) or a JSON object.
-pub fn write_finding(out: &mut dyn Write, f: &Finding, format: OutputFormat, indent: bool) -> io::Result<()> {
+pub fn write_finding(
+    out: &mut dyn Write,
+    f: &Finding,
+    format: OutputFormat,
+    indent: bool,
+) -> io::Result<()> {
     match format {
         OutputFormat::Text => {
             let pad = if indent { "    ! " } else { "" };
@@ -47,7 +56,10 @@ pub fn write_finding(out: &mut dyn Write, f: &Finding, format: OutputFormat, ind
             json_str(&mut s, f.rule.id);
             s.push_str(",\"severity\":");
             json_str(&mut s, f.severity.name());
-            s.push_str(&format!(",\"conn\":{},\"index\":{},\"offset\":{},\"section\":", f.conn, f.index, f.offset));
+            s.push_str(&format!(
+                ",\"conn\":{},\"index\":{},\"offset\":{},\"section\":",
+                f.conn, f.index, f.offset
+            ));
             json_str(&mut s, f.rule.section);
             s.push_str(",\"message\":");
             json_str(&mut s, &f.message);
@@ -60,7 +72,14 @@ pub fn write_finding(out: &mut dyn Write, f: &Finding, format: OutputFormat, ind
 /// Prints the rule table.
 pub fn list_rules(out: &mut dyn Write) -> io::Result<()> {
     for r in RULES {
-        writeln!(out, "{:<40} {:<7} {:<10} {}", r.id, r.severity.name(), r.section, r.description)?;
+        writeln!(
+            out,
+            "{:<40} {:<7} {:<10} {}",
+            r.id,
+            r.severity.name(),
+            r.section,
+            r.description
+        )?;
     }
     Ok(())
 }
@@ -72,7 +91,9 @@ pub fn run(opts: &ValidateOpts, out: &mut dyn Write) -> Result<u64, RunError> {
         return Ok(0);
     }
     if opts.input.files.is_empty() {
-        return Err(RunError::Usage("no input file given (use - for standard input)".into()));
+        return Err(RunError::Usage(
+            "no input file given (use - for standard input)".into(),
+        ));
     }
     let mut count = 0u64;
     let mut findings = Vec::new();
@@ -103,7 +124,11 @@ pub fn run(opts: &ValidateOpts, out: &mut dyn Write) -> Result<u64, RunError> {
                     return Err(RunError::Capture(path.display().to_string(), e));
                 }
             };
-            let rec = RecordRef { conn: rec.conn + conn_base, index: rec.index + index_base, ..rec };
+            let rec = RecordRef {
+                conn: rec.conn + conn_base,
+                index: rec.index + index_base,
+                ..rec
+            };
             last = Some(rec.index);
             findings.clear();
             v.check(&event(&rec), &mut findings);

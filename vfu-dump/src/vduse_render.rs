@@ -2,9 +2,9 @@
 
 use std::io::{self, Write};
 
+use vfu_codec::Direction;
 use vfu_codec::vduse::{self, RequestBody, ResponseBody, VduseDevRequest, VduseDevResponse};
 use vfu_codec::wire::{Layout, WireStruct};
-use vfu_codec::Direction;
 
 use crate::capture::RecordRef;
 use crate::cli::OutputFormat;
@@ -25,7 +25,9 @@ pub fn is_bad(rec: &RecordRef<'_>) -> bool {
     rec.truncated
         || match rec.direction {
             Direction::ClientToServer => vduse::decode_request(rec.data).is_err(),
-            Direction::ServerToClient => vduse::decode_response(rec.data).map_or(true, |r| !r.is_ok()),
+            Direction::ServerToClient => {
+                vduse::decode_response(rec.data).map_or(true, |r| !r.is_ok())
+            }
         }
 }
 
@@ -40,7 +42,10 @@ pub fn observe(rec: &RecordRef<'_>, rtts: &mut RoundTrips) -> Pairing {
         }
         Direction::ServerToClient => match vduse::decode_response(rec.data) {
             Ok(r) => match rtts.observe_vduse(rec.conn, r.request_id.get(), rec.ts_ns, None) {
-                Some((rtt, ty)) => Pairing { rtt_ns: Some(rtt), req_type: Some(ty) },
+                Some((rtt, ty)) => Pairing {
+                    rtt_ns: Some(rtt),
+                    req_type: Some(ty),
+                },
                 None => Pairing::default(),
             },
             Err(_) => Pairing::default(),
@@ -57,10 +62,18 @@ fn parts<'a>(rec: &RecordRef<'a>, pairing: &Pairing) -> Vec<(Layout, usize, &'a 
             if let Ok(r) = vduse::decode_request(d) {
                 v.push((Layout::of::<VduseDevRequest>(), 0, d));
                 let member: Option<(Layout, &[u8])> = match r.body {
-                    RequestBody::GetVqState(m) => Some((Layout::of_val(m), zerocopy::IntoBytes::as_bytes(m))),
-                    RequestBody::SetStatus(m) => Some((Layout::of_val(m), zerocopy::IntoBytes::as_bytes(m))),
-                    RequestBody::UpdateIotlb(m) => Some((Layout::of_val(m), zerocopy::IntoBytes::as_bytes(m))),
-                    RequestBody::SetVqGroupAsid(m) => Some((Layout::of_val(m), zerocopy::IntoBytes::as_bytes(m))),
+                    RequestBody::GetVqState(m) => {
+                        Some((Layout::of_val(m), zerocopy::IntoBytes::as_bytes(m)))
+                    }
+                    RequestBody::SetStatus(m) => {
+                        Some((Layout::of_val(m), zerocopy::IntoBytes::as_bytes(m)))
+                    }
+                    RequestBody::UpdateIotlb(m) => {
+                        Some((Layout::of_val(m), zerocopy::IntoBytes::as_bytes(m)))
+                    }
+                    RequestBody::SetVqGroupAsid(m) => {
+                        Some((Layout::of_val(m), zerocopy::IntoBytes::as_bytes(m)))
+                    }
                     _ => None,
                 };
                 if let Some((l, b)) = member {
@@ -81,11 +94,21 @@ fn parts<'a>(rec: &RecordRef<'a>, pairing: &Pairing) -> Vec<(Layout, usize, &'a 
 }
 
 /// Writes one VDUSE record as a line (and verbose fields), or as JSON.
-pub fn write(out: &mut dyn Write, rec: &RecordRef<'_>, pairing: &Pairing, format: OutputFormat, style: &Style) -> io::Result<()> {
+pub fn write(
+    out: &mut dyn Write,
+    rec: &RecordRef<'_>,
+    pairing: &Pairing,
+    format: OutputFormat,
+    style: &Style,
+) -> io::Result<()> {
     let parts = parts(rec, pairing);
     match format {
         OutputFormat::Text => {
-            let arrow = if rec.direction == Direction::ClientToServer { "→" } else { "←" };
+            let arrow = if rec.direction == Direction::ClientToServer {
+                "→"
+            } else {
+                "←"
+            };
             let mut line = format!("#{:<5} c{} {arrow} VDUSE ", rec.index, rec.conn);
             match rec.direction {
                 Direction::ClientToServer => match vduse::decode_request(rec.data) {
@@ -96,7 +119,11 @@ pub fn write(out: &mut dyn Write, rec: &RecordRef<'_>, pairing: &Pairing, format
                     Ok(r) => line.push_str(&format!(
                         "response id {} {}",
                         r.request_id.get(),
-                        if r.is_ok() { "OK".to_owned() } else { format!("FAILED ({})", r.result.get()) }
+                        if r.is_ok() {
+                            "OK".to_owned()
+                        } else {
+                            format!("FAILED ({})", r.result.get())
+                        }
                     )),
                     Err(e) => line.push_str(&format!("malformed response: {e}")),
                 },
@@ -141,7 +168,10 @@ pub fn write(out: &mut dyn Write, rec: &RecordRef<'_>, pairing: &Pairing, format
                 if i > 0 {
                     s.push(',');
                 }
-                s.push_str(&format!("{{\"struct\":\"{}\",\"offset\":{off},\"fields\":{{", l.name));
+                s.push_str(&format!(
+                    "{{\"struct\":\"{}\",\"offset\":{off},\"fields\":{{",
+                    l.name
+                ));
                 for (j, f) in l.fields.iter().enumerate() {
                     if j > 0 {
                         s.push(',');

@@ -1,6 +1,8 @@
 //! The capture layer against the corpus: counts from `shared/corpus/README.md`, round trips through
 //! the writer, sockdump and raw inputs built from the corpus messages, corrupt inputs, and memory.
 
+#![allow(clippy::unwrap_used)]
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::collections::HashMap;
@@ -91,7 +93,9 @@ fn corpus(name: &str) -> PathBuf {
 }
 
 /// Reads every record; the error, if any, ends the list.
-fn read_all<R: Read>(mut r: CaptureReader<R>) -> (Vec<Record>, Vec<Connection>, Option<CaptureError>) {
+fn read_all<R: Read>(
+    mut r: CaptureReader<R>,
+) -> (Vec<Record>, Vec<Connection>, Option<CaptureError>) {
     let mut out = vec![];
     let err = loop {
         match r.next_record() {
@@ -113,13 +117,24 @@ fn read_file(name: &str) -> (Vec<Record>, Vec<Connection>) {
     (recs, conns)
 }
 
-fn read_bytes(bytes: &[u8], opts: &OpenOptions) -> (Vec<Record>, Vec<Connection>, Option<CaptureError>) {
+fn read_bytes(
+    bytes: &[u8],
+    opts: &OpenOptions,
+) -> (Vec<Record>, Vec<Connection>, Option<CaptureError>) {
     read_all(CaptureReader::new(bytes, opts).unwrap())
 }
 
 /// What the writer preserves.
 fn essence(r: &Record) -> (u32, u64, Direction, Protocol, u32, bool, &[u8]) {
-    (r.conn, r.ts_ns, r.direction, r.protocol, r.fds, r.truncated, &r.data)
+    (
+        r.conn,
+        r.ts_ns,
+        r.direction,
+        r.protocol,
+        r.fds,
+        r.truncated,
+        &r.data,
+    )
 }
 
 fn cmd(data: &[u8]) -> u16 {
@@ -196,9 +211,23 @@ fn fd_counts(recs: &[Record]) -> [(u32, u32); 2] {
 
 #[test]
 fn corpus_matches_the_readme() {
-    let expect: [(&str, usize, usize, &[Row], [(u32, u32); 2]); 3] = [
-        ("lvu-sample-client", 224, 1, SAMPLE_CLIENT, [(17, 17), (1, 1)]),
-        ("lvu-sample-client-migrated", 90, 1, MIGRATED, [(9, 9), (0, 0)]),
+    // File, records, connections, command table, fds per direction.
+    type Expect<'a> = (&'a str, usize, usize, &'a [Row], [(u32, u32); 2]);
+    let expect: [Expect<'_>; 3] = [
+        (
+            "lvu-sample-client",
+            224,
+            1,
+            SAMPLE_CLIENT,
+            [(17, 17), (1, 1)],
+        ),
+        (
+            "lvu-sample-client-migrated",
+            90,
+            1,
+            MIGRATED,
+            [(9, 9), (0, 0)],
+        ),
         ("lvu-pytest-subset", 576, 43, PYTEST, [(7, 9), (1, 1)]),
     ];
     for (name, n, conns, rows, fds) in expect {
@@ -207,7 +236,11 @@ fn corpus_matches_the_readme() {
         assert_eq!(c.len(), conns, "{name}");
         for (i, conn) in c.iter().enumerate() {
             assert_eq!(conn.id as usize, i);
-            assert!(conn.name.starts_with(&format!("vfio-user:{i}:/")), "{}", conn.name);
+            assert!(
+                conn.name.starts_with(&format!("vfio-user:{i}:/")),
+                "{}",
+                conn.name
+            );
             assert_eq!(conn.protocol, Protocol::VfioUser);
         }
         assert!(recs.iter().all(|r| r.protocol == Protocol::VfioUser));
@@ -216,11 +249,20 @@ fn corpus_matches_the_readme() {
         assert_eq!(table(&recs), rows, "{name}");
         assert_eq!(fd_counts(&recs), fds, "{name}");
         let truncated: Vec<_> = recs.iter().filter(|r| r.truncated).collect();
-        assert_eq!(truncated.len(), usize::from(name == "lvu-pytest-subset"), "{name}");
+        assert_eq!(
+            truncated.len(),
+            usize::from(name == "lvu-pytest-subset"),
+            "{name}"
+        );
         for r in &recs {
             if !r.truncated && r.data.len() >= 16 {
-                let size = u32::from_le_bytes([r.data[4], r.data[5], r.data[6], r.data[7]]) as usize;
-                assert!(size == r.data.len() || size < 16, "{name} record {}", r.index);
+                let size =
+                    u32::from_le_bytes([r.data[4], r.data[5], r.data[6], r.data[7]]) as usize;
+                assert!(
+                    size == r.data.len() || size < 16,
+                    "{name} record {}",
+                    r.index
+                );
             }
             // Nanosecond timestamps of 2020s wall-clock time.
             assert!(r.ts_ns > 1_600_000_000_000_000_000, "{}", r.ts_ns);
@@ -229,7 +271,10 @@ fn corpus_matches_the_readme() {
     // The truncated record: a VERSION header that claims 1048625 bytes.
     let (recs, _) = read_file("lvu-pytest-subset");
     let t = recs.iter().find(|r| r.truncated).unwrap();
-    assert_eq!((cmd(&t.data), t.data.len(), t.direction), (1, 16, Direction::ClientToServer));
+    assert_eq!(
+        (cmd(&t.data), t.data.len(), t.direction),
+        (1, 16, Direction::ClientToServer)
+    );
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -323,7 +368,11 @@ fn connections_can_be_added_between_records() {
     let (again, conns, err) = read_bytes(&w.into_inner().unwrap(), &OpenOptions::default());
     assert!(err.is_none());
     assert_eq!(conns.len(), 43);
-    assert!(recs.iter().zip(&again).all(|(a, b)| essence(a) == essence(b)));
+    assert!(
+        recs.iter()
+            .zip(&again)
+            .all(|(a, b)| essence(a) == essence(b))
+    );
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -338,7 +387,10 @@ fn sockdump_record(out: &mut Vec<u8>, ts_ns: u64, path: &str, pid: u64, peer: u6
     prefix[109..117].copy_from_slice(&peer.to_be_bytes());
     prefix[117..125].copy_from_slice(&pid.to_be_bytes());
     let len = (125 + data.len()) as u32;
-    let (sec, usec) = ((ts_ns / 1_000_000_000) as u32, (ts_ns % 1_000_000_000 / 1000) as u32);
+    let (sec, usec) = (
+        (ts_ns / 1_000_000_000) as u32,
+        (ts_ns % 1_000_000_000 / 1000) as u32,
+    );
     for w in [sec, usec, len, len] {
         out.extend_from_slice(&w.to_le_bytes());
     }
@@ -402,7 +454,10 @@ fn sockdump_reassembles_the_corpus_messages() {
                 .collect()
         };
         assert_eq!(cut(&got), cut(&recs), "{name}");
-        assert!(got.iter().all(|r| r.fds == 0 && r.protocol == Protocol::VfioUser));
+        assert!(
+            got.iter()
+                .all(|r| r.fds == 0 && r.protocol == Protocol::VfioUser)
+        );
         // Each record points at the pcap record that holds the message's first byte.
         for r in got.iter().filter(|r| !r.truncated) {
             let at = r.file_offset as usize;
@@ -427,7 +482,10 @@ fn raw_streams_of_one_direction() {
         assert_eq!(got.len(), mine.len());
         let mut at = 0u64;
         for (g, m) in got.iter().zip(&mine) {
-            assert_eq!((g.direction, &g.data, g.truncated, g.file_offset), (dir, &m.data, false, at));
+            assert_eq!(
+                (g.direction, &g.data, g.truncated, g.file_offset),
+                (dir, &m.data, false, at)
+            );
             at += g.data.len() as u64;
         }
         // Cut the stream inside its last message: the tail is a truncated record.
@@ -487,7 +545,8 @@ fn every_truncation_of_the_first_4k() {
         }
         // Everything complete before the cut was delivered.
         let complete = full.iter().filter(|r| {
-            let len = u32::from_le_bytes(file[r.file_offset as usize + 4..][..4].try_into().unwrap());
+            let len =
+                u32::from_le_bytes(file[r.file_offset as usize + 4..][..4].try_into().unwrap());
             r.file_offset as usize + len as usize <= n
         });
         assert_eq!(recs.len(), complete.count(), "cut at {n}");
@@ -535,7 +594,11 @@ fn truncated_and_flipped_sockdump_and_raw_never_panic() {
         read_lossy(&flipped, &OpenOptions::default());
         flipped[at] ^= 0xff;
     }
-    let stream: Vec<u8> = recs.iter().take(60).flat_map(|r| r.data.iter().copied()).collect();
+    let stream: Vec<u8> = recs
+        .iter()
+        .take(60)
+        .flat_map(|r| r.data.iter().copied())
+        .collect();
     let opts = OpenOptions::raw(Direction::ClientToServer);
     for n in 0..stream.len() {
         let (got, failed) = read_lossy(&stream[..n], &opts);
@@ -558,7 +621,10 @@ fn errors_name_offsets_and_come_after_the_records() {
     let err = err.unwrap();
     assert_eq!(err.offset(), Some(at as u64));
     let text = err.to_string();
-    assert!(text.starts_with(&format!("pcapng enhanced packet block at offset {at:#x}: ")), "{text}");
+    assert!(
+        text.starts_with(&format!("pcapng enhanced packet block at offset {at:#x}: ")),
+        "{text}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -580,10 +646,16 @@ fn huge_lengths_do_not_allocate_their_size() {
         let err = err.unwrap();
         assert_eq!(err.offset(), Some(28));
         assert!(
-            matches!(err, CaptureError::TooLarge { .. } | CaptureError::Incomplete { .. }),
+            matches!(
+                err,
+                CaptureError::TooLarge { .. } | CaptureError::Incomplete { .. }
+            ),
             "{err}"
         );
-        assert!(peak < 1 << 20, "peak allocation {peak} for a claim of {claim}");
+        assert!(
+            peak < 1 << 20,
+            "peak allocation {peak} for a claim of {claim}"
+        );
     }
     // A raw stream whose msg_size claims 4 GiB, in an endless input: refused after the limit.
     struct Endless;
@@ -595,7 +667,16 @@ fn huge_lengths_do_not_allocate_their_size() {
     }
     let mut r = CaptureReader::new(Endless, &OpenOptions::raw(Direction::ClientToServer)).unwrap();
     let err = r.next_record().unwrap_err();
-    assert!(matches!(err, CaptureError::TooLarge { len: 0xFFFF_FFFF, .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            CaptureError::TooLarge {
+                len: 0xFFFF_FFFF,
+                ..
+            }
+        ),
+        "{err}"
+    );
 }
 
 /// After the first record, reading allocates nothing.
@@ -617,9 +698,15 @@ fn steady_state_reading_does_not_allocate() {
 
 #[test]
 fn standard_input_path_and_missing_files() {
-    let err = open(Path::new("/nonexistent/capture.pcapng"), &OpenOptions::default())
-        .err()
-        .unwrap();
-    assert!(err.to_string().contains("/nonexistent/capture.pcapng"), "{err}");
+    let err = open(
+        Path::new("/nonexistent/capture.pcapng"),
+        &OpenOptions::default(),
+    )
+    .err()
+    .unwrap();
+    assert!(
+        err.to_string().contains("/nonexistent/capture.pcapng"),
+        "{err}"
+    );
     assert!(std::error::Error::source(&err).is_some());
 }

@@ -27,8 +27,8 @@
 //!   as written (escapes are not decoded, which would need a buffer).
 //! - **Errors** are `(offset, rule)`: the byte offset within the JSON text and a [`Rule::JsonSyntax`]
 //!   (with its reason) or [`Rule::JsonTooLarge`]. A document that ends early is reported at the end of
-//!   the text. Text that is not UTF-8 is reported at the first bad byte, unless a syntax error comes
-//!   before it.
+//!   the text. Bytes in a string that are not UTF-8 are reported at the first bad one; a non-ASCII byte
+//!   outside strings is a syntax error like any other unexpected byte.
 //!
 //! [`Capabilities::emit`] writes the value back as compact JSON (without the NUL the message adds), in the
 //! member order described there.
@@ -181,6 +181,9 @@ impl<'a> UnknownKey<'a> {
 ///
 /// Absent members are `None`; the `effective_*` methods give the spec defaults for them.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+// `repr(C)` keeps `unknown` last: then creating an empty value writes its length and nothing around its
+// uninitialised storage (a zero on the far side let the compiler fill all 640 bytes of it with zeros).
+#[repr(C)]
 pub struct Capabilities<'a> {
     /// `max_msg_fds`: the most fds the sender can receive in one message.
     pub max_msg_fds: Option<u64>,
@@ -196,11 +199,11 @@ pub struct Capabilities<'a> {
     pub write_multiple: Option<bool>,
     /// The legacy `migration` object, when present.
     pub migration: Option<Migration>,
+    /// How many members repeated a key already seen in the same object (the last one wins).
+    pub duplicate_keys: u32,
     /// Unknown and ill-typed members, in the order they appeared (a repeated key keeps the first one's
     /// place and the last one's value).
     pub unknown: heapless::Vec<UnknownKey<'a>, MAX_UNKNOWN_KEYS>,
-    /// How many members repeated a key already seen in the same object (the last one wins).
-    pub duplicate_keys: u32,
 }
 
 impl<'a> Capabilities<'a> {
@@ -237,9 +240,7 @@ impl<'a> Capabilities<'a> {
 
     /// `twin_socket.supported`, or the spec default false.
     pub fn effective_twin_socket(&self) -> bool {
-        self.twin_socket
-            .and_then(|t| t.supported)
-            .unwrap_or(false)
+        self.twin_socket.and_then(|t| t.supported).unwrap_or(false)
     }
 
     /// The members of one object that were not turned into fields.
@@ -346,7 +347,9 @@ impl<'a> Capabilities<'a> {
             Known::Pgsizes => self.pgsizes = Some(n),
             Known::FdIndex => self.twin_socket.get_or_insert_default().fd_index = Some(n),
             Known::Pgsize => self.migration.get_or_insert_default().pgsize = Some(n),
-            Known::MaxBitmapSize => self.migration.get_or_insert_default().max_bitmap_size = Some(n),
+            Known::MaxBitmapSize => {
+                self.migration.get_or_insert_default().max_bitmap_size = Some(n)
+            }
             _ => {}
         }
     }
@@ -440,42 +443,18 @@ impl<'a> Capabilities<'a> {
 /// See the [module documentation](self) for what is accepted and how unknown, ill-typed and repeated
 /// members are kept. Never allocates and never panics.
 pub fn parse_capabilities(json: &[u8]) -> Result<Capabilities<'_>, (usize, Rule)> {
-    match core::str::from_utf8(json) {
-        Ok(text) => parse_text(text),
-        Err(e) => {
-            // Report a syntax error that comes before the bad byte; otherwise the bad byte.
-            let good = e.valid_up_to();
-            let prefix = json
-                .get(..good)
-                .and_then(|p| core::str::from_utf8(p).ok())
-                .unwrap_or("");
-            match parse_text(prefix) {
-                Err((at, rule)) if at < good => Err((at, rule)),
-                _ => Err((
-                    good,
-                    Rule::JsonSyntax {
-                        reason: "not UTF-8",
-                    },
-                )),
-            }
+    // Built in the return value itself: the value is some 800 bytes, and moving it costs as much as
+    // parsing a short text.
+    let mut out = Ok(Capabilities::default());
+    if let Ok(caps) = &mut out {
+        let result = (Doc { caps }).document(json);
+        if let Err(nom::Err::Error(f) | nom::Err::Failure(f)) = result {
+            out = Err((json.len().saturating_sub(f.left), f.rule));
+        } else if result.is_err() {
+            out = Err((json.len(), Rule::JsonSyntax { reason: EOF }));
         }
     }
-}
-
-fn parse_text(text: &str) -> Result<Capabilities<'_>, (usize, Rule)> {
-    let mut caps = Capabilities::default();
-    match (Doc {
-        text,
-        caps: &mut caps,
-    })
-    .document()
-    {
-        Ok(()) => Ok(caps),
-        Err(nom::Err::Error(f) | nom::Err::Failure(f)) => {
-            Err((text.len().saturating_sub(f.left), f.rule))
-        }
-        Err(nom::Err::Incomplete(_)) => Err((text.len(), Rule::JsonSyntax { reason: EOF })),
-    }
+    out
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -548,24 +527,25 @@ impl Known {
         1 << (self as u16)
     }
 
-    /// The known key `key` of `scope`; `escaped` says whether the key has escapes to decode.
-    fn lookup(scope: Scope, key: &str, escaped: bool) -> Option<Known> {
-        if escaped {
-            return scope.known().iter().copied().find(|k| key_is(key, k.name()));
+    /// The known key `key` of `scope`, if it is one.
+    fn lookup(scope: Scope, key: Key<'_>) -> Option<Known> {
+        if key.escaped {
+            let raw = core::str::from_utf8(key.body).ok()?;
+            return scope.known().iter().copied().find(|k| key_is(raw, k.name()));
         }
-        Some(match (scope, key) {
-            (Scope::TopLevel, "capabilities") => Known::Capabilities,
-            (Scope::Capabilities, "max_msg_fds") => Known::MaxMsgFds,
-            (Scope::Capabilities, "max_data_xfer_size") => Known::MaxDataXferSize,
-            (Scope::Capabilities, "max_dma_maps") => Known::MaxDmaMaps,
-            (Scope::Capabilities, "pgsizes") => Known::Pgsizes,
-            (Scope::Capabilities, "write_multiple") => Known::WriteMultiple,
-            (Scope::Capabilities, "migration") => Known::Migration,
-            (Scope::Capabilities, "twin_socket") => Known::TwinSocket,
-            (Scope::TwinSocket, "supported") => Known::Supported,
-            (Scope::TwinSocket, "fd_index") => Known::FdIndex,
-            (Scope::Migration, "pgsize") => Known::Pgsize,
-            (Scope::Migration, "max_bitmap_size") => Known::MaxBitmapSize,
+        Some(match (scope, key.body) {
+            (Scope::TopLevel, b"capabilities") => Known::Capabilities,
+            (Scope::Capabilities, b"max_msg_fds") => Known::MaxMsgFds,
+            (Scope::Capabilities, b"max_data_xfer_size") => Known::MaxDataXferSize,
+            (Scope::Capabilities, b"max_dma_maps") => Known::MaxDmaMaps,
+            (Scope::Capabilities, b"pgsizes") => Known::Pgsizes,
+            (Scope::Capabilities, b"write_multiple") => Known::WriteMultiple,
+            (Scope::Capabilities, b"migration") => Known::Migration,
+            (Scope::Capabilities, b"twin_socket") => Known::TwinSocket,
+            (Scope::TwinSocket, b"supported") => Known::Supported,
+            (Scope::TwinSocket, b"fd_index") => Known::FdIndex,
+            (Scope::Migration, b"pgsize") => Known::Pgsize,
+            (Scope::Migration, b"max_bitmap_size") => Known::MaxBitmapSize,
             _ => return None,
         })
     }
@@ -582,11 +562,7 @@ fn key_is(raw: &str, name: &str) -> bool {
 
 /// Whether two raw keys are the same once unescaped (the same UTF-16 code units, as JSON defines).
 fn keys_equal(a: &str, b: &str) -> bool {
-    if a.contains('\\') || b.contains('\\') {
-        Units::new(a).eq(Units::new(b))
-    } else {
-        a == b
-    }
+    a == b || ((a.contains('\\') || b.contains('\\')) && Units::new(a).eq(Units::new(b)))
 }
 
 /// The UTF-16 code units of a string body the lexer accepted, escapes decoded.
@@ -648,8 +624,8 @@ impl Iterator for Units<'_> {
 }
 
 // ---------------------------------------------------------------------------------------------------
-// The parser: recursive descent over nom's complete byte-slice lexers. The text is checked to be UTF-8
-// first, so the parser works on bytes and cuts keys and values out of the checked `&str` by offset.
+// The parser: recursive descent over nom's complete byte-slice lexers. Non-ASCII bytes may only appear
+// in strings, where the lexer checks they are UTF-8, so the keys and values it returns are `&str`.
 // Every error is a `Failure` that records how much input was left, which gives the offset.
 
 const EOF: &str = "unexpected end of input";
@@ -817,16 +793,30 @@ fn string(i: &[u8]) -> PResult<'_, (&[u8], bool)> {
     let mut r = body;
     let mut escaped = false;
     loop {
-        let (rest, _) = take_while::<_, _, Fail>(|b: u8| b != b'"' && b != b'\\' && b >= b' ')(r)?;
+        let (rest, _) =
+            take_while::<_, _, Fail>(|b: u8| b != b'"' && b != b'\\' && (b' '..0x80).contains(&b))(
+                r,
+            )?;
         match rest.first() {
             Some(b'"') => return Ok((skip1(rest), (consumed(body, rest), escaped))),
             Some(b'\\') => {
                 escaped = true;
                 r = escape(rest)?.0;
             }
+            Some(0x80..) => r = utf8(rest)?.0,
             Some(_) => return fail(rest, "control character in string"),
             None => return fail(rest, "unterminated string"),
         }
+    }
+}
+
+/// A run of non-ASCII bytes in a string at `i`, which must be UTF-8 (an ASCII byte always starts a
+/// character, so the run can be checked on its own).
+fn utf8(i: &[u8]) -> PResult<'_, ()> {
+    let (rest, run) = take_while::<_, _, Fail>(|b: u8| b >= 0x80)(i)?;
+    match core::str::from_utf8(run) {
+        Ok(_) => Ok((rest, ())),
+        Err(e) => fail(i.get(e.valid_up_to()..).unwrap_or(&[]), "not UTF-8"),
     }
 }
 
@@ -903,24 +893,20 @@ fn uint(raw: &[u8]) -> Option<u64> {
     })
 }
 
-/// Parsing state: the checked text (keys and values are cut out of it) and the value being built.
+/// Parsing state: the value being built.
 struct Doc<'a, 'c> {
-    text: &'a str,
     caps: &'c mut Capabilities<'a>,
 }
 
-impl<'a> Doc<'a, '_> {
-    /// The `len` bytes of the text where `rest` starts, as a `&str`.
-    fn cut(&self, rest: &[u8], len: usize) -> &'a str {
-        let start = self.text.len().saturating_sub(rest.len());
-        self.text
-            .get(start..start.saturating_add(len))
-            .unwrap_or("")
-    }
+/// `bytes` (a key or a value the lexer accepted, so UTF-8) as a `&str`.
+fn text<'a>(bytes: &'a [u8], at: &[u8]) -> Result<&'a str, nom::Err<Fail>> {
+    core::str::from_utf8(bytes).or_else(|_| fail(at, "not UTF-8").map(|(_, s)| s))
+}
 
+impl<'a> Doc<'a, '_> {
     /// The whole text: one object between optional whitespace.
-    fn document(&mut self) -> Result<(), nom::Err<Fail>> {
-        let i = ws(self.text.as_bytes());
+    fn document(&mut self, json: &'a [u8]) -> Result<(), nom::Err<Fail>> {
+        let i = ws(json);
         if i.first() != Some(&b'{') {
             return fail_or_eof::<()>(i, "top level is not an object").map(|_| ());
         }
@@ -946,13 +932,12 @@ impl<'a> Doc<'a, '_> {
         v: &'a [u8],
         depth: usize,
     ) -> Result<&'a [u8], nom::Err<Fail>> {
-        let name = self.cut(skip1(at_key), key.body.len());
-        let Some(k) = Known::lookup(scope, name, key.escaped) else {
+        let Some(k) = Known::lookup(scope, key) else {
             let (rest, raw) = value(v, depth)?;
             let u = UnknownKey {
                 scope,
-                key: name,
-                value: self.cut(v, raw.len()),
+                key: text(key.body, at_key)?,
+                value: text(raw, v)?,
                 ill_typed: false,
             };
             self.caps.record(u, at_key)?;
@@ -996,8 +981,8 @@ impl<'a> Doc<'a, '_> {
         if !typed {
             let u = UnknownKey {
                 scope,
-                key: name,
-                value: self.cut(v, raw.len()),
+                key: text(key.body, at_key)?,
+                value: text(raw, v)?,
                 ill_typed: true,
             };
             self.caps.record(u, at_key)?;
@@ -1190,7 +1175,10 @@ mod tests {
             assert!(!caps.effective_write_multiple());
             assert!(!caps.effective_twin_socket());
         }
-        assert_eq!(emit_string(&Capabilities::default()), r#"{"capabilities":{}}"#);
+        assert_eq!(
+            emit_string(&Capabilities::default()),
+            r#"{"capabilities":{}}"#
+        );
         // An empty twin_socket object is kept as present.
         let caps = parse(r#"{"capabilities":{"twin_socket":{}}}"#);
         assert_eq!(caps.twin_socket, Some(TwinSocket::default()));
@@ -1217,7 +1205,9 @@ mod tests {
             ]
         );
         // The pytest corpus's spacing.
-        let caps = parse(r#"{ "capabilities": { "max_msg_fds": 8, "max_data_xfer_size": 1048576, "migration": { "pgsize": 4096 } } }"#);
+        let caps = parse(
+            r#"{ "capabilities": { "max_msg_fds": 8, "max_data_xfer_size": 1048576, "migration": { "pgsize": 4096 } } }"#,
+        );
         assert_eq!(caps.migration.and_then(|m| m.pgsize), Some(4096));
     }
 
@@ -1266,7 +1256,8 @@ mod tests {
             ]
         );
         // Known names outside their object are just unknown.
-        let caps = parse(r#"{"max_msg_fds":1,"capabilities":{"pgsize":2,"migration":{"pgsizes":3}}}"#);
+        let caps =
+            parse(r#"{"max_msg_fds":1,"capabilities":{"pgsize":2,"migration":{"pgsizes":3}}}"#);
         assert_eq!(caps.max_msg_fds, None);
         assert_eq!(caps.migration, Some(Migration::default()));
         assert_eq!(caps.unknown.len(), 3);
@@ -1282,7 +1273,10 @@ mod tests {
         assert_eq!(caps.effective_max_msg_fds(), 1);
         assert_eq!(caps.twin_socket, Some(TwinSocket::default()));
         assert_eq!(caps.migration, None);
-        let got: Vec<_> = caps.ill_typed().map(|u| (u.scope, u.key, u.value)).collect();
+        let got: Vec<_> = caps
+            .ill_typed()
+            .map(|u| (u.scope, u.key, u.value))
+            .collect();
         assert_eq!(
             got,
             [
@@ -1303,7 +1297,10 @@ mod tests {
         );
         // A non-object capabilities, as libvfio-user's tests send.
         let caps = parse(r#"{ "capabilities": "23" }"#);
-        assert_eq!(&caps.unknown[..], &[unknown(Scope::TopLevel, "capabilities", r#""23""#, true)]);
+        assert_eq!(
+            &caps.unknown[..],
+            &[unknown(Scope::TopLevel, "capabilities", r#""23""#, true)]
+        );
         assert_eq!(emit_string(&caps), r#"{"capabilities":"23"}"#);
     }
 
@@ -1312,7 +1309,10 @@ mod tests {
         let caps = parse(r#"{"capabilities":{"max_msg_fds":1,"max_msg_fds":2,"x":1,"x":[2]}}"#);
         assert_eq!(caps.max_msg_fds, Some(2));
         assert_eq!(caps.duplicate_keys, 2);
-        assert_eq!(&caps.unknown[..], &[unknown(Scope::Capabilities, "x", "[2]", false)]);
+        assert_eq!(
+            &caps.unknown[..],
+            &[unknown(Scope::Capabilities, "x", "[2]", false)]
+        );
 
         // An ill-typed value, then a good one: the good one wins and the bad one is forgotten.
         let caps = parse(r#"{"capabilities":{"max_msg_fds":"a","max\u005fmsg_fds":3}}"#);
@@ -1339,7 +1339,9 @@ mod tests {
                 unknown(Scope::TopLevel, "t", "0", false),
             ]
         );
-        let caps = parse(r#"{"capabilities":{"migration":{"pgsize":1,"x":1},"migration":{"max_bitmap_size":2}}}"#);
+        let caps = parse(
+            r#"{"capabilities":{"migration":{"pgsize":1,"x":1},"migration":{"max_bitmap_size":2}}}"#,
+        );
         assert_eq!(
             caps.migration,
             Some(Migration {
@@ -1395,8 +1397,16 @@ mod tests {
             (r#"{"a":[1 2]}"#, 8, "expected ',' or ']' after an element"),
             (r#"{"a":[1,]}"#, 8, "expected a value"),
             (r#"{"a":[,]}"#, 6, "expected a value"),
-            (r#"{"a":tru}"#, 5, "invalid literal (expected true, false or null)"),
-            (r#"{"a":nul}"#, 5, "invalid literal (expected true, false or null)"),
+            (
+                r#"{"a":tru}"#,
+                5,
+                "invalid literal (expected true, false or null)",
+            ),
+            (
+                r#"{"a":nul}"#,
+                5,
+                "invalid literal (expected true, false or null)",
+            ),
             (r#"{"a":True}"#, 5, "expected a value"),
             (r#"{"a":01}"#, 5, "leading zero in number"),
             (r#"{"a":-01}"#, 6, "leading zero in number"),
@@ -1410,8 +1420,16 @@ mod tests {
             (r#"{"a":0x10}"#, 6, "expected ',' or '}' after a member"),
             (r#"{"a":NaN}"#, 5, "expected a value"),
             (r#"{"a":"x\q"}"#, 7, "invalid escape"),
-            (r#"{"a":"\u12G4"}"#, 6, "invalid \\u escape (needs 4 hex digits)"),
-            (r#"{"a":"\u12"}"#, 6, "invalid \\u escape (needs 4 hex digits)"),
+            (
+                r#"{"a":"\u12G4"}"#,
+                6,
+                "invalid \\u escape (needs 4 hex digits)",
+            ),
+            (
+                r#"{"a":"\u12"}"#,
+                6,
+                "invalid \\u escape (needs 4 hex digits)",
+            ),
             ("{\"a\":\"x\ty\"}", 7, "control character in string"),
             ("{\"a\nb\":1}", 3, "control character in string"),
             (r#"{"a":"x}"#, 8, "unterminated string"),
@@ -1421,9 +1439,21 @@ mod tests {
             (r#"{"a":-"#, 6, EOF),
             (r#"{"a" "#, 5, EOF),
             ("{\"a\":1}\0", 7, "trailing characters after the object"),
-            (r#"{"capabilities":{"max_msg_fds":8,}}"#, 33, "expected a string key"),
-            (r#"{"capabilities":{"max_msg_fds":08}}"#, 31, "leading zero in number"),
-            (r#"{"capabilities":{"migration":{"pgsize"}}}"#, 38, "expected ':' after a key"),
+            (
+                r#"{"capabilities":{"max_msg_fds":8,}}"#,
+                33,
+                "expected a string key",
+            ),
+            (
+                r#"{"capabilities":{"max_msg_fds":08}}"#,
+                31,
+                "leading zero in number",
+            ),
+            (
+                r#"{"capabilities":{"migration":{"pgsize"}}}"#,
+                38,
+                "expected ':' after a key",
+            ),
             (r#"{"capabilities" {}}"#, 16, "expected ':' after a key"),
         ];
         for &(json, at, reason) in cases {
@@ -1433,13 +1463,19 @@ mod tests {
 
     #[test]
     fn not_utf8() {
-        // A bad byte inside a string.
+        // A bad byte inside a string: in a key, in a value, after good multi-byte characters.
+        assert_eq!(err(b"{\"\xff\":1}"), syntax(2, "not UTF-8"));
         assert_eq!(err(b"{\"a\":\"\xff\"}"), syntax(6, "not UTF-8"));
-        // A bad byte outside any string.
-        assert_eq!(err(b"{\"a\":1\xc3}"), syntax(6, "not UTF-8"));
-        // A syntax error before the bad byte is reported first.
+        assert_eq!(err("{\"a\":\"é😀\u{7f}é".as_bytes().iter().chain(b"\xe9\x80\"}").copied().collect::<Vec<u8>>().as_slice()), syntax(15, "not UTF-8"));
+        // A surrogate encoded in UTF-8, and an overlong encoding.
+        assert_eq!(err(b"{\"a\":\"\xed\xa0\x80\"}"), syntax(6, "not UTF-8"));
+        assert_eq!(err(b"{\"a\":\"\xc0\xaf\"}"), syntax(6, "not UTF-8"));
+        // Outside strings a non-ASCII byte is just unexpected.
+        assert_eq!(err(b"{\"a\":1\xc3}"), syntax(6, "expected ',' or '}' after a member"));
+        assert_eq!(err(b"\xef\xbb\xbf{}"), syntax(0, "top level is not an object"));
+        // A syntax error before a bad byte is reported first.
         assert_eq!(err(b"{\"a\":x,\"\xff\"}"), syntax(5, "expected a value"));
-        // A truncated multi-byte sequence at the end.
+        // A multi-byte sequence cut by the end of the text.
         assert_eq!(err(b"{\"\xc3"), syntax(2, "not UTF-8"));
     }
 
@@ -1473,8 +1509,14 @@ mod tests {
         let deeper = deep.replacen("[", "[[", 1).replacen("]", "]]", 1);
         assert_eq!(err(deeper.as_bytes()), (34 + 13, too_deep));
         // Top-level bombs that are not objects.
-        assert_eq!(err("[".repeat(10_000).as_bytes()), syntax(0, "top level is not an object"));
-        assert_eq!(err("{".repeat(10_000).as_bytes()), syntax(1, "expected a string key"));
+        assert_eq!(
+            err("[".repeat(10_000).as_bytes()),
+            syntax(0, "top level is not an object")
+        );
+        assert_eq!(
+            err("{".repeat(10_000).as_bytes()),
+            syntax(1, "expected a string key")
+        );
     }
 
     #[test]
@@ -1548,9 +1590,13 @@ mod tests {
             while let Some(pos) = cap[from..].windows(needle.len()).position(|w| w == needle) {
                 let key = from + pos;
                 from = key + 1;
-                let start = cap[..key].iter().rposition(|&b| b == b'{').expect("object start");
+                let start = cap[..key]
+                    .iter()
+                    .rposition(|&b| b == b'{')
+                    .expect("object start");
                 let msg = start - 20; // 16-byte header + 4-byte version
-                let size = u32::from_le_bytes(cap[msg + 4..msg + 8].try_into().expect("4 bytes")) as usize;
+                let size =
+                    u32::from_le_bytes(cap[msg + 4..msg + 8].try_into().expect("4 bytes")) as usize;
                 let m = crate::decode(&cap[msg..msg + size], crate::Direction::ClientToServer)
                     .expect("VERSION message");
                 let crate::Body::Version(v) = m.body else {
@@ -1639,7 +1685,7 @@ mod tests {
             for (s, name, value) in extra {
                 let scope = scope_of(s);
                 let key = NAMES[name];
-                if Known::lookup(scope, key, key.contains('\\')).is_some() || all.iter().any(|u| u.scope == scope && keys_equal(u.key, key)) {
+                if Known::lookup(scope, Key { body: key.as_bytes(), escaped: key.contains('\\') }).is_some() || all.iter().any(|u| u.scope == scope && keys_equal(u.key, key)) {
                     continue;
                 }
                 // Members of nested objects need the object.

@@ -368,7 +368,13 @@ impl<'a> CapIter<'a> {
     /// Walks the chain that starts at payload offset `first` (the reply's `cap_offset`; 0 = none).
     /// `base` is the payload's offset within the message, so errors name message offsets.
     pub fn new(area: &'a [u8], first: u32, base: usize) -> Self {
-        CapIter { area, next: first as usize, base, seen: 0, done: first == 0 }
+        CapIter {
+            area,
+            next: first as usize,
+            base,
+            seen: 0,
+            done: first == 0,
+        }
     }
 
     fn step(&mut self) -> Result<RegionCap<'a>, DecodeError> {
@@ -376,23 +382,43 @@ impl<'a> CapIter<'a> {
         let payload = FIXED + self.area.len();
         let err = |rule: Rule| DecodeError::new(self.base.saturating_add(at), rule);
         if at < FIXED {
-            return Err(err(Rule::CapOverlapsFixed { cap_offset: at as u32 }));
+            return Err(err(Rule::CapOverlapsFixed {
+                cap_offset: at as u32,
+            }));
         }
         let Some(rest) = self.area.get(at - FIXED..) else {
-            return Err(err(Rule::CapOutOfBounds { cap_offset: at as u32, payload }));
+            return Err(err(Rule::CapOutOfBounds {
+                cap_offset: at as u32,
+                payload,
+            }));
         };
         let Ok((header, _)) = CapHeader::ref_from_prefix(rest) else {
-            return Err(err(Rule::CapOutOfBounds { cap_offset: at as u32, payload }));
+            return Err(err(Rule::CapOutOfBounds {
+                cap_offset: at as u32,
+                payload,
+            }));
         };
         let next = header.next.get() as usize;
         if next != 0 && next <= at {
-            return Err(err(Rule::CapLoop { cap_offset: at as u32, next: next as u32 }));
+            return Err(err(Rule::CapLoop {
+                cap_offset: at as u32,
+                next: next as u32,
+            }));
         }
         self.seen += 1;
         if self.seen > MAX_REGION_CAPS {
-            return Err(err(Rule::CapLoop { cap_offset: at as u32, next: next as u32 }));
+            return Err(err(Rule::CapLoop {
+                cap_offset: at as u32,
+                next: next as u32,
+            }));
         }
-        let short = |need: usize| err(Rule::CapTruncated { id: header.id.get(), need, have: rest.len() });
+        let short = |need: usize| {
+            err(Rule::CapTruncated {
+                id: header.id.get(),
+                need,
+                have: rest.len(),
+            })
+        };
         let cap = match header.id.get() {
             VFIO_REGION_INFO_CAP_SPARSE_MMAP => {
                 let (head, tail) = CapSparseMmap::ref_from_prefix(rest).map_err(|_| short(16))?;

@@ -59,17 +59,18 @@ impl<R: Read> Input<R> {
         while self.end - self.start < n && !self.eof {
             if self.end == self.buf.len() {
                 let have = self.end - self.start;
-                if self.start > 0 {
-                    self.buf.copy_within(self.start..self.end, 0);
-                    self.start = 0;
-                    self.end = have;
-                }
-                if self.end == self.buf.len() {
+                if have == self.buf.len() {
                     // Full of real data: grow by at most doubling, and never past what is asked.
+                    // A fresh zeroed allocation (calloc) is cheaper than `resize`'s fill.
                     let grown = self.buf.len().saturating_mul(2).max(INITIAL);
-                    let new_len = grown.min(n.max(INITIAL));
-                    self.buf.resize(new_len, 0);
+                    let mut bigger = vec![0u8; grown.min(n.max(INITIAL))];
+                    bigger[..have].copy_from_slice(&self.buf[self.start..self.end]);
+                    self.buf = bigger;
+                } else {
+                    self.buf.copy_within(self.start..self.end, 0);
                 }
+                self.start = 0;
+                self.end = have;
             }
             let Some(free) = self.buf.get_mut(self.end..) else {
                 break;

@@ -56,7 +56,7 @@ pub(crate) mod sockdump {
     pub(crate) const PATH: usize = 0;
     pub(crate) const PATH_FIELD_LEN: usize = 109;
     pub(crate) const PATH_MAX: usize = 108;
-    pub(crate) const PEER_PID: usize = 109;
+    pub(crate) const PEER_PID: usize = PATH + PATH_FIELD_LEN;
     pub(crate) const PID: usize = 117;
     pub(crate) const PREFIX_LEN: usize = 125;
 }
@@ -349,8 +349,8 @@ mod tests {
 
     /// The tags of the first message in `lvu-sample-client.pcapng`.
     static TAGS: [u8; 24] = [
-        0x00, 0x0c, 0x00, 0x0c, b'v', b'f', b'i', b'o', b'_', b'u', b's', b'e', b'r', 0, 0, 0, 0x00,
-        0x23, 0x00, 0x04, 0, 0, 0, 0,
+        0x00, 0x0c, 0x00, 0x0c, b'v', b'f', b'i', b'o', b'_', b'u', b's', b'e', b'r', 0, 0, 0,
+        0x00, 0x23, 0x00, 0x04, 0, 0, 0, 0,
     ];
 
     #[test]
@@ -375,7 +375,10 @@ mod tests {
                 emit_pdu_tags(&mut out, p, d);
                 assert_eq!(out.len() % 4, 0);
                 let t = parse_pdu_tags(&out).unwrap();
-                assert_eq!((t.protocol, t.direction, t.payload_start), (Some(p), Some(d), out.len()));
+                assert_eq!(
+                    (t.protocol, t.direction, t.payload_start),
+                    (Some(p), Some(d), out.len())
+                );
             }
         }
     }
@@ -391,8 +394,10 @@ mod tests {
 
     #[test]
     fn unknown_dissector_and_odd_direction() {
-        let t = parse_pdu_tags(&[0, 12, 0, 4, b't', b'c', b'p', 0, 0, 35, 0, 4, 0, 0, 0, 9, 0, 0, 0, 0])
-            .unwrap();
+        let t = parse_pdu_tags(&[
+            0, 12, 0, 4, b't', b'c', b'p', 0, 0, 35, 0, 4, 0, 0, 0, 9, 0, 0, 0, 0,
+        ])
+        .unwrap();
         assert_eq!(t.protocol, Some(Protocol::Other));
         assert_eq!(t.direction, None);
         let t = parse_pdu_tags(&[0, 0, 0, 0]).unwrap();
@@ -401,7 +406,11 @@ mod tests {
 
     #[test]
     fn comments_in_either_order() {
-        for c in ["fds=3 truncated", "truncated fds=3", " truncated  fds=3 extra"] {
+        for c in [
+            "fds=3 truncated",
+            "truncated fds=3",
+            " truncated  fds=3 extra",
+        ] {
             let (mut fds, mut t) = (0, false);
             parse_comment(c.as_bytes(), &mut fds, &mut t);
             assert_eq!((fds, t), (3, true), "{c}");
@@ -423,8 +432,13 @@ mod tests {
     #[test]
     fn options_walk_and_errors() {
         let e = Endian::Little;
-        let list = [2, 0, 3, 0, b'a', b'b', b'c', 0, 9, 0, 1, 0, 9, 0, 0, 0, 0, 0, 0, 0];
-        let got: Vec<_> = Options::new(e, &list).map(|o| o.unwrap()).map(|t| (t.code, t.value.to_vec())).collect();
+        let list = [
+            2, 0, 3, 0, b'a', b'b', b'c', 0, 9, 0, 1, 0, 9, 0, 0, 0, 0, 0, 0, 0,
+        ];
+        let got: Vec<_> = Options::new(e, &list)
+            .map(|o| o.unwrap())
+            .map(|t| (t.code, t.value.to_vec()))
+            .collect();
         assert_eq!(got, vec![(2, b"abc".to_vec()), (9, vec![9])]);
         // No end-of-options: fine. Overrun: error at its offset.
         assert_eq!(Options::new(e, &list[..16]).count(), 2);

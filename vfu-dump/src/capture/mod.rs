@@ -11,16 +11,14 @@
 //!
 //! | input | how it is recognised | records |
 //! |---|---|---|
-//! | pcapng ([`capture-format.md`][fmt]) | `0a 0d 0d 0a` | one per Enhanced Packet Block |
+//! | pcapng (`shared/docs/capture-format.md`) | `0a 0d 0d 0a` | one per Enhanced Packet Block |
 //! | classic pcap, link type 252 | `d4 c3 b2 a1`, `a1 b2 c3 d4`, `4d 3c b2 a1`, `a1 b2 3c 4d` | one per record |
 //! | classic pcap, link type 147 (sockdump) | the same magics | reassembled messages |
 //! | raw byte stream of one direction | [`OpenOptions::raw`] and an unknown magic | framed by `msg_size` |
 //!
-//! [fmt]: https://example.invalid/vfu/shared/docs/capture-format.md
-//!
 //! ## pcapng: a small block parser of our own
 //!
-//! The pcapng reader is a block parser written here (`pcapng.rs`, about 300 lines) rather than the
+//! The pcapng reader is a block parser written here (`pcapng.rs`, under 400 lines) rather than the
 //! `pcap-file` crate's `PcapNgParser`. `pcap-file` 2.0 parses every block's options into a `Vec` (an
 //! allocation per message), reads through a fixed 8 MB buffer (a larger block cannot be read), and its
 //! errors carry no file offset. Our parser borrows the record's data and options straight from the
@@ -50,7 +48,7 @@
 //! path as a 109-byte Pascal string, then the big-endian peer pid and pid). The bytes of each
 //! direction, keyed by (socket path, sender pid, receiver pid), are reassembled into whole vfio-user
 //! messages with [`vfu_codec::frame::frame`]; a header whose `msg_size` is below 16 becomes its 16
-//! header bytes, as receivers read it. See [`sockdump`'s notes](#sockdump-heuristics).
+//! header bytes, as receivers read it.
 //!
 //! ### sockdump heuristics
 //!
@@ -388,7 +386,10 @@ impl<R: Read> CaptureReader<R> {
             ),
             _ if opts.raw => {
                 let direction = opts.direction.ok_or(CaptureError::RawNeedsDirection)?;
-                (Inner::Raw(raw::RawReader::new(input, direction)), Format::Raw)
+                (
+                    Inner::Raw(raw::RawReader::new(input, direction)),
+                    Format::Raw,
+                )
             }
             _ => {
                 let mut first_bytes = [0u8; 4];
@@ -472,7 +473,10 @@ mod tests {
 
     #[test]
     fn sniff() {
-        assert_eq!(sniff_format(&[0x0a, 0x0d, 0x0d, 0x0a, 0]), Some(Format::Pcapng));
+        assert_eq!(
+            sniff_format(&[0x0a, 0x0d, 0x0d, 0x0a, 0]),
+            Some(Format::Pcapng)
+        );
         assert_eq!(sniff_format(&[0xd4, 0xc3, 0xb2, 0xa1]), Some(Format::Pcap));
         assert_eq!(sniff_format(&[0xa1, 0xb2, 0xc3, 0xd4]), Some(Format::Pcap));
         assert_eq!(sniff_format(&[0x4d, 0x3c, 0xb2, 0xa1]), Some(Format::Pcap));

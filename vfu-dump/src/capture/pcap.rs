@@ -222,10 +222,17 @@ impl<R: Read> PcapReader<R> {
                     _ => None,
                 });
             };
-            let record = &self.input.data()[PCAP_RECORD_HEADER_LEN..PCAP_RECORD_HEADER_LEN + rec.incl];
+            let record =
+                &self.input.data()[PCAP_RECORD_HEADER_LEN..PCAP_RECORD_HEADER_LEN + rec.incl];
             let missing = rec.orig.saturating_sub(rec.incl) as u64;
             if let Mode::Sockdump(r) = &mut self.mode {
-                r.push(record, missing, rec.ts_ns, rec.offset, &mut self.connections)?;
+                r.push(
+                    record,
+                    missing,
+                    rec.ts_ns,
+                    rec.offset,
+                    &mut self.connections,
+                )?;
             }
             self.input.consume(PCAP_RECORD_HEADER_LEN + rec.incl);
         }
@@ -252,16 +259,28 @@ mod tests {
                 }
                 continue;
             }
-            h.extend(if big { w.to_be_bytes() } else { w.to_le_bytes() });
+            h.extend(if big {
+                w.to_be_bytes()
+            } else {
+                w.to_le_bytes()
+            });
         }
-        h.extend(if big { link.to_be_bytes() } else { link.to_le_bytes() });
+        h.extend(if big {
+            link.to_be_bytes()
+        } else {
+            link.to_le_bytes()
+        });
         h
     }
 
     fn rec(big: bool, sec: u32, frac: u32, data: &[u8], orig: usize) -> Vec<u8> {
         let mut r = vec![];
         for w in [sec, frac, data.len() as u32, orig as u32] {
-            r.extend(if big { w.to_be_bytes() } else { w.to_le_bytes() });
+            r.extend(if big {
+                w.to_be_bytes()
+            } else {
+                w.to_le_bytes()
+            });
         }
         r.extend_from_slice(data);
         r
@@ -269,7 +288,9 @@ mod tests {
 
     #[test]
     fn link_252_both_byte_orders_and_resolutions() {
-        let mut packet = vec![0, 12, 0, 8, b'v', b'd', b'u', b's', b'e', 0, 0, 0, 0, 35, 0, 4, 0, 0, 0, 1, 0, 0, 0, 0];
+        let mut packet = vec![
+            0, 12, 0, 8, b'v', b'd', b'u', b's', b'e', 0, 0, 0, 0, 35, 0, 4, 0, 0, 0, 1, 0, 0, 0, 0,
+        ];
         packet.extend([9u8; 152]);
         for (magic, big, ns) in [
             (PCAP_MAGIC_US, false, false),
@@ -283,7 +304,10 @@ mod tests {
             let mut r = CaptureReader::new(&f[..], &OpenOptions::default()).unwrap();
             let a = r.next_record().unwrap().unwrap().to_owned();
             assert_eq!(a.ts_ns, 2_000_000_000 + if ns { 5 } else { 5_000 });
-            assert_eq!((a.protocol, a.direction, a.truncated), (Protocol::Vduse, Direction::ServerToClient, false));
+            assert_eq!(
+                (a.protocol, a.direction, a.truncated),
+                (Protocol::Vduse, Direction::ServerToClient, false)
+            );
             assert_eq!(a.data, vec![9u8; 152]);
             assert_eq!(a.file_offset, 24);
             let b = r.next_record().unwrap().unwrap().to_owned();
@@ -311,7 +335,10 @@ mod tests {
             let Err(e) = CaptureReader::new(&f[..n], &OpenOptions::default()) else {
                 panic!("{n}");
             };
-            assert!(matches!(e, CaptureError::Incomplete { offset: 0, .. }), "{e}");
+            assert!(
+                matches!(e, CaptureError::Incomplete { offset: 0, .. }),
+                "{e}"
+            );
         }
         let mut f = header(PCAP_MAGIC_US, 252, false);
         f.extend(rec(false, 0, 0, &[0, 0, 0, 0, 1], 5));
@@ -328,6 +355,9 @@ mod tests {
         h.extend(rec(false, 0, 0, &[], 0));
         h[24 + 8..24 + 12].copy_from_slice(&u32::MAX.to_le_bytes());
         let mut r = CaptureReader::new(&h[..], &OpenOptions::default()).unwrap();
-        assert!(matches!(r.next_record(), Err(CaptureError::TooLarge { .. })));
+        assert!(matches!(
+            r.next_record(),
+            Err(CaptureError::TooLarge { .. })
+        ));
     }
 }

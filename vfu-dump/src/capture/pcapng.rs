@@ -143,7 +143,9 @@ impl<R: Read> PcapngReader<R> {
                         return Err(CaptureError::malformed(
                             off,
                             CTX_SHB,
-                            format!("byte-order magic {m:#010x} is not 0x1a2b3c4d in either byte order"),
+                            format!(
+                                "byte-order magic {m:#010x} is not 0x1a2b3c4d in either byte order"
+                            ),
                         ));
                     }
                 };
@@ -179,10 +181,7 @@ impl<R: Read> PcapngReader<R> {
                     limit: MAX_RECORD_LEN as u64,
                 });
             }
-            let have = self
-                .input
-                .fill(len)
-                .map_err(|e| CaptureError::io(off, e))?;
+            let have = self.input.fill(len).map_err(|e| CaptureError::io(off, e))?;
             if have < len {
                 return Err(CaptureError::Incomplete {
                     offset: off,
@@ -197,7 +196,9 @@ impl<R: Read> PcapngReader<R> {
                 return Err(CaptureError::malformed(
                     off,
                     ctx,
-                    format!("trailing block length {trailer} differs from the leading length {len}"),
+                    format!(
+                        "trailing block length {trailer} differs from the leading length {len}"
+                    ),
                 ));
             }
             let body = &block[8..len - 4];
@@ -292,9 +293,8 @@ fn parse_epb(
     }
     let conn = iface.conn;
     let (protocol, tag_dir, start) = if u32::from(iface.link_type) == LINKTYPE_UPPER_PDU {
-        let tags = parse_pdu_tags(packet).map_err(|why| {
-            CaptureError::malformed(off, CTX_EPB, format!("packet data: {why}"))
-        })?;
+        let tags = parse_pdu_tags(packet)
+            .map_err(|why| CaptureError::malformed(off, CTX_EPB, format!("packet data: {why}")))?;
         let known = connections.get_mut(conn as usize);
         let protocol = match (tags.protocol, known) {
             (Some(p), Some(c)) => {
@@ -349,7 +349,11 @@ fn parse_idb(
         })?;
         match opt.code {
             IF_NAME => {
-                let end = opt.value.iter().position(|&b| b == 0).unwrap_or(opt.value.len());
+                let end = opt
+                    .value
+                    .iter()
+                    .position(|&b| b == 0)
+                    .unwrap_or(opt.value.len());
                 name = Some(String::from_utf8_lossy(&opt.value[..end]).into_owned());
             }
             IF_TSRESOL if !opt.value.is_empty() => scale = TsScale::from_tsresol(opt.value[0]),
@@ -425,7 +429,11 @@ mod tests {
 
     fn shb(e: Endian) -> Vec<u8> {
         B::block(e, BT_SHB, |b| {
-            b.u32(BYTE_ORDER_MAGIC).u16(1).u16(0).u32(u32::MAX).u32(u32::MAX);
+            b.u32(BYTE_ORDER_MAGIC)
+                .u16(1)
+                .u16(0)
+                .u32(u32::MAX)
+                .u32(u32::MAX);
         })
     }
 
@@ -460,7 +468,9 @@ mod tests {
         let mut p = B(Endian::Big, vec![]);
         if !proto.is_empty() {
             // The length field holds the padded length.
-            p.u16(12).u16(pad4(proto.len()) as u16).bytes(proto.as_bytes());
+            p.u16(12)
+                .u16(pad4(proto.len()) as u16)
+                .bytes(proto.as_bytes());
         }
         if let Some(d) = dir {
             p.u16(35).u16(4).u32(d);
@@ -494,7 +504,13 @@ mod tests {
     fn big_endian_section_and_second_section() {
         let mut f = shb(Endian::Big);
         f.extend(idb(Endian::Big, 252, Some("vduse:0:/dev/vduse/x"), Some(9)));
-        f.extend(epb(Endian::Big, 0, 1_000, &pdu("vduse", Some(1), &[7; 152]), &[]));
+        f.extend(epb(
+            Endian::Big,
+            0,
+            1_000,
+            &pdu("vduse", Some(1), &[7; 152]),
+            &[],
+        ));
         // Unknown block types are skipped.
         f.extend(B::block(Endian::Big, 0x0000_0BAD, |b| {
             b.u32(1).u32(2);
@@ -506,20 +522,46 @@ mod tests {
             0,
             5,
             &pdu("vfio_user", None, &msg(1, 16)),
-            &[(EPB_FLAGS, &2u32.to_le_bytes()), (OPT_COMMENT, b"truncated fds=2")],
+            &[
+                (EPB_FLAGS, &2u32.to_le_bytes()),
+                (OPT_COMMENT, b"truncated fds=2"),
+            ],
         ));
         let (recs, conns, err) = read_all(&f);
         assert!(err.is_none(), "{err:?}");
         assert_eq!(conns.len(), 2);
-        assert_eq!((conns[0].protocol, conns[1].protocol), (Protocol::Vduse, Protocol::VfioUser));
+        assert_eq!(
+            (conns[0].protocol, conns[1].protocol),
+            (Protocol::Vduse, Protocol::VfioUser)
+        );
         assert_eq!(recs.len(), 2);
         let (a, b) = (&recs[0], &recs[1]);
-        assert_eq!((a.conn, a.ts_ns, a.direction, a.protocol), (0, 1_000, Direction::ServerToClient, Protocol::Vduse));
+        assert_eq!(
+            (a.conn, a.ts_ns, a.direction, a.protocol),
+            (0, 1_000, Direction::ServerToClient, Protocol::Vduse)
+        );
         assert_eq!(a.data, vec![7; 152]);
         // Second section: interface 0 is connection 1; microseconds by default; direction from flags.
-        assert_eq!((b.conn, b.ts_ns, b.direction, b.fds, b.truncated), (1, 5_000, Direction::ClientToServer, 2, true));
+        assert_eq!(
+            (b.conn, b.ts_ns, b.direction, b.fds, b.truncated),
+            (1, 5_000, Direction::ClientToServer, 2, true)
+        );
         assert_eq!((a.index, b.index), (0, 1));
-        assert_eq!(b.file_offset as usize, f.len() - epb(Endian::Little, 0, 5, &pdu("vfio_user", None, &msg(1, 16)), &[(EPB_FLAGS, &2u32.to_le_bytes()), (OPT_COMMENT, b"truncated fds=2")]).len());
+        assert_eq!(
+            b.file_offset as usize,
+            f.len()
+                - epb(
+                    Endian::Little,
+                    0,
+                    5,
+                    &pdu("vfio_user", None, &msg(1, 16)),
+                    &[
+                        (EPB_FLAGS, &2u32.to_le_bytes()),
+                        (OPT_COMMENT, b"truncated fds=2")
+                    ]
+                )
+                .len()
+        );
     }
 
     #[test]
@@ -528,13 +570,34 @@ mod tests {
         f.extend(idb(Endian::Little, 252, Some("vfio-user:0:/x"), Some(9)));
         f.extend(idb(Endian::Little, 252, None, Some(9)));
         f.extend(idb(Endian::Little, 1, Some("eth0"), Some(9)));
-        f.extend(epb(Endian::Little, 0, 1, &pdu("", Some(0), &msg(2, 16)), &[]));
-        f.extend(epb(Endian::Little, 1, 1, &pdu("", None, &msg(2, 16)), &[(EPB_FLAGS, &1u32.to_le_bytes())]));
-        f.extend(epb(Endian::Little, 1, 1, &pdu("vduse", None, &msg(2, 16)), &[]));
+        f.extend(epb(
+            Endian::Little,
+            0,
+            1,
+            &pdu("", Some(0), &msg(2, 16)),
+            &[],
+        ));
+        f.extend(epb(
+            Endian::Little,
+            1,
+            1,
+            &pdu("", None, &msg(2, 16)),
+            &[(EPB_FLAGS, &1u32.to_le_bytes())],
+        ));
+        f.extend(epb(
+            Endian::Little,
+            1,
+            1,
+            &pdu("vduse", None, &msg(2, 16)),
+            &[],
+        ));
         f.extend(epb(Endian::Little, 2, 1, &[1, 2, 3], &[]));
         let (recs, conns, err) = read_all(&f);
         assert!(err.is_none(), "{err:?}");
-        let got: Vec<_> = recs.iter().map(|r| (r.conn, r.protocol, r.direction, r.data.len())).collect();
+        let got: Vec<_> = recs
+            .iter()
+            .map(|r| (r.conn, r.protocol, r.direction, r.data.len()))
+            .collect();
         assert_eq!(
             got,
             vec![
@@ -569,7 +632,9 @@ mod tests {
         assert!(recs.is_empty());
         assert_eq!(
             err.unwrap().to_string(),
-            format!("pcapng enhanced packet block at offset {at:#x}: block length 12 below minimum 32")
+            format!(
+                "pcapng enhanced packet block at offset {at:#x}: block length 12 below minimum 32"
+            )
         );
 
         let mut f = shb(Endian::Little);
@@ -579,7 +644,13 @@ mod tests {
 
         let mut f = shb(Endian::Little);
         f.extend(idb(Endian::Little, 252, None, None));
-        f.extend(epb(Endian::Little, 0, 0, &pdu("vfio_user", None, &msg(1, 16)), &[]));
+        f.extend(epb(
+            Endian::Little,
+            0,
+            0,
+            &pdu("vfio_user", None, &msg(1, 16)),
+            &[],
+        ));
         let len = f.len();
         f[len - 1] = 9; // the EPB's trailing length
         let err = read_all(&f).2.unwrap().to_string();
@@ -595,7 +666,13 @@ mod tests {
     fn incomplete_final_block_after_records() {
         let mut f = shb(Endian::Little);
         f.extend(idb(Endian::Little, 252, Some("vfio-user:0:/x"), Some(9)));
-        let one = epb(Endian::Little, 0, 1, &pdu("vfio_user", Some(0), &msg(1, 40)), &[]);
+        let one = epb(
+            Endian::Little,
+            0,
+            1,
+            &pdu("vfio_user", Some(0), &msg(1, 40)),
+            &[],
+        );
         f.extend(&one);
         let at = f.len();
         f.extend(&one[..one.len() - 5]);
@@ -603,16 +680,33 @@ mod tests {
         assert_eq!(recs.len(), 1);
         let err = err.unwrap();
         assert_eq!(err.offset(), Some(at as u64));
-        assert!(matches!(err, CaptureError::Incomplete { available, needed, .. } if needed == one.len() as u64 && available == one.len() as u64 - 5));
+        assert!(
+            matches!(err, CaptureError::Incomplete { available, needed, .. } if needed == one.len() as u64 && available == one.len() as u64 - 5)
+        );
     }
 
     #[test]
     fn huge_block_length_is_refused_without_allocating() {
         let mut f = shb(Endian::Little);
-        f.extend(B(Endian::Little, vec![]).u32(BT_EPB).u32(0xFFFF_FFFC).1.clone());
+        f.extend(
+            B(Endian::Little, vec![])
+                .u32(BT_EPB)
+                .u32(0xFFFF_FFFC)
+                .1
+                .clone(),
+        );
         f.extend([0u8; 64]);
         let err = read_all(&f).2.unwrap();
-        assert!(matches!(err, CaptureError::TooLarge { len: 0xFFFF_FFFC, .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                CaptureError::TooLarge {
+                    len: 0xFFFF_FFFC,
+                    ..
+                }
+            ),
+            "{err}"
+        );
         // Just under the limit, but the file is short: incomplete, and the buffer stays small.
         let mut f = shb(Endian::Little);
         let n = (MAX_RECORD_LEN - 4) as u32 & !3;

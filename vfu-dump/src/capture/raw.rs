@@ -52,10 +52,7 @@ impl<R: Read> RawReader<R> {
             Some(size) if (size as usize) < HEADER_SIZE => (HEADER_SIZE, false),
             Some(size) => {
                 let size = size as usize;
-                let have = self
-                    .input
-                    .fill(size.min(MAX_RECORD_LEN + 1))
-                    .map_err(io)?;
+                let have = self.input.fill(size.min(MAX_RECORD_LEN + 1)).map_err(io)?;
                 if have > MAX_RECORD_LEN {
                     return Err(CaptureError::TooLarge {
                         offset,
@@ -101,15 +98,25 @@ mod tests {
         s.extend(msg(3, 16)); // msg_size below 16: its header alone
         s.extend(msg(16, 16));
         s.extend(msg(100, 30)); // the stream ends inside it
-        let mut r = CaptureReader::new(&s[..], &OpenOptions::raw(Direction::ServerToClient)).unwrap();
+        let mut r =
+            CaptureReader::new(&s[..], &OpenOptions::raw(Direction::ServerToClient)).unwrap();
         let mut got = vec![];
         while let Some(rec) = r.next_record().unwrap() {
             assert_eq!(rec.direction, Direction::ServerToClient);
             got.push((rec.file_offset, rec.data.len(), rec.truncated));
         }
-        assert_eq!(got, vec![(0, 40, false), (40, 16, false), (56, 16, false), (72, 30, true)]);
+        assert_eq!(
+            got,
+            vec![
+                (0, 40, false),
+                (40, 16, false),
+                (56, 16, false),
+                (72, 30, true)
+            ]
+        );
         // A tail shorter than a header.
-        let mut r = CaptureReader::new(&s[..60], &OpenOptions::raw(Direction::ClientToServer)).unwrap();
+        let mut r =
+            CaptureReader::new(&s[..60], &OpenOptions::raw(Direction::ClientToServer)).unwrap();
         r.next_record().unwrap();
         r.next_record().unwrap();
         let tail = r.next_record().unwrap().unwrap();
@@ -120,7 +127,8 @@ mod tests {
     #[test]
     fn huge_msg_size_in_a_short_stream_is_a_truncated_record() {
         let s = msg(u32::MAX, 64);
-        let mut r = CaptureReader::new(&s[..], &OpenOptions::raw(Direction::ClientToServer)).unwrap();
+        let mut r =
+            CaptureReader::new(&s[..], &OpenOptions::raw(Direction::ClientToServer)).unwrap();
         let rec = r.next_record().unwrap().unwrap();
         assert_eq!((rec.data.len(), rec.truncated), (64, true));
     }

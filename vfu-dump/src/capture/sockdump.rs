@@ -122,14 +122,17 @@ impl Reassembler {
         }
         let path_len = usize::from(record[field::PATH]).min(field::PATH_MAX);
         let path = &record[field::PATH + 1..field::PATH + 1 + path_len];
-        debug_assert!(field::PATH + field::PATH_FIELD_LEN == field::PEER_PID);
         let peer = Endian::Big.u64(record, field::PEER_PID);
         let pid = Endian::Big.u64(record, field::PID);
         let mut data = &record[field::PREFIX_LEN..];
 
         let pids = (pid.min(peer), pid.max(peer));
         let ids = self.by_pids.entry(pids).or_default();
-        let conn = match ids.iter().copied().find(|&c| self.conns[c as usize].path == path) {
+        let conn = match ids
+            .iter()
+            .copied()
+            .find(|&c| self.conns[c as usize].path == path)
+        {
             Some(c) => c,
             None => {
                 let id = connections.len() as u32;
@@ -232,7 +235,7 @@ impl Reassembler {
                             }
                             _ => u64::MAX,
                         };
-                        s.skip = if missing < rest { rest - missing } else { 0 };
+                        s.skip = rest.saturating_sub(missing);
                         (partial, true)
                     }
                     None => {
@@ -276,7 +279,11 @@ impl Reassembler {
         let message = &s.buf[s.head..s.head + len];
         let by_client = sent_by_client(message);
         let sc = &mut self.conns[s.conn as usize];
-        let other = if s.sender == sc.pids.0 { sc.pids.1 } else { sc.pids.0 };
+        let other = if s.sender == sc.pids.0 {
+            sc.pids.1
+        } else {
+            sc.pids.0
+        };
         let client = *sc
             .client
             .get_or_insert(if by_client { s.sender } else { other });
@@ -337,13 +344,17 @@ mod tests {
         r
     }
 
-    /// Feeds records and collects (conn, direction, truncated, data) of every message.
-    fn run(records: &[(Vec<u8>, u64)]) -> (Vec<(u32, Direction, bool, Vec<u8>)>, Vec<Connection>) {
+    /// (conn, direction, truncated, data) of one message.
+    type Out = (u32, Direction, bool, Vec<u8>);
+
+    /// Feeds records and collects every message.
+    fn run(records: &[(Vec<u8>, u64)]) -> (Vec<Out>, Vec<Connection>) {
         let mut r = Reassembler::default();
         let mut conns = vec![];
         let mut out = vec![];
         for (i, (rec, missing)) in records.iter().enumerate() {
-            r.push(rec, *missing, i as u64, i as u64 * 1000, &mut conns).unwrap();
+            r.push(rec, *missing, i as u64, i as u64 * 1000, &mut conns)
+                .unwrap();
             while let Some(m) = r.next_ready().unwrap() {
                 out.push((m.conn, m.direction, m.truncated, r.data(&m).to_vec()));
             }
@@ -433,7 +444,10 @@ mod tests {
         both.extend_from_slice(&msg(1, 2, 1, 16));
         let (out, _) = run(&[(record("/s", 5, 5, &both), 0)]);
         let dirs: Vec<_> = out.iter().map(|o| o.1).collect();
-        assert_eq!(dirs, vec![Direction::ClientToServer, Direction::ServerToClient]);
+        assert_eq!(
+            dirs,
+            vec![Direction::ClientToServer, Direction::ServerToClient]
+        );
     }
 
     #[test]

@@ -206,7 +206,11 @@ mod tests {
     #[test]
     fn shb_and_idb_bytes() {
         let mut w = PcapngWriter::new(Vec::new()).unwrap();
-        assert_eq!(w.add_connection("vfio-user:0:/s", Protocol::VfioUser).unwrap(), 0);
+        assert_eq!(
+            w.add_connection("vfio-user:0:/s", Protocol::VfioUser)
+                .unwrap(),
+            0
+        );
         let out = w.into_inner().unwrap();
         #[rustfmt::skip]
         let want: &[u8] = &[

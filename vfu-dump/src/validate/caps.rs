@@ -163,7 +163,11 @@ pub(crate) fn check(
                     "the QEMU client rejects page sizes below 4 KiB",
                 );
             }
-            if let Some(n) = c.migration.and_then(|m| m.pgsize).filter(|&n| n % 4096 != 0) {
+            if let Some(n) = c
+                .migration
+                .and_then(|m| m.pgsize)
+                .filter(|&n| n % 4096 != 0)
+            {
                 bad(
                     "migration.pgsize",
                     n,

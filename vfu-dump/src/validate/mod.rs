@@ -122,7 +122,8 @@ pub enum Profile {
     /// 48-byte IO_FDS entries; max_msg_fds, max_data_xfer_size and migration in the VERSION reply
     /// though not offered; the legacy migration capability; DMA_UNMAP flags UNMAP_ALL and
     /// GET_DIRTY_BITMAP; the DMA_MAP access-mode bits; region-info replies zero-padded to the request's
-    /// argsz; data_fd -1 in MIG_DEVICE_STATE SET. Checked in addition: client messages at most 1 MiB + 32
+    /// argsz, and info and DMA_UNMAP requests zero-padded to their argsz (its client sends them so);
+    /// data_fd -1 in MIG_DEVICE_STATE SET. Checked in addition: client messages at most 1 MiB + 32
     /// bytes, client max_msg_fds at most 1024, DMA windows at most 8 TiB, DMA_UNMAP and IO_FDS argsz at
     /// most 1 MiB, MIG_DATA_WRITE argsz at least 8 + size, migration data counted against the client's
     /// max_data_xfer_size.

@@ -4,8 +4,8 @@
 
 use vfu_codec::Direction;
 use vfu_codec::vduse::{
-    RequestBody, VDUSE_GET_VQ_STATE, VDUSE_PAYLOAD_OFFSET, VDUSE_REQ_RESULT_FAILED,
-    decode_request, decode_response, request_type_name,
+    RequestBody, VDUSE_GET_VQ_STATE, VDUSE_PAYLOAD_OFFSET, VDUSE_REQ_RESULT_FAILED, decode_request,
+    decode_response, request_type_name,
 };
 
 use super::pending::Pending;

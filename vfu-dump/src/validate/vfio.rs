@@ -240,7 +240,9 @@ fn sparse_area(
         sink.emit(
             Rule::RegionInfoCaps,
             at,
-            format_args!("sparse area {n} [{off:#x}, +{len:#x}) lies beyond the region's {size:#x} bytes"),
+            format_args!(
+                "sparse area {n} [{off:#x}, +{len:#x}) lies beyond the region's {size:#x} bytes"
+            ),
         );
     }
     if let Some(f) = fd.filter(|&f| f >= fds) {
@@ -252,14 +254,61 @@ fn sparse_area(
     }
 }
 
-fn feature_name(f: u16) -> String {
+/// Checks DMA_UNMAP's flags against what the profile accepts; returns whether they are accepted.
+fn unmap_flags(p: Profile, flags: u32, sink: &mut Sink<'_>) -> bool {
+    let accepted: &[u32] = match p {
+        Profile::Spec => &[0],
+        Profile::LibvfioUser => &[
+            0,
+            VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP,
+            VFIO_DMA_UNMAP_FLAG_ALL,
+        ],
+        Profile::Qemu => &[0, VFIO_DMA_UNMAP_FLAG_ALL],
+    };
+    if accepted.contains(&flags) {
+        return true;
+    }
+    let why = match p {
+        Profile::Spec => "the spec defines no DMA_UNMAP flags",
+        Profile::LibvfioUser => {
+            "libvfio-user accepts only GET_DIRTY_BITMAP (1) or UNMAP_ALL (2), alone"
+        }
+        Profile::Qemu => "QEMU uses only UNMAP_ALL (2)",
+    };
+    sink.emit(
+        Rule::FlagsReserved,
+        20,
+        format_args!("DMA_UNMAP flags are {flags:#x}; {why}"),
+    );
+    false
+}
+
+/// Whether a request's `extra` last bytes are zeros that pad its payload to exactly its `argsz`, for the
+/// commands whose `argsz` is the reply buffer offered.
+fn zero_padded_to_argsz(cmd: Command, bytes: &[u8], extra: usize) -> bool {
+    let argsz_is_buffer = matches!(
+        cmd,
+        Command::DMA_UNMAP
+            | Command::DEVICE_GET_INFO
+            | Command::DEVICE_GET_REGION_INFO
+            | Command::DEVICE_GET_REGION_IO_FDS
+            | Command::DEVICE_GET_IRQ_INFO
+    );
+    let payload = bytes.len() - HEADER_SIZE;
+    argsz_is_buffer
+        && le_u32(bytes, HEADER_SIZE).is_some_and(|a| a as usize == payload)
+        && bytes[bytes.len() - extra..].iter().all(|&b| b == 0)
+}
+
+/// The feature's name (no allocation: called for every DEVICE_FEATURE).
+fn feature_name(f: u16) -> &'static str {
     match f {
-        VFIO_DEVICE_FEATURE_MIGRATION => "MIGRATION".into(),
-        VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE => "MIG_DEVICE_STATE".into(),
-        VFIO_DEVICE_FEATURE_DMA_LOGGING_START => "DMA_LOGGING_START".into(),
-        VFIO_DEVICE_FEATURE_DMA_LOGGING_STOP => "DMA_LOGGING_STOP".into(),
-        VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT => "DMA_LOGGING_REPORT".into(),
-        _ => format!("feature {f}"),
+        VFIO_DEVICE_FEATURE_MIGRATION => "MIGRATION",
+        VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE => "MIG_DEVICE_STATE",
+        VFIO_DEVICE_FEATURE_DMA_LOGGING_START => "DMA_LOGGING_START",
+        VFIO_DEVICE_FEATURE_DMA_LOGGING_STOP => "DMA_LOGGING_STOP",
+        VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT => "DMA_LOGGING_REPORT",
+        _ => "(unknown feature)",
     }
 }
 
@@ -353,9 +402,8 @@ impl Conn {
             return;
         }
         let bytes = ev.bytes;
-        let framed = Header::peek(bytes).filter(|h| {
-            h.msg_size.get() as usize == bytes.len() && h.message_type().is_some()
-        });
+        let framed = Header::peek(bytes)
+            .filter(|h| h.msg_size.get() as usize == bytes.len() && h.message_type().is_some());
         let Some(h) = framed else {
             // Not even a well-framed header: the decoder says why.
             if let Err(e) = decode(bytes, ev.direction) {
@@ -567,7 +615,14 @@ impl Conn {
     // Commands
     // ---------------------------------------------------------------------------------------------
 
-    fn command(&mut self, p: Profile, h: &Header, ev: &Event<'_>, sink: &mut Sink<'_>, start: usize) {
+    fn command(
+        &mut self,
+        p: Profile,
+        h: &Header,
+        ev: &Event<'_>,
+        sink: &mut Sink<'_>,
+        start: usize,
+    ) {
         let cmd = h.cmd();
         let ctx = match decode(ev.bytes, ev.direction) {
             Ok(m) => self.command_body(p, &m, ev, sink),
@@ -581,13 +636,21 @@ impl Conn {
                         sink.emit(
                             Rule::VersionMajor,
                             16,
-                            format_args!("the client proposes major version {major}; only 0 exists"),
+                            format_args!(
+                                "the client proposes major version {major}; only 0 exists"
+                            ),
                         );
                     }
                     if self.nego != Nego::Done {
                         self.nego = Nego::Requested;
                         self.client = Caps::default();
                     }
+                }
+                if cmd == Command::DMA_UNMAP
+                    && let Some(flags) = le_u32(ev.bytes, 20)
+                {
+                    // GET_DIRTY_BITMAP makes the body longer: bad flags often show as a short body.
+                    unmap_flags(p, flags, sink);
                 }
                 Ctx::None
             }
@@ -657,6 +720,10 @@ impl Conn {
             Body::MigData { head, .. } => self.req_mig_data(p, cmd, head, sink),
             _ => Ctx::None,
         };
+        if extra > 0 && p == Profile::LibvfioUser && zero_padded_to_argsz(cmd, ev.bytes, extra) {
+            // The libvfio-user client sends info requests as big as the reply buffer they offer.
+            extra = 0;
+        }
         if extra > 0 {
             let len = ev.bytes.len();
             sink.emit(
@@ -741,7 +808,11 @@ impl Conn {
         }
         let rw = VFIO_USER_F_DMA_REGION_READ | VFIO_USER_F_DMA_REGION_WRITE;
         let modes = VFIO_USER_F_DMA_REGION_MMAP | VFIO_USER_F_DMA_REGION_FILE_IO;
-        let allowed = if p == Profile::LibvfioUser { rw | modes } else { rw };
+        let allowed = if p == Profile::LibvfioUser {
+            rw | modes
+        } else {
+            rw
+        };
         if flags & !allowed != 0 {
             sink.emit(
                 Rule::FlagsReserved,
@@ -762,7 +833,10 @@ impl Conn {
             sink.emit(
                 Rule::FdsUnexpected,
                 0,
-                format_args!("DMA_MAP carries {} file descriptors; it takes at most one", ev.fds),
+                format_args!(
+                    "DMA_MAP carries {} file descriptors; it takes at most one",
+                    ev.fds
+                ),
             );
         }
         if ev.fds == 0 {
@@ -777,7 +851,9 @@ impl Conn {
                 sink.emit(
                     Rule::FdsMissing,
                     0,
-                    format_args!("DMA_MAP asks for an fd access mode ({flags:#x}) but carries no fd"),
+                    format_args!(
+                        "DMA_MAP asks for an fd access mode ({flags:#x}) but carries no fd"
+                    ),
                 );
             }
         }
@@ -788,7 +864,9 @@ impl Conn {
             sink.emit(
                 Rule::DmaMapRange,
                 40,
-                format_args!("DMA_MAP at {addr:#x} of size {size:#x} wraps past the end of the address space"),
+                format_args!(
+                    "DMA_MAP at {addr:#x} of size {size:#x} wraps past the end of the address space"
+                ),
             );
         }
         let pgsizes = self.server.pgsizes.filter(|&s| s != 0).unwrap_or(4096);
@@ -802,7 +880,9 @@ impl Conn {
             sink.emit(
                 Rule::DmaMapAlignment,
                 at,
-                format_args!("DMA_MAP {what} {v:#x} is not a multiple of the {page}-byte page size"),
+                format_args!(
+                    "DMA_MAP {what} {v:#x} is not a multiple of the {page}-byte page size"
+                ),
             );
         }
         if p == Profile::LibvfioUser && size > LVU_MAX_DMA_SIZE {
@@ -823,7 +903,10 @@ impl Conn {
         let overlap = match self.overlapping(addr, w.end).filter(|_| size > 0) {
             None => Overlap::None,
             Some(o) => {
-                let exact = Window { index: o.index, ..w } == *o;
+                let exact = Window {
+                    index: o.index,
+                    ..w
+                } == *o;
                 if !(exact && p == Profile::LibvfioUser) {
                     sink.emit(
                         Rule::DmaMapOverlap,
@@ -864,31 +947,9 @@ impl Conn {
         bitmap: Option<&DirtyBitmap>,
         sink: &mut Sink<'_>,
     ) -> Ctx {
-        let (argsz, flags, addr, size) = (u.argsz.get(), u.flags.get(), u.address.get(), u.size.get());
-        let accepted: &[u32] = match p {
-            Profile::Spec => &[0],
-            Profile::LibvfioUser => &[
-                0,
-                VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP,
-                VFIO_DMA_UNMAP_FLAG_ALL,
-            ],
-            Profile::Qemu => &[0, VFIO_DMA_UNMAP_FLAG_ALL],
-        };
-        let flags_ok = accepted.contains(&flags);
-        if !flags_ok {
-            let why = match p {
-                Profile::Spec => "the spec defines no DMA_UNMAP flags",
-                Profile::LibvfioUser => {
-                    "libvfio-user accepts only GET_DIRTY_BITMAP (1) or UNMAP_ALL (2), alone"
-                }
-                Profile::Qemu => "QEMU uses only UNMAP_ALL (2)",
-            };
-            sink.emit(
-                Rule::FlagsReserved,
-                20,
-                format_args!("DMA_UNMAP flags are {flags:#x}; {why}"),
-            );
-        }
+        let (argsz, flags, addr, size) =
+            (u.argsz.get(), u.flags.get(), u.address.get(), u.size.get());
+        let flags_ok = unmap_flags(p, flags, sink);
         let mut need = 24u64;
         if flags_ok && flags == VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP {
             if let Some(b) = bitmap {
@@ -951,7 +1012,11 @@ impl Conn {
                     ),
                 );
             }
-        } else if !self.windows.iter().any(|w| w.addr == addr && w.end == addr.saturating_add(size)) {
+        } else if !self
+            .windows
+            .iter()
+            .any(|w| w.addr == addr && w.end == addr.saturating_add(size))
+        {
             sink.emit(
                 Rule::DmaUnmapNoMatch,
                 24,
@@ -1040,7 +1105,9 @@ impl Conn {
             sink.emit(
                 Rule::ArgszTooSmall,
                 16,
-                format_args!("DEVICE_GET_REGION_INFO argsz is {argsz}; the reply needs at least 32"),
+                format_args!(
+                    "DEVICE_GET_REGION_INFO argsz is {argsz}; the reply needs at least 32"
+                ),
             );
         }
         self.region_index(index, 24, sink);
@@ -1068,7 +1135,9 @@ impl Conn {
             sink.emit(
                 Rule::ArgszTooSmall,
                 16,
-                format_args!("DEVICE_GET_REGION_IO_FDS argsz is {argsz}; the reply needs at least 16"),
+                format_args!(
+                    "DEVICE_GET_REGION_IO_FDS argsz is {argsz}; the reply needs at least 16"
+                ),
             );
         }
         if p == Profile::LibvfioUser && u64::from(argsz) > MIB {
@@ -1084,14 +1153,20 @@ impl Conn {
             sink.emit(
                 Rule::FlagsReserved,
                 20,
-                format_args!("DEVICE_GET_REGION_IO_FDS flags are {:#x}; they must be 0", h.flags.get()),
+                format_args!(
+                    "DEVICE_GET_REGION_IO_FDS flags are {:#x}; they must be 0",
+                    h.flags.get()
+                ),
             );
         }
         if h.count.get() != 0 {
             sink.emit(
                 Rule::RequestFieldNonzero,
                 28,
-                format_args!("DEVICE_GET_REGION_IO_FDS request has count {}; it must be 0", h.count.get()),
+                format_args!(
+                    "DEVICE_GET_REGION_IO_FDS request has count {}; it must be 0",
+                    h.count.get()
+                ),
             );
         }
         self.region_index(index, 24, sink);
@@ -1121,7 +1196,13 @@ impl Conn {
         Ctx::Info { argsz, index }
     }
 
-    fn req_set_irqs(&mut self, s: &IrqSet, extra: usize, ev: &Event<'_>, sink: &mut Sink<'_>) -> Ctx {
+    fn req_set_irqs(
+        &mut self,
+        s: &IrqSet,
+        extra: usize,
+        ev: &Event<'_>,
+        sink: &mut Sink<'_>,
+    ) -> Ctx {
         let (argsz, flags, index) = (s.argsz.get(), s.flags.get(), s.index.get());
         let (start, count) = (s.start.get(), s.count.get());
         let payload = ev.bytes.len() - HEADER_SIZE;
@@ -1186,7 +1267,11 @@ impl Conn {
                 && (action != VFIO_IRQ_SET_ACTION_TRIGGER || count > 1)
             {
                 let name = if index == IRQ_ERR { "ERR" } else { "REQ" };
-                let at = if action != VFIO_IRQ_SET_ACTION_TRIGGER { 20 } else { 32 };
+                let at = if action != VFIO_IRQ_SET_ACTION_TRIGGER {
+                    20
+                } else {
+                    32
+                };
                 sink.emit(
                     Rule::SetIrqsErrReq,
                     at,
@@ -1258,7 +1343,10 @@ impl Conn {
                 sink.emit(
                     Rule::RegionAccessFlags,
                     24,
-                    format_args!("{cmd} on region {region}, which is not {what} (flags {:#x})", r.flags),
+                    format_args!(
+                        "{cmd} on region {region}, which is not {what} (flags {:#x})",
+                        r.flags
+                    ),
                 );
             }
         }
@@ -1291,7 +1379,9 @@ impl Conn {
 
     /// Whether `[addr, addr + count)` lies in adjacent live windows that all have `prot`.
     fn dma_cover(&self, addr: u64, count: u64, prot: u32) -> Result<(), (Rule, u64)> {
-        let end = addr.checked_add(count).ok_or((Rule::DmaRwOutsideWindow, addr))?;
+        let end = addr
+            .checked_add(count)
+            .ok_or((Rule::DmaRwOutsideWindow, addr))?;
         let mut i = self.windows.partition_point(|w| w.end <= addr);
         let mut at = addr;
         while at < end {
@@ -1364,7 +1454,9 @@ impl Conn {
             sink.emit(
                 Rule::WriteMultiNotNegotiated,
                 2,
-                format_args!("REGION_WRITE_MULTI sent though the server did not advertise write_multiple"),
+                format_args!(
+                    "REGION_WRITE_MULTI sent though the server did not advertise write_multiple"
+                ),
             );
         }
         for (i, e) in entries.iter().enumerate() {
@@ -1375,7 +1467,9 @@ impl Conn {
                 sink.emit(
                     Rule::RegionRange,
                     at + 12,
-                    format_args!("REGION_WRITE_MULTI entry {i} has count {count}; it must be 1 to 8"),
+                    format_args!(
+                        "REGION_WRITE_MULTI entry {i} has count {count}; it must be 1 to 8"
+                    ),
                 );
             } else {
                 self.region_range(region, e.offset.get(), u64::from(count), at, sink);
@@ -1403,7 +1497,8 @@ impl Conn {
     ) -> Ctx {
         let (argsz, flags) = (h.argsz.get(), h.flags.get());
         let feature = h.feature();
-        let ops_mask = VFIO_DEVICE_FEATURE_GET | VFIO_DEVICE_FEATURE_SET | VFIO_DEVICE_FEATURE_PROBE;
+        let ops_mask =
+            VFIO_DEVICE_FEATURE_GET | VFIO_DEVICE_FEATURE_SET | VFIO_DEVICE_FEATURE_PROBE;
         let ops = flags & ops_mask;
         let (get, set, probe) = (h.is_get(), h.is_set(), h.is_probe());
         let name = feature_name(feature);
@@ -1413,7 +1508,9 @@ impl Conn {
             sink.emit(
                 Rule::FlagsReserved,
                 20,
-                format_args!("DEVICE_FEATURE flags {flags:#x} set the undefined bits {undefined:#x}"),
+                format_args!(
+                    "DEVICE_FEATURE flags {flags:#x} set the undefined bits {undefined:#x}"
+                ),
             );
         }
         let allowed = match feature {
@@ -1453,13 +1550,17 @@ impl Conn {
             sink.emit(
                 Rule::FeatureUnknown,
                 20,
-                format_args!("DEVICE_FEATURE {feature} is not one of the five features vfio-user defines"),
+                format_args!(
+                    "DEVICE_FEATURE {feature} is not one of the five features vfio-user defines"
+                ),
             );
         }
 
         let mut state = None;
         let mut report = None;
-        let op = !probe && ops != 0;
+        // The feature's data is checked only for a valid GET or SET.
+        let ops_ok = ops != 0 && !(get && set) && allowed.is_some_and(|a| ops & !a == 0);
+        let op = ops_ok && !probe;
         match feature {
             VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE if op && set => match data {
                 FeatureData::MigState(s) => {
@@ -1472,7 +1573,9 @@ impl Conn {
                         None => transition(to, to, support).map(|_| ()),
                     };
                     if let Err(e) = result {
-                        let from = self.mig.map_or("an unknown state".into(), |s| s.to_string());
+                        let from = self
+                            .mig
+                            .map_or("an unknown state".into(), |s| s.to_string());
                         sink.emit(
                             Rule::MigTransition,
                             24,
@@ -1506,7 +1609,9 @@ impl Conn {
                         sink.emit(
                             Rule::FeatureData,
                             24,
-                            format_args!("DMA_LOGGING_START page_size {pg:#x} is not a power of two"),
+                            format_args!(
+                                "DMA_LOGGING_START page_size {pg:#x} is not a power of two"
+                            ),
                         );
                     }
                     if control.reserved.get() != 0 {
@@ -1542,7 +1647,9 @@ impl Conn {
                             sink.emit(
                                 Rule::FeatureData,
                                 40,
-                                format_args!("DMA_LOGGING_REPORT page_size {pg:#x} is not a power of two"),
+                                format_args!(
+                                    "DMA_LOGGING_REPORT page_size {pg:#x} is not a power of two"
+                                ),
                             );
                         } else if len == 0 {
                             sink.emit(
@@ -1578,7 +1685,10 @@ impl Conn {
                     sink.emit(
                         Rule::PayloadLength,
                         24,
-                        format_args!("a {name} GET request carries {} bytes of data; it has none", payload - 8),
+                        format_args!(
+                            "a {name} GET request carries {} bytes of data; it has none",
+                            payload - 8
+                        ),
                     );
                 }
                 if argsz < 16 {
@@ -1620,7 +1730,11 @@ impl Conn {
                 allows_mig_data_write(s)
             };
             if !ok {
-                let valid = if read { "PRE_COPY and STOP_COPY" } else { "RESUMING" };
+                let valid = if read {
+                    "PRE_COPY and STOP_COPY"
+                } else {
+                    "RESUMING"
+                };
                 sink.emit(
                     Rule::MigDataState,
                     2,
@@ -1736,14 +1850,24 @@ impl Conn {
         }
     }
 
-    fn error_reply(&mut self, p: Profile, h: &Header, req: &Req, ev: &Event<'_>, sink: &mut Sink<'_>) {
+    fn error_reply(
+        &mut self,
+        p: Profile,
+        h: &Header,
+        req: &Req,
+        ev: &Event<'_>,
+        sink: &mut Sink<'_>,
+    ) {
         let errno = h.error_no.get();
         let payload = ev.bytes.len() - HEADER_SIZE;
         if payload > 0 && p != Profile::LibvfioUser {
             sink.emit(
                 Rule::ErrorReplyPayload,
                 HEADER_SIZE,
-                format_args!("the {} error reply carries {payload} payload bytes", req.cmd),
+                format_args!(
+                    "the {} error reply carries {payload} payload bytes",
+                    req.cmd
+                ),
             );
         }
         if ev.fds > 0 {
@@ -1771,12 +1895,11 @@ impl Conn {
                     );
                 }
             }
-            Ctx::Version { .. } => {
+            // A refused first VERSION may be retried; a refused repeat leaves the session as it was.
+            Ctx::Version { .. } if self.nego == Nego::Requested => {
                 self.nego = Nego::Start;
             }
-            Ctx::Feature {
-                state: Some(_), ..
-            } => {
+            Ctx::Feature { state: Some(_), .. } => {
                 // A failed arc leaves the device in a state the capture does not show.
                 self.mig = None;
             }
@@ -1796,7 +1919,14 @@ impl Conn {
         }
     }
 
-    fn reply_body(&mut self, p: Profile, m: &Message<'_>, req: &Req, ev: &Event<'_>, sink: &mut Sink<'_>) {
+    fn reply_body(
+        &mut self,
+        p: Profile,
+        m: &Message<'_>,
+        req: &Req,
+        ev: &Event<'_>,
+        sink: &mut Sink<'_>,
+    ) {
         let cmd = req.cmd;
         let len = ev.bytes.len();
         let payload = len - HEADER_SIZE;
@@ -2055,14 +2185,19 @@ impl Conn {
             sink.emit(
                 Rule::ReplyExceedsArgsz,
                 HEADER_SIZE,
-                format_args!("the {cmd} reply payload is {payload} bytes; the request's argsz offered {a}"),
+                format_args!(
+                    "the {cmd} reply payload is {payload} bytes; the request's argsz offered {a}"
+                ),
             );
         }
         if !fds_checked && ev.fds > 0 {
             sink.emit(
                 Rule::FdsUnexpected,
                 0,
-                format_args!("the {cmd} reply carries {} file descriptor(s); it takes none", ev.fds),
+                format_args!(
+                    "the {cmd} reply carries {} file descriptor(s); it takes none",
+                    ev.fds
+                ),
             );
         }
     }
@@ -2091,14 +2226,18 @@ impl Conn {
             sink.emit(
                 Rule::VersionMajor,
                 16,
-                format_args!("the server replies major version {rmaj}; the client proposed {major}"),
+                format_args!(
+                    "the server replies major version {rmaj}; the client proposed {major}"
+                ),
             );
         }
         if rmin > minor {
             sink.emit(
                 Rule::VersionMinor,
                 18,
-                format_args!("the server replies minor version {rmin}; the client proposed {minor}"),
+                format_args!(
+                    "the server replies minor version {rmin}; the client proposed {minor}"
+                ),
             );
         }
         let mut server = Caps::default();
@@ -2115,7 +2254,9 @@ impl Conn {
                 sink.emit(
                     Rule::VersionReplyExtraCap,
                     JSON_AT,
-                    format_args!("the server's capabilities name {name}, which the client did not offer"),
+                    format_args!(
+                        "the server's capabilities name {name}, which the client did not offer"
+                    ),
                 );
             }
         }
@@ -2144,7 +2285,10 @@ impl Conn {
                 Some(i) if i >= u64::from(ev.fds) => sink.emit(
                     Rule::TwinSocketFdIndex,
                     JSON_AT,
-                    format_args!("twin_socket fd_index is {i}, but the reply carries {} fd(s)", ev.fds),
+                    format_args!(
+                        "twin_socket fd_index is {i}, but the reply carries {} fd(s)",
+                        ev.fds
+                    ),
                 ),
                 Some(_) => twin = true,
             }
@@ -2249,13 +2393,27 @@ impl Conn {
                     RegionCap::SparseMmap { at, areas, .. } => {
                         for (n, a) in areas.iter().enumerate() {
                             let area = (a.offset.get(), a.size.get(), None);
-                            sparse_area(n, HEADER_SIZE + at + 16 + 16 * n, area, size, ev.fds, sink);
+                            sparse_area(
+                                n,
+                                HEADER_SIZE + at + 16 + 16 * n,
+                                area,
+                                size,
+                                ev.fds,
+                                sink,
+                            );
                         }
                     }
                     RegionCap::SparseMmapFds { at, areas, .. } => {
                         for (n, a) in areas.iter().enumerate() {
                             let area = (a.offset.get(), a.size.get(), Some(a.fd_index.get()));
-                            sparse_area(n, HEADER_SIZE + at + 16 + 32 * n, area, size, ev.fds, sink);
+                            sparse_area(
+                                n,
+                                HEADER_SIZE + at + 16 + 32 * n,
+                                area,
+                                size,
+                                ev.fds,
+                                sink,
+                            );
                         }
                     }
                     _ => {}
@@ -2272,7 +2430,10 @@ impl Conn {
                 sink.emit(
                     Rule::FdsUnexpected,
                     0,
-                    format_args!("region {index} is not MMAP but the reply carries {} fd(s)", ev.fds),
+                    format_args!(
+                        "region {index} is not MMAP but the reply carries {} fd(s)",
+                        ev.fds
+                    ),
                 );
             }
         }
@@ -2310,7 +2471,10 @@ impl Conn {
             sink.emit(
                 Rule::FlagsReserved,
                 20,
-                format_args!("GET_REGION_IO_FDS reply flags are {:#x}; they must be 0", head.flags.get()),
+                format_args!(
+                    "GET_REGION_IO_FDS reply flags are {:#x}; they must be 0",
+                    head.flags.get()
+                ),
             );
         }
         if full > asked {
@@ -2327,7 +2491,10 @@ impl Conn {
                 sink.emit(
                     Rule::FdsUnexpected,
                     0,
-                    format_args!("the cut-short GET_REGION_IO_FDS reply carries {} fd(s)", ev.fds),
+                    format_args!(
+                        "the cut-short GET_REGION_IO_FDS reply carries {} fd(s)",
+                        ev.fds
+                    ),
                 );
             }
             return;
@@ -2351,11 +2518,14 @@ impl Conn {
         let size = self.region(index).map(|r| r.size);
         let mut check = |n: usize, off: u64, len: u64, fd: u32| {
             let at = HEADER_SIZE + 16 + n * stride;
-            if fd >= ev.fds {
+            if fd >= ev.fds && ev.fds > 0 {
                 sink.emit(
                     Rule::IoFdsEntry,
                     at + 16,
-                    format_args!("IO_FDS entry {n} names fd_index {fd}, but the reply carries {} fd(s)", ev.fds),
+                    format_args!(
+                        "IO_FDS entry {n} names fd_index {fd}, but the reply carries {} fd(s)",
+                        ev.fds
+                    ),
                 );
             }
             if let Some(s) = size
@@ -2386,7 +2556,13 @@ impl Conn {
         &mut self,
         head: &DeviceFeature,
         data: FeatureData<'_>,
-        (argsz, flags, req_payload, state, report): (u32, u32, u32, Option<u32>, Option<(u64, u64, u64)>),
+        (argsz, flags, req_payload, state, report): (
+            u32,
+            u32,
+            u32,
+            Option<u32>,
+            Option<(u64, u64, u64)>,
+        ),
         payload: usize,
         sink: &mut Sink<'_>,
     ) {

@@ -1,0 +1,452 @@
+//! Connection threads and the forwarding loop of one direction.
+
+use std::mem::MaybeUninit;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::SyncSender;
+use std::thread::JoinHandle;
+
+use rustix::net::Shutdown;
+use vfu_codec::{Body, Command, Direction, HEADER_SIZE, Header};
+
+use super::pool::CHUNK;
+use super::record::Chunk;
+use super::sock::{self, CMSG_SPACE, MAX_FDS};
+use super::{Ctx, NoteKind, RecEvent};
+
+/// The longest VERSION reply held back to look for a twin socket before it is forwarded.
+const MAX_VERSION_REPLY: usize = 64 << 10;
+
+/// Serves one accepted client: connects to the server, forwards both ways, cleans up.
+pub(crate) fn connection(ctx: &Arc<Ctx>, conn: u32, client: OwnedFd, tx: SyncSender<RecEvent>) {
+    let server = match sock::connect(&ctx.server, ctx.connect_timeout, &ctx.stopping) {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = tx.send(RecEvent::Note {
+                conn,
+                kind: NoteKind::ConnectFailed,
+                text: format!(
+                    "cannot connect to the server {} ({e}, after {:.1} s); client connection closed",
+                    ctx.server.display(),
+                    ctx.connect_timeout.as_secs_f64()
+                ),
+            });
+            let _ = tx.send(RecEvent::Close { conn });
+            ctx.active.fetch_sub(1, Ordering::SeqCst);
+            return;
+        }
+    };
+    let client = Arc::new(client);
+    let server = Arc::new(server);
+    ctx.add_sockets(conn, &[&client, &server]);
+    let s2c = Forwarder::new(ctx, tx.clone(), conn, Direction::ServerToClient, &server, &client, true);
+    let other = std::thread::Builder::new()
+        .name(format!("vfu-proxy-c{conn}-s2c"))
+        .stack_size(256 << 10)
+        .spawn(move || s2c.run());
+    let mut twins = Vec::new();
+    match other {
+        Ok(h) => {
+            let c2s = Forwarder::new(ctx, tx.clone(), conn, Direction::ClientToServer, &client, &server, false);
+            twins.extend(c2s.run());
+            if let Ok(t) = h.join() {
+                twins.extend(t);
+            }
+        }
+        Err(e) => {
+            let _ = tx.send(RecEvent::Note {
+                conn,
+                kind: NoteKind::Info,
+                text: format!("cannot start a thread ({e}); connection closed"),
+            });
+        }
+    }
+    for t in twins {
+        let _ = t.join();
+    }
+    ctx.remove_sockets(conn);
+    let _ = tx.send(RecEvent::Close { conn });
+    ctx.active.fetch_sub(1, Ordering::SeqCst);
+}
+
+/// Relays a twin socket: `server` is the end the server sent, `proxy` our end of the pair whose other
+/// end the client got.
+fn start_twin(ctx: &Arc<Ctx>, main: u32, server: OwnedFd, proxy: OwnedFd) -> Option<JoinHandle<()>> {
+    let (conn, tx) = ctx.open(Some(main))?;
+    let _ = tx.send(RecEvent::Note {
+        conn: main,
+        kind: NoteKind::Info,
+        text: format!("twin socket: the client gets the proxy's socket; relayed as connection {conn}"),
+    });
+    let server = Arc::new(server);
+    let proxy = Arc::new(proxy);
+    ctx.add_sockets(conn, &[&server, &proxy]);
+    let c = Arc::clone(ctx);
+    std::thread::Builder::new()
+        .name(format!("vfu-proxy-c{conn}-twin"))
+        .stack_size(256 << 10)
+        .spawn(move || {
+            let s2c = Forwarder::new(&c, tx.clone(), conn, Direction::ServerToClient, &server, &proxy, false);
+            let h = std::thread::Builder::new()
+                .name(format!("vfu-proxy-c{conn}-s2c"))
+                .stack_size(256 << 10)
+                .spawn(move || s2c.run());
+            if let Ok(h) = h {
+                let c2s = Forwarder::new(&c, tx.clone(), conn, Direction::ClientToServer, &proxy, &server, false);
+                let _ = c2s.run();
+                let _ = h.join();
+            }
+            c.remove_sockets(conn);
+            let _ = tx.send(RecEvent::Close { conn });
+        })
+        .ok()
+}
+
+/// Where message boundaries fall in a stream, from the headers' `msg_size` alone.
+#[derive(Default)]
+pub(crate) struct Scan {
+    header: [u8; HEADER_SIZE],
+    have: usize,
+    /// Body bytes of the current message still to come.
+    remaining: u64,
+}
+
+impl Scan {
+    /// Advances over `data`; returns the offset of the first message that starts in it.
+    pub(crate) fn feed(&mut self, data: &[u8]) -> Option<usize> {
+        let mut pos = 0;
+        let mut first = None;
+        while pos < data.len() {
+            if self.remaining > 0 {
+                let k = self.remaining.min((data.len() - pos) as u64);
+                pos += k as usize;
+                self.remaining -= k;
+                continue;
+            }
+            if self.have == 0 {
+                first.get_or_insert(pos);
+                // Fast path: a whole header in the chunk.
+                if let Some(size) = vfu_codec::frame::msg_size(&data[pos..]) {
+                    pos += HEADER_SIZE;
+                    self.remaining = u64::from(size).saturating_sub(HEADER_SIZE as u64);
+                    continue;
+                }
+            }
+            let k = (HEADER_SIZE - self.have).min(data.len() - pos);
+            self.header[self.have..self.have + k].copy_from_slice(&data[pos..pos + k]);
+            self.have += k;
+            pos += k;
+            if self.have == HEADER_SIZE {
+                self.have = 0;
+                let size = vfu_codec::frame::msg_size(&self.header).unwrap_or(0);
+                // A msg_size below 16 takes the 16 header bytes, as receivers do.
+                self.remaining = u64::from(size).saturating_sub(HEADER_SIZE as u64);
+            }
+        }
+        first
+    }
+}
+
+/// One direction of one connection.
+struct Forwarder {
+    ctx: Arc<Ctx>,
+    tx: SyncSender<RecEvent>,
+    conn: u32,
+    dir: Direction,
+    src: Arc<OwnedFd>,
+    dst: Arc<OwnedFd>,
+    scan: Scan,
+    /// Look for a twin socket in VERSION replies (the main connection's server→client direction).
+    twin_watch: bool,
+    /// The receiver is gone: record, do not forward.
+    dst_broken: bool,
+    twins: Vec<JoinHandle<()>>,
+}
+
+impl Forwarder {
+    fn new(
+        ctx: &Arc<Ctx>,
+        tx: SyncSender<RecEvent>,
+        conn: u32,
+        dir: Direction,
+        src: &Arc<OwnedFd>,
+        dst: &Arc<OwnedFd>,
+        twin_watch: bool,
+    ) -> Self {
+        Forwarder {
+            ctx: Arc::clone(ctx),
+            tx,
+            conn,
+            dir,
+            src: Arc::clone(src),
+            dst: Arc::clone(dst),
+            scan: Scan::default(),
+            twin_watch,
+            dst_broken: false,
+            twins: Vec::new(),
+        }
+    }
+
+    fn note(&self, kind: NoteKind, text: String) {
+        let _ = self.tx.send(RecEvent::Note { conn: self.conn, kind, text });
+    }
+
+    fn side(&self) -> &'static str {
+        match self.dir {
+            Direction::ClientToServer => "client→server",
+            Direction::ServerToClient => "server→client",
+        }
+    }
+
+    /// Forwards until the source ends; returns the twin relays it started.
+    fn run(mut self) -> Vec<JoinHandle<()>> {
+        let mut space = [MaybeUninit::<u8>::uninit(); CMSG_SPACE];
+        let mut fds: Vec<OwnedFd> = Vec::with_capacity(MAX_FDS);
+        let mut buf = self.ctx.pool.take();
+        loop {
+            let src = Arc::clone(&self.src);
+            let got = sock::recv(src.as_fd(), &mut buf, &mut space, &mut fds);
+            let r = match got {
+                Ok(r) => r,
+                Err(e) => {
+                    self.note(NoteKind::Info, format!("{}: read failed: {e}; closing this direction", self.side()));
+                    sock::Received { len: 0, ctrunc: false }
+                }
+            };
+            if r.ctrunc {
+                self.note(
+                    NoteKind::FdsTruncated,
+                    format!(
+                        "{}: the kernel cut the descriptors of a read short (more than {MAX_FDS}?); those were lost",
+                        self.side()
+                    ),
+                );
+            }
+            if r.len == 0 {
+                // Descriptors never come without bytes on a stream socket; drop any defensively.
+                fds.clear();
+                self.end(&src);
+                break;
+            }
+            let mut len = r.len;
+            let attach = self.scan.feed(&buf[..len]);
+            let mut extra: Option<(usize, Vec<OwnedFd>)> = None;
+            let mut twin = None;
+            if self.twin_watch
+                && !fds.is_empty()
+                && let Some(p) = attach
+            {
+                // A VERSION reply may carry the twin socket: hold it back until it is whole.
+                if let Some(size) = version_reply_size(&buf[p..len])
+                    && size <= MAX_VERSION_REPLY
+                    && p + size <= CHUNK
+                {
+                    while len < p + size {
+                        let mut more = Vec::new();
+                        match sock::recv(src.as_fd(), &mut buf[len..p + size], &mut space, &mut more) {
+                            Ok(m) if m.len > 0 => {
+                                self.scan.feed(&buf[len..len + m.len]);
+                                if !more.is_empty() {
+                                    extra = Some((len, more));
+                                    len += m.len;
+                                    break;
+                                }
+                                len += m.len;
+                            }
+                            _ => break,
+                        }
+                    }
+                    if len >= p + size && extra.is_none() {
+                        twin = twin_socket(&buf[p..p + size], fds.len());
+                    }
+                }
+            }
+            let nfds = fds.len() as u32;
+            let fds_at = attach.filter(|_| nfds > 0).unwrap_or(0);
+            match &extra {
+                None => self.forward(&buf[..len], &fds, fds_at, twin.as_ref()),
+                Some((split, more)) => {
+                    self.forward(&buf[..*split], &fds, fds_at, None);
+                    self.forward(&buf[*split..len], more, 0, None);
+                }
+            }
+            if let Some(t) = twin
+                && !self.dst_broken
+                && t.index < fds.len()
+            {
+                let server_end = fds.remove(t.index);
+                if let Some(h) = start_twin(&self.ctx, self.conn, server_end, t.proxy) {
+                    self.twins.push(h);
+                }
+            }
+            fds.clear();
+            let ts = now_ns();
+            let next = self.ctx.pool.take();
+            let full = std::mem::replace(&mut buf, next);
+            match extra {
+                None => self.tap(full, len, ts, fds_at, nfds),
+                Some((split, more)) => {
+                    // Record the two reads as they came: copy the second into its own buffer.
+                    let mut second = self.ctx.pool.take();
+                    second[..len - split].copy_from_slice(&full[split..len]);
+                    let n2 = more.len() as u32;
+                    self.tap(full, split, ts, fds_at, nfds);
+                    self.tap(second, len - split, ts, 0, n2);
+                }
+            }
+        }
+        self.ctx.pool.put(buf);
+        self.twins
+    }
+
+    fn tap(&self, buf: Vec<u8>, len: usize, ts: u64, fds_at: usize, nfds: u32) {
+        let chunk = Chunk { conn: self.conn, dir: self.dir, ts, buf, len, fds_at, nfds };
+        if let Err(e) = self.tx.send(RecEvent::Chunk(chunk)) {
+            // The recorder is gone (only after a stop): give the buffer back.
+            if let RecEvent::Chunk(c) = e.0 {
+                self.ctx.pool.put(c.buf);
+            }
+        }
+    }
+
+    /// Sends one read on: the bytes before the message the descriptors belong to, then the rest with
+    /// them (with the client's twin socket end in place of the server's).
+    fn forward(&mut self, data: &[u8], fds: &[OwnedFd], fds_at: usize, twin: Option<&Twin>) {
+        if self.dst_broken {
+            return;
+        }
+        let mut borrowed: heapless::Vec<BorrowedFd<'_>, MAX_FDS> = heapless::Vec::new();
+        for (i, fd) in fds.iter().enumerate() {
+            let fd = match twin {
+                Some(t) if t.index == i => t.client.as_fd(),
+                _ => fd.as_fd(),
+            };
+            if borrowed.push(fd).is_err() {
+                break;
+            }
+        }
+        let dst = Arc::clone(&self.dst);
+        let mut result = Ok(());
+        if !borrowed.is_empty() && fds_at > 0 {
+            result = sock::send_all(dst.as_fd(), &data[..fds_at], &[]);
+        }
+        let (rest, with) = if borrowed.is_empty() { (data, &[][..]) } else { (&data[fds_at..], &borrowed[..]) };
+        if result.is_ok() {
+            result = sock::send_all(dst.as_fd(), rest, with);
+            if let Err(e) = &result
+                && e.raw_os_error() == Some(rustix::io::Errno::TOOMANYREFS.raw_os_error())
+            {
+                self.note(
+                    NoteKind::ForwardError,
+                    format!("{}: the kernel refused to pass {} descriptors on ({e}); bytes sent without them", self.side(), with.len()),
+                );
+                result = sock::send_all(dst.as_fd(), rest, &[]);
+            }
+        }
+        if let Err(e) = result {
+            self.dst_broken = true;
+            let to = match self.dir {
+                Direction::ClientToServer => "server",
+                Direction::ServerToClient => "client",
+            };
+            self.note(
+                NoteKind::ForwardError,
+                format!("{}: the {to} is gone ({e}); what still arrives is recorded, not forwarded", self.side()),
+            );
+            // Let the sender know at once.
+            sock::shutdown(self.src.as_fd(), Shutdown::Read);
+        }
+    }
+
+    /// The source ended: pass the end on.
+    fn end(&self, src: &Arc<OwnedFd>) {
+        let _ = self.tx.send(RecEvent::Eof { conn: self.conn, dir: self.dir, ts: now_ns() });
+        if sock::peer_gone(src.as_fd()) {
+            // Closed, not half-closed: the other peer's writes must fail now, not at its next read.
+            sock::shutdown(self.dst.as_fd(), Shutdown::Both);
+        } else {
+            sock::shutdown(self.dst.as_fd(), Shutdown::Write);
+        }
+    }
+}
+
+/// A twin socket being set up.
+struct Twin {
+    /// Which of the reply's descriptors the server's socket is.
+    index: usize,
+    /// The end given to the client.
+    client: OwnedFd,
+    /// The end the proxy keeps.
+    proxy: OwnedFd,
+}
+
+/// The `msg_size` of a non-error VERSION reply starting at `bytes[0]`, when its header is there.
+fn version_reply_size(bytes: &[u8]) -> Option<usize> {
+    let h = Header::peek(bytes)?;
+    (h.cmd() == Command::VERSION && h.is_reply() && !h.is_error()).then_some(h.msg_size.get() as usize)
+}
+
+/// Whether a whole VERSION reply turns twin-socket mode on with a valid `fd_index` (§2.1); if so,
+/// makes the socketpair.
+fn twin_socket(msg: &[u8], nfds: usize) -> Option<Twin> {
+    let m = vfu_codec::decode(msg, Direction::ServerToClient).ok()?;
+    let Body::Version(v) = m.body else { return None };
+    let caps = vfu_codec::vfio::caps::parse_capabilities(v.json?).ok()?;
+    let t = caps.twin_socket?;
+    if t.supported != Some(true) {
+        return None;
+    }
+    let index = usize::try_from(t.fd_index?).ok().filter(|&i| i < nfds)?;
+    let (proxy, client) = rustix::net::socketpair(
+        rustix::net::AddressFamily::UNIX,
+        rustix::net::SocketType::STREAM,
+        rustix::net::SocketFlags::CLOEXEC,
+        None,
+    )
+    .ok()?;
+    Some(Twin { index, client, proxy })
+}
+
+/// Wall-clock nanoseconds since the Unix epoch.
+pub(crate) fn now_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header(size: u32) -> [u8; 16] {
+        let mut h = [0u8; 16];
+        h[4..8].copy_from_slice(&size.to_le_bytes());
+        h
+    }
+
+    #[test]
+    fn scan_finds_first_message_start() {
+        let mut s = Scan::default();
+        let mut stream = Vec::new();
+        stream.extend_from_slice(&header(20));
+        stream.extend_from_slice(&[0; 4]);
+        stream.extend_from_slice(&header(16));
+        // Whole first message plus the second: starts at 0.
+        assert_eq!(s.feed(&stream[..10]), Some(0));
+        // The rest of the first message's header and body, then the second message at 10.
+        assert_eq!(s.feed(&stream[10..]), Some(10));
+        // A chunk that is all body has no start.
+        let mut s = Scan::default();
+        let mut big = header(100).to_vec();
+        big.resize(100, 0);
+        assert_eq!(s.feed(&big[..50]), Some(0));
+        assert_eq!(s.feed(&big[50..]), None);
+        // msg_size below 16 consumes the 16 header bytes.
+        let mut s = Scan::default();
+        let mut bad = header(3).to_vec();
+        bad.extend_from_slice(&header(16));
+        assert_eq!(s.feed(&bad[..20]), Some(0));
+        assert_eq!(s.feed(&bad[20..]), None);
+    }
+}

@@ -1,0 +1,371 @@
+//! The recorder thread: frames each direction into whole messages, writes the capture, counts, and
+//! offers each message to the printer.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{self, BufWriter};
+use std::sync::mpsc::{Receiver, TryRecvError};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use vfu_codec::frame::{Frame, frame, msg_size};
+use vfu_codec::{Direction, HEADER_SIZE};
+
+use super::print::{self, Item, PMsg};
+use super::{Ctx, NoteKind, RecEvent, Summary};
+use crate::capture::{PcapngWriter, Protocol, RecordRef};
+
+/// The most bytes one capture record holds (the capture readers' limit is 64 MiB of message plus
+/// room for headers). A message declaring more is recorded in pieces of this size, each marked
+/// `truncated`, so that every byte still reaches the capture.
+pub(crate) const MAX_MSG: usize = 64 << 20;
+
+/// How long the recorder pauses after a busy turn, so that under load it takes messages in batches
+/// instead of being woken for each.
+const BATCH_PAUSE: Duration = Duration::from_micros(200);
+
+/// How often the capture is flushed while traffic flows (it is also flushed whenever traffic stops).
+const FLUSH_EVERY: Duration = Duration::from_millis(100);
+
+/// One read of one direction, in a pool buffer.
+pub(crate) struct Chunk {
+    pub(crate) conn: u32,
+    pub(crate) dir: Direction,
+    /// When it was read (ns since the Unix epoch).
+    pub(crate) ts: u64,
+    /// The pool buffer; bytes `..len` were read.
+    pub(crate) buf: Vec<u8>,
+    pub(crate) len: usize,
+    /// Where in the chunk the message the descriptors belong to starts (0 when none starts in it).
+    pub(crate) fds_at: usize,
+    /// Descriptors that came with the read.
+    pub(crate) nfds: u32,
+}
+
+/// A direction's message in progress.
+#[derive(Default)]
+struct Stream {
+    /// Its bytes so far.
+    buf: Vec<u8>,
+    /// Its descriptors so far.
+    fds: u32,
+    /// Body bytes still to come, once the header is whole.
+    remaining: Option<u64>,
+    /// An oversized message of which pieces were already recorded.
+    piece: bool,
+}
+
+/// Where records go.
+struct Sinks {
+    capture: Option<PcapngWriter<BufWriter<File>>>,
+    capture_error: Option<io::Error>,
+    /// Capture interface of each connection.
+    iface: HashMap<u32, u32>,
+    printq: Option<(Arc<print::Queue>, bool)>,
+    summary: Summary,
+    per_conn: HashMap<u32, u64>,
+    index: u64,
+}
+
+impl Sinks {
+    fn emit(&mut self, conn: u32, dir: Direction, ts: u64, fds: u32, truncated: bool, data: &[u8]) {
+        let index = self.index;
+        self.index += 1;
+        let rec = RecordRef {
+            conn: self.iface.get(&conn).copied().unwrap_or(conn),
+            ts_ns: ts,
+            direction: dir,
+            protocol: Protocol::VfioUser,
+            fds,
+            truncated,
+            data,
+            index,
+            file_offset: 0,
+        };
+        if let Some(w) = &mut self.capture
+            && let Err(e) = w.write_record(&rec)
+        {
+            self.capture_failed(e);
+        }
+        let s = &mut self.summary;
+        s.messages += 1;
+        s.fds += u64::from(fds);
+        s.truncated += u64::from(truncated);
+        if truncated || vfu_codec::decode(data, dir).is_err() {
+            s.malformed += 1;
+        }
+        *self.per_conn.entry(conn).or_default() += 1;
+        if let Some((q, true)) = &self.printq {
+            let m = PMsg { index, conn, dir, ts, fds, truncated, data: Vec::new() };
+            if !q.push_msg(m, data) {
+                self.summary.not_printed += 1;
+            }
+        }
+    }
+
+    fn note(&mut self, conn: u32, text: String) {
+        if let Some((q, _)) = &self.printq {
+            q.push(Item::Note { conn, text });
+        }
+    }
+
+    fn capture_failed(&mut self, e: io::Error) {
+        if self.capture_error.is_none() {
+            self.note(u32::MAX, format!("writing the capture failed: {e}; no more records are written (forwarding goes on)"));
+            self.capture_error = Some(e);
+        }
+        self.capture = None;
+    }
+
+    fn flush(&mut self) {
+        if let Some(w) = &mut self.capture
+            && let Err(e) = w.flush()
+        {
+            self.capture_failed(e);
+        }
+    }
+}
+
+fn side(dir: Direction) -> &'static str {
+    match dir {
+        Direction::ClientToServer => "client→server",
+        Direction::ServerToClient => "server→client",
+    }
+}
+
+impl Stream {
+    /// Frames one chunk, recording each message as it completes. The `nfds` descriptors go to the
+    /// message that holds the chunk's byte `fds_at`.
+    fn feed(&mut self, out: &mut Sinks, conn: u32, dir: Direction, ts: u64, data: &[u8], fds_at: usize, nfds: u32) {
+        let mut pending = nfds;
+        let mut take_fds = |a: usize, b: usize| -> u32 {
+            if pending > 0 && a <= fds_at && fds_at < b { std::mem::take(&mut pending) } else { 0 }
+        };
+        let mut pos = 0;
+        while pos < data.len() {
+            if self.buf.is_empty() && self.remaining.is_none() {
+                // Fast path: a whole message in the chunk, recorded straight from it.
+                match frame(&data[pos..]) {
+                    Frame::Complete { message, .. } if message.len() <= MAX_MSG => {
+                        let f = take_fds(pos, pos + message.len());
+                        out.emit(conn, dir, ts, f, false, message);
+                        pos += message.len();
+                        continue;
+                    }
+                    Frame::BadSize { header, .. } => {
+                        let f = take_fds(pos, pos + header.len());
+                        out.emit(conn, dir, ts, f, false, header);
+                        pos += header.len();
+                        continue;
+                    }
+                    _ => {}
+                }
+            }
+            if self.remaining.is_none() {
+                let k = (HEADER_SIZE - self.buf.len()).min(data.len() - pos);
+                self.fds += take_fds(pos, pos + k);
+                self.buf.extend_from_slice(&data[pos..pos + k]);
+                pos += k;
+                if self.buf.len() < HEADER_SIZE {
+                    break;
+                }
+                let size = u64::from(msg_size(&self.buf).unwrap_or(0));
+                if size < HEADER_SIZE as u64 {
+                    out.emit(conn, dir, ts, self.fds, false, &self.buf);
+                    self.reset();
+                    continue;
+                }
+                if size > MAX_MSG as u64 {
+                    out.summary.oversized += 1;
+                    out.note(
+                        conn,
+                        format!(
+                            "{}: a header declares msg_size {size} ({:.1} MiB), more than a capture record holds; \
+                             forwarded as it comes, recorded in pieces of 64 MiB marked truncated",
+                            side(dir),
+                            size as f64 / f64::from(1u32 << 20)
+                        ),
+                    );
+                }
+                self.remaining = Some(size - HEADER_SIZE as u64);
+            }
+            let r = self.remaining.unwrap_or(0);
+            let k = r.min((data.len() - pos) as u64).min((MAX_MSG - self.buf.len()) as u64) as usize;
+            self.fds += take_fds(pos, pos + k);
+            self.buf.extend_from_slice(&data[pos..pos + k]);
+            pos += k;
+            let left = r - k as u64;
+            self.remaining = Some(left);
+            if left == 0 {
+                out.emit(conn, dir, ts, self.fds, self.piece, &self.buf);
+                self.reset();
+            } else if self.buf.len() >= MAX_MSG {
+                out.emit(conn, dir, ts, self.fds, true, &self.buf);
+                self.buf.clear();
+                self.fds = 0;
+                self.piece = true;
+            }
+        }
+        // Descriptors with no byte to go with (cannot happen on a stream socket): the message in
+        // progress, or none.
+        self.fds += pending;
+    }
+
+    fn reset(&mut self) {
+        self.buf.clear();
+        if self.buf.capacity() > 4 << 20 {
+            self.buf = Vec::new();
+        }
+        self.fds = 0;
+        self.remaining = None;
+        self.piece = false;
+    }
+
+    /// The stream ended: what is held becomes a truncated record.
+    fn end(&mut self, out: &mut Sinks, conn: u32, dir: Direction, ts: u64) {
+        if !self.buf.is_empty() {
+            let declared = msg_size(&self.buf).map_or(String::new(), |s| format!(" of {s}"));
+            let text = format!(
+                "{}: the stream ended inside a message ({} bytes{declared}); recorded as truncated",
+                side(dir),
+                self.buf.len()
+            );
+            if self.piece {
+                out.emit(conn, dir, ts, self.fds, true, &self.buf);
+            } else {
+                out.emit(conn, dir, ts, self.fds, true, &self.buf);
+                out.note(conn, text);
+            }
+        } else if self.piece {
+            out.note(conn, format!("{}: the stream ended inside an oversized message", side(dir)));
+        }
+        self.reset();
+    }
+}
+
+/// Runs the recorder until every forwarder and the acceptor have dropped their senders.
+pub(crate) fn run(
+    ctx: &Ctx,
+    rx: &Receiver<RecEvent>,
+    capture: Option<PcapngWriter<BufWriter<File>>>,
+    printq: Option<(Arc<print::Queue>, bool)>,
+    stats: &Mutex<Summary>,
+) -> io::Result<Summary> {
+    let mut out = Sinks {
+        capture,
+        capture_error: None,
+        iface: HashMap::new(),
+        printq,
+        summary: Summary::default(),
+        per_conn: HashMap::new(),
+        index: 0,
+    };
+    let mut streams: HashMap<(u32, bool), Stream> = HashMap::new();
+    let mut busy = false;
+    let mut last_flush = Instant::now();
+    loop {
+        let ev = match rx.try_recv() {
+            Ok(ev) => ev,
+            Err(TryRecvError::Disconnected) => break,
+            Err(TryRecvError::Empty) => {
+                *stats.lock().unwrap_or_else(PoisonError::into_inner) = out.summary.clone();
+                if busy {
+                    busy = false;
+                    if last_flush.elapsed() >= FLUSH_EVERY {
+                        out.flush();
+                        last_flush = Instant::now();
+                    }
+                    std::thread::sleep(BATCH_PAUSE);
+                    continue;
+                }
+                out.flush();
+                last_flush = Instant::now();
+                match rx.recv() {
+                    Ok(ev) => ev,
+                    Err(_) => break,
+                }
+            }
+        };
+        busy = true;
+        match ev {
+            RecEvent::Chunk(c) => {
+                let key = (c.conn, c.dir == Direction::ClientToServer);
+                match c.dir {
+                    Direction::ClientToServer => out.summary.bytes_c2s += c.len as u64,
+                    Direction::ServerToClient => out.summary.bytes_s2c += c.len as u64,
+                }
+                let s = streams.entry(key).or_default();
+                s.feed(&mut out, c.conn, c.dir, c.ts, &c.buf[..c.len], c.fds_at, c.nfds);
+                ctx.pool.put(c.buf);
+            }
+            RecEvent::Eof { conn, dir, ts } => {
+                if let Some(mut s) = streams.remove(&(conn, dir == Direction::ClientToServer)) {
+                    s.end(&mut out, conn, dir, ts);
+                }
+            }
+            RecEvent::Open { conn, name, twin_of } => {
+                if twin_of.is_some() {
+                    out.summary.twin_sockets += 1;
+                } else {
+                    out.summary.connections += 1;
+                }
+                if let Some(w) = &mut out.capture {
+                    match w.add_connection(&name, Protocol::VfioUser) {
+                        Ok(i) => {
+                            out.iface.insert(conn, i);
+                        }
+                        Err(e) => out.capture_failed(e),
+                    }
+                }
+                if let Some((q, _)) = &out.printq {
+                    q.push(Item::Open { conn, name, twin_of });
+                }
+            }
+            RecEvent::Note { conn, kind, text } => {
+                match kind {
+                    NoteKind::Info => {}
+                    NoteKind::ConnectFailed => out.summary.connect_failures += 1,
+                    NoteKind::ForwardError => out.summary.forward_errors += 1,
+                    NoteKind::FdsTruncated => out.summary.fds_truncated += 1,
+                }
+                out.note(conn, text);
+            }
+            RecEvent::Close { conn } => {
+                for dir in [true, false] {
+                    if let Some(mut s) = streams.remove(&(conn, dir)) {
+                        let d = if dir { Direction::ClientToServer } else { Direction::ServerToClient };
+                        s.end(&mut out, conn, d, super::forward::now_ns());
+                    }
+                }
+                let messages = out.per_conn.remove(&conn).unwrap_or(0);
+                out.iface.remove(&conn);
+                if let Some((q, _)) = &out.printq {
+                    q.push(Item::Close { conn, messages });
+                }
+            }
+        }
+    }
+    // Streams still open (cannot happen after a clean stop, but nothing may be lost).
+    let mut left: Vec<_> = streams.drain().collect();
+    left.sort_by_key(|(k, _)| *k);
+    for ((conn, c2s), mut s) in left {
+        let d = if c2s { Direction::ClientToServer } else { Direction::ServerToClient };
+        s.end(&mut out, conn, d, super::forward::now_ns());
+    }
+    out.flush();
+    if let Some(mut w) = out.capture.take()
+        && let Err(e) = w.flush()
+    {
+        out.capture_failed(e);
+    }
+    if let Some((q, _)) = &out.printq {
+        out.summary.not_printed = q.dropped();
+        q.push(Item::Summary(out.summary.clone()));
+        q.close();
+    }
+    *stats.lock().unwrap_or_else(PoisonError::into_inner) = out.summary.clone();
+    match out.capture_error {
+        Some(e) => Err(e),
+        None => Ok(out.summary),
+    }
+}

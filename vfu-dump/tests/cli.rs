@@ -1,0 +1,153 @@
+//! Golden CLI tests: `vfu-dump` run on the corpus, its output compared with `corpus/expected/cli/*`
+//! (`VFU_BLESS=1` rewrites them), plus exit statuses and the README's rule table.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn bless() -> bool {
+    std::env::var_os("VFU_BLESS").is_some_and(|v| v == "1")
+}
+
+/// Runs vfu-dump in the repository root; returns (status, stdout, stderr).
+fn run(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_vfu-dump"))
+        .args(args)
+        .current_dir(root())
+        .env_remove("NO_COLOR")
+        .output()
+        .expect("run vfu-dump");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn golden(name: &str, actual: &str) {
+    let path = root().join("corpus/expected/cli").join(name);
+    if bless() {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, actual).unwrap();
+        return;
+    }
+    let want = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e} (VFU_BLESS=1 creates it)", path.display()));
+    for (i, (a, w)) in actual.lines().zip(want.lines()).enumerate() {
+        assert_eq!(a, w, "{name}: line {} differs (VFU_BLESS=1 rewrites)", i + 1);
+    }
+    assert_eq!(actual.lines().count(), want.lines().count(), "{name}: line count differs");
+}
+
+#[test]
+fn read_sample_session_text() {
+    let (code, out, err) = run(&["read", "corpus/lvu-sample-client.pcapng"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.lines().count(), 224);
+    assert!(!out.contains('\u{1b}'), "no colour when not a terminal");
+    golden("read-lvu-sample-client.txt", &out);
+}
+
+#[test]
+fn read_verbose_hex_of_one_exchange() {
+    let (code, out, err) = run(&["read", "-v", "-x", "--id", "4660", "corpus/lvu-sample-client.pcapng"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("DmaMap.address"), "{out}");
+    golden("read-verbose-hex-dma-map.txt", &out);
+}
+
+#[test]
+fn read_json_is_one_object_per_line() {
+    let (code, out, err) = run(&["read", "--format", "json", "corpus/lvu-sample-client-migrated.pcapng"]);
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<_> = out.lines().collect();
+    assert_eq!(lines.len(), 90);
+    for l in &lines {
+        assert!(l.starts_with("{\"index\":") && l.ends_with('}'), "{l}");
+    }
+    golden("read-json-lvu-sample-client-migrated.jsonl", &out);
+}
+
+#[test]
+fn read_filters_combine() {
+    let (code, out, _) = run(&["read", "--cmd", "DMA_MAP", "--dir", "c2s", "corpus/lvu-sample-client.pcapng"]);
+    assert_eq!(code, 0);
+    assert_eq!(out.lines().count(), 16, "{out}");
+    assert!(out.lines().all(|l| l.contains("DMA_MAP cmd")));
+    let (_, out, _) = run(&["read", "--errors", "corpus/lvu-sample-client.pcapng"]);
+    assert_eq!(out.lines().count(), 1, "{out}");
+    assert!(out.contains("EINVAL(22)"));
+    let (_, out, _) = run(&["read", "--errors", "corpus/lvu-pytest-subset.pcapng"]);
+    golden("read-errors-lvu-pytest-subset.txt", &out);
+    let (code, _, err) = run(&["read", "--cmd", "NOT_A_COMMAND", "corpus/lvu-sample-client.pcapng"]);
+    assert_eq!(code, 2);
+    assert!(err.starts_with("error: --cmd NOT_A_COMMAND"), "{err}");
+}
+
+#[test]
+fn read_stats() {
+    let (code, out, err) = run(&["read", "--stats", "corpus/lvu-sample-client.pcapng"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("224 messages"), "{out}");
+    assert!(out.contains("REGION_READ") && out.contains("EINVAL=1"), "{out}");
+    assert!(out.contains("negotiated capabilities"), "{out}");
+}
+
+#[test]
+fn unreadable_input_exits_2() {
+    let (code, _, err) = run(&["read", "does-not-exist.pcapng"]);
+    assert_eq!(code, 2);
+    assert!(err.starts_with("error: does-not-exist.pcapng"), "{err}");
+    let (code, _, err) = run(&["read", "README.md"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("--raw"), "an unknown magic suggests --raw: {err}");
+}
+
+#[test]
+fn convert_then_read_gives_the_same_messages() {
+    let dir = std::env::temp_dir().join(format!("vfu-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = dir.join("copy.pcapng");
+    let (code, _, err) = run(&["convert", "corpus/lvu-pytest-subset.pcapng", out.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let (_, a, _) = run(&["read", "--format", "json", "corpus/lvu-pytest-subset.pcapng"]);
+    let (_, b, _) = run(&["read", "--format", "json", out.to_str().unwrap()]);
+    assert_eq!(a, b);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn help_has_examples_and_completions_generate() {
+    for sub in ["read", "validate", "convert", "proxy", "wireshark-dissector", "completions"] {
+        let (code, out, _) = run(&[sub, "--help"]);
+        assert_eq!(code, 0);
+        assert!(out.contains("Examples:"), "{sub} --help has no examples");
+    }
+    let (code, out, _) = run(&["completions", "bash"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("vfu-dump"));
+}
+
+#[test]
+fn readme_rule_table_matches_the_code() {
+    let (code, rules, _) = run(&["validate", "--list-rules"]);
+    assert_eq!(code, 0);
+    let mut table = String::from("| rule | severity | section | description |\n|---|---|---|---|\n");
+    for r in vfu_dump::validate::RULES {
+        table.push_str(&format!("| `{}` | {} | {} | {} |\n", r.id, r.severity.name(), r.section, r.description.replace('|', "\\|")));
+    }
+    assert_eq!(rules.lines().count(), vfu_dump::validate::RULES.len());
+    let readme_path = root().join("README.md");
+    let readme = std::fs::read_to_string(&readme_path).unwrap();
+    let (start, end) = ("<!-- rules:start -->\n", "<!-- rules:end -->");
+    let a = readme.find(start).expect("rules:start marker") + start.len();
+    let b = readme.find(end).expect("rules:end marker");
+    if bless() {
+        let new = format!("{}{}{}", &readme[..a], table, &readme[b..]);
+        std::fs::write(&readme_path, new).unwrap();
+    } else {
+        assert_eq!(&readme[a..b], table, "README rule table is stale (VFU_BLESS=1 rewrites)");
+    }
+}

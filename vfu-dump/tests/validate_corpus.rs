@@ -1,0 +1,250 @@
+//! The validator over the real captures in `corpus/` (see `corpus/README.md` for what they hold).
+//!
+//! What was checked, by hand and by the tests below:
+//!
+//! - `lvu-sample-client.pcapng` and `lvu-sample-client-migrated.pcapng` validate with no Error or
+//!   Warning under the libvfio-user profile. The sample client reads region 0xdeadbeef right after
+//!   VERSION, before any DEVICE_GET_INFO: the validator cannot know num_regions yet (PCI only says "at
+//!   least 9"), so it reports one Info, `region-index-unverified`, and the server's EINVAL reply is the
+//!   expected answer (no `request-rejected` for a command that already has a finding). The migrated
+//!   capture is a fresh destination server: its device starts RUNNING, and its first SET asks for
+//!   RESUMING, a legal combined transition (RUNNING -> STOP -> RESUMING), after which MIG_DATA_WRITE
+//!   is allowed; it ends with DMA_UNMAP UNMAP_ALL, which the profile accepts.
+//! - `lvu-pytest-subset.pcapng`: the golden file `golden/pytest-findings.txt` lists every finding under
+//!   the libvfio-user profile. Each line was compared with the test that sent the message
+//!   (libvfio-user `test/py/test_{negotiate,dma_map,dma_unmap,device_get_info,device_get_region_info,
+//!   device_get_irq_info,device_set_irqs}.py`) and with the README's list: every one is a deliberate
+//!   malformation (several messages break more than one rule, e.g. a bad argsz on an unmap of nothing,
+//!   and each broken rule is a line). Two Info lines are not malformations but deliberate failures the
+//!   capture cannot explain: the 65th DMA_MAP refused by libvfio-user's 64-window limit
+//!   (`request-rejected`, the limit is not on the wire) and the DMA_MAP whose client closed the socket
+//!   before the reply (`request-unanswered`, test_dma_map_reply_fail). Two SET_IRQS ranges
+//!   (start 2047 count 2, start 2049 count 1 on MSI-X) are `request-rejected` Infos because that
+//!   connection never asked GET_IRQ_INFO for the vector count.
+//! - [`pytest_findings_match_the_error_replies`] checks it mechanically: the server answered 53
+//!   commands with an error reply, every one of those commands has a finding, and every finding is on
+//!   one of those commands, on the truncated message at the end of a stream, or on the one unanswered
+//!   command: the well-formed remainder (all that the server accepted) raises nothing.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+
+use vfu_codec::{Direction, Header};
+use vfu_dump::capture::{OpenOptions, Protocol as CaptureProtocol, open};
+use vfu_dump::validate::{Event, Finding, Profile, Protocol, Severity, Validator};
+
+const SAMPLE: &str = "lvu-sample-client.pcapng";
+const MIGRATED: &str = "lvu-sample-client-migrated.pcapng";
+const PYTEST: &str = "lvu-pytest-subset.pcapng";
+
+fn corpus(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../corpus")
+        .join(name)
+}
+
+/// Calls `f` with each record of a capture as a validator event.
+fn each_event(name: &str, mut f: impl FnMut(&Event<'_>)) {
+    let mut reader = open(&corpus(name), &OpenOptions::default()).expect("open capture");
+    while let Some(rec) = reader.next_record().expect("read record") {
+        f(&Event {
+            conn: rec.conn,
+            index: rec.index,
+            direction: rec.direction,
+            protocol: match rec.protocol {
+                CaptureProtocol::Vduse => Protocol::Vduse,
+                _ => Protocol::VfioUser,
+            },
+            fds: rec.fds,
+            truncated: rec.truncated,
+            bytes: rec.data,
+        });
+    }
+}
+
+/// Every finding of a whole capture, `finish` included. `VFU_PRINT=1` prints them.
+fn validate(name: &str, profile: Profile) -> Vec<Finding> {
+    let mut v = Validator::new(profile);
+    let mut out = Vec::new();
+    each_event(name, |ev| v.check(ev, &mut out));
+    out.extend(v.finish());
+    if std::env::var_os("VFU_PRINT").is_some() {
+        for f in &out {
+            eprintln!("{name} [{profile}] {f}");
+        }
+    }
+    out
+}
+
+fn serious(f: &[Finding]) -> Vec<String> {
+    f.iter()
+        .filter(|x| x.severity >= Severity::Warning)
+        .map(|x| x.to_string())
+        .collect()
+}
+
+#[test]
+fn sample_client_validates_clean_under_libvfio_user() {
+    let f = validate(SAMPLE, Profile::LibvfioUser);
+    assert_eq!(serious(&f), Vec::<String>::new());
+    // The one Info: the deliberate read of region 0xdeadbeef before DEVICE_GET_INFO.
+    let infos: Vec<_> = f.iter().map(|x| (x.rule.id, x.index, x.offset)).collect();
+    assert_eq!(infos, vec![("region-index-unverified", 2, 24)]);
+}
+
+#[test]
+fn migrated_client_validates_clean_under_libvfio_user() {
+    let f = validate(MIGRATED, Profile::LibvfioUser);
+    assert_eq!(serious(&f), Vec::<String>::new());
+    assert!(f.is_empty(), "{f:#?}");
+}
+
+/// The departures the libvfio-user profile accepts are real: the strict profile reports them.
+#[test]
+fn samples_under_the_spec_profile_show_libvfio_users_departures() {
+    let ids = |name| {
+        validate(name, Profile::Spec)
+            .iter()
+            .filter(|x| x.severity >= Severity::Warning)
+            .map(|x| x.rule.id)
+            .collect::<BTreeSet<_>>()
+    };
+    let sample = ids(SAMPLE);
+    for id in [
+        "version-reply-extra-cap",
+        "version-legacy-migration",
+        "payload-length",
+    ] {
+        assert!(sample.contains(id), "{id} missing from {sample:?}");
+    }
+    assert!(ids(MIGRATED).contains("flags-reserved"));
+}
+
+fn golden_line(f: &Finding) -> String {
+    format!(
+        "{} {} {} {} {}",
+        f.conn, f.index, f.offset, f.rule.id, f.severity
+    )
+}
+
+#[test]
+fn pytest_findings_match_golden() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/pytest-findings.txt");
+    let mut text = String::from(
+        "# vfu-dump validate --profile libvfio-user corpus/lvu-pytest-subset.pcapng\n\
+         # conn index offset rule severity\n",
+    );
+    for f in validate(PYTEST, Profile::LibvfioUser) {
+        text.push_str(&golden_line(&f));
+        text.push('\n');
+    }
+    if std::env::var_os("VFU_BLESS").is_some() {
+        std::fs::create_dir_all(path.parent().expect("golden dir")).expect("mkdir");
+        std::fs::write(&path, &text).expect("write golden file");
+        return;
+    }
+    let want = std::fs::read_to_string(&path)
+        .expect("golden file missing: run with VFU_BLESS=1 to create it");
+    if want != text {
+        let (want, got): (Vec<_>, Vec<_>) = (want.lines().collect(), text.lines().collect());
+        let missing: Vec<_> = want.iter().filter(|l| !got.contains(l)).collect();
+        let extra: Vec<_> = got.iter().filter(|l| !want.contains(l)).collect();
+        panic!(
+            "findings differ from {} (VFU_BLESS=1 rewrites it)\nmissing: {missing:#?}\nextra: {extra:#?}",
+            path.display()
+        );
+    }
+}
+
+/// Every command the libvfio-user server refused has a finding; every finding is on a refused command
+/// (or its error reply), the stream's truncated tail, or the one command left unanswered.
+#[test]
+fn pytest_findings_match_the_error_replies() {
+    // Requests by (conn, msg_id), and which of them got an error reply.
+    let mut open_requests: HashMap<(u32, u16), Vec<u64>> = HashMap::new();
+    let mut refused: BTreeSet<u64> = BTreeSet::new();
+    // Error reply index -> the request it answers.
+    let mut error_replies: HashMap<u64, u64> = HashMap::new();
+    let mut truncated: BTreeSet<u64> = BTreeSet::new();
+    each_event(PYTEST, |ev| {
+        if ev.truncated {
+            truncated.insert(ev.index);
+            return;
+        }
+        let Some(h) = Header::peek(ev.bytes) else {
+            return;
+        };
+        let key = (ev.conn, h.msg_id.get());
+        match (ev.direction, h.is_reply()) {
+            (Direction::ClientToServer, false) => {
+                open_requests.entry(key).or_default().push(ev.index)
+            }
+            (Direction::ServerToClient, true) => {
+                let req = open_requests.get_mut(&key).map(|v| v.remove(0));
+                if h.is_error() {
+                    let req = req.expect("an error reply answers a request");
+                    refused.insert(req);
+                    error_replies.insert(ev.index, req);
+                }
+            }
+            _ => panic!("the suite's server sends no commands"),
+        }
+    });
+    assert_eq!(refused.len(), 53, "the README counts 53 error replies");
+    let unanswered: BTreeSet<u64> = open_requests.values().flatten().copied().collect();
+
+    let findings = validate(PYTEST, Profile::LibvfioUser);
+    // A request-rejected finding is on the error reply; it is about the request.
+    let flagged: BTreeSet<u64> = findings
+        .iter()
+        .map(|f| match error_replies.get(&f.index) {
+            Some(&req) if f.rule.id == "request-rejected" => req,
+            _ => f.index,
+        })
+        .collect();
+    let unflagged: Vec<_> = refused.difference(&flagged).collect();
+    assert!(
+        unflagged.is_empty(),
+        "refused commands without a finding: {unflagged:?}"
+    );
+    for f in &findings {
+        let ok = refused.contains(&f.index)
+            || (error_replies.contains_key(&f.index) && f.rule.id == "request-rejected")
+            || truncated.contains(&f.index)
+            || (unanswered.contains(&f.index) && f.rule.id == "request-unanswered");
+        assert!(ok, "finding on a message the server accepted: {f}");
+    }
+    // Only resource limits and checks the capture cannot make are Info; malformations are not.
+    let infos: Vec<_> = findings
+        .iter()
+        .filter(|f| f.severity == Severity::Info)
+        .map(|f| f.rule.id)
+        .collect();
+    assert_eq!(
+        infos,
+        [
+            "request-rejected",
+            "region-index-unverified",
+            "request-rejected",
+            "request-rejected",
+            "request-unanswered"
+        ]
+    );
+}
+
+/// Every profile gets through every capture (and the findings print with `VFU_PRINT=1`).
+#[test]
+fn every_profile_over_every_capture() {
+    for name in [SAMPLE, MIGRATED, PYTEST] {
+        for p in Profile::ALL {
+            let f = validate(name, p);
+            let count = |s| f.iter().filter(|x| x.severity == s).count();
+            eprintln!(
+                "{name} [{p}]: {} errors, {} warnings, {} infos",
+                count(Severity::Error),
+                count(Severity::Warning),
+                count(Severity::Info)
+            );
+        }
+    }
+}
