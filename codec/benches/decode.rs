@@ -2,6 +2,8 @@
 //! with capabilities JSON, and the whole real sample session; against a baseline that only copies each
 //! message's bytes. Run with `cargo bench -p vfu-codec --bench decode` (or `scripts/bench-codec.sh`).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark tool: a failure is a bug to see at once
+
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};

@@ -1,5 +1,7 @@
 //! Property tests: `decode(encode(x)) == x` for every message type, in both argsz modes.
 
+#![allow(clippy::unwrap_used)] // test helpers: a failure is a test failure
+
 use proptest::prelude::*;
 use vfu_codec::vfio::*;
 use vfu_codec::*;

@@ -20,7 +20,7 @@ use vfu_codec::vfio::*;
 use vfu_codec::{
     Body, Command, Direction, FeatureData, HEADER_SIZE, Header, VersionBody, decode, encode_exact,
 };
-use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
+use zerocopy::{FromBytes, Immutable, KnownLayout};
 
 /// Most capabilities generated in one chain (the decoder's loop limit is 64).
 const MAX_CAPS: usize = 64;
@@ -290,6 +290,8 @@ fn known_keys(scope: Scope) -> &'static [(&'static str, Want)] {
 /// Builds the capabilities, emits them, checks that the text parses back to the same value, and
 /// returns the text.
 pub fn caps_json(d: &CapsDesc) -> Vec<u8> {
+    // (scope, key, value, ill_typed), unique by (scope, key); declared first as `caps` borrows it.
+    let mut members: Vec<(Scope, String, String, bool)> = Vec::new();
     let mut caps = Capabilities {
         max_msg_fds: d.max_msg_fds,
         max_data_xfer_size: d.max_data_xfer_size,
@@ -300,8 +302,6 @@ pub fn caps_json(d: &CapsDesc) -> Vec<u8> {
         twin_socket: d.twin_socket.map(|(supported, fd_index)| TwinSocket { supported, fd_index }),
         ..Capabilities::default()
     };
-    // (scope, key, value, ill_typed), unique by (scope, key).
-    let mut members: Vec<(Scope, String, String, bool)> = Vec::new();
     let is_set = |caps: &Capabilities<'_>, scope: Scope, key: &str| -> bool {
         let m = caps.migration.unwrap_or_default();
         let t = caps.twin_socket.unwrap_or_default();
@@ -362,9 +362,11 @@ pub fn caps_json(d: &CapsDesc) -> Vec<u8> {
             .expect("at most MAX_UNKNOWN_KEYS members");
     }
     let text = crate::emit(&caps);
-    let parsed = parse_capabilities(&text)
-        .unwrap_or_else(|e| panic!("emitted capabilities do not parse: {e:?}: {}", String::from_utf8_lossy(&text)));
-    assert_eq!(parsed, caps, "{}", String::from_utf8_lossy(&text));
+    {
+        let parsed = parse_capabilities(&text)
+            .unwrap_or_else(|e| panic!("emitted capabilities do not parse: {e:?}: {}", String::from_utf8_lossy(&text)));
+        assert_eq!(parsed, caps, "{}", String::from_utf8_lossy(&text));
+    }
     text
 }
 

@@ -34,7 +34,7 @@ use vfu_codec::wire::{Endian, Field, FlagKind, FlagSpec, Layout, Named, Scalar, 
 use vfu_codec::{Command, DataKind, Direction, HEADER_SIZE, Rule};
 
 pub use tables::{
-    BodyRule, Case, CapKind, DATA_KINDS, FieldRef, HEADER, HEADER_ALIASES, RegionCaps, Step,
+    BodyRule, CapKind, Case, DATA_KINDS, FieldRef, HEADER, HEADER_ALIASES, RegionCaps, Step,
     UNKNOWN_BODY, UNKNOWN_CAP, VDUSE, VFIO_USER_BODIES, VduseRules, data_kind_text,
 };
 
@@ -117,7 +117,11 @@ pub fn vfio_user_layouts() -> Vec<Layout> {
                         add(v, e);
                     }
                 }
-                Step::Data { .. } | Step::Rest(_) | Step::StopIfEmpty | Step::Json | Step::ReportBitmap { .. } => {}
+                Step::Data { .. }
+                | Step::Rest(_)
+                | Step::StopIfEmpty
+                | Step::Json
+                | Step::ReportBitmap { .. } => {}
             }
         }
     }
@@ -296,7 +300,10 @@ local G = {{}}
             "G.F = {{ TYPE_MASK = {VFIO_USER_F_TYPE_MASK}, TYPE_COMMAND = {VFIO_USER_F_TYPE_COMMAND}, TYPE_REPLY = {VFIO_USER_F_TYPE_REPLY}, NO_REPLY = {VFIO_USER_F_NO_REPLY}, ERROR = {VFIO_USER_F_ERROR} }}"
         );
         // Exported-PDU tag 35 values (Wireshark's pinfo.p2p_dir) and the names vfu-dump gives them.
-        let (c2s, s2c) = (Direction::ClientToServer.short(), Direction::ServerToClient.short());
+        let (c2s, s2c) = (
+            Direction::ClientToServer.short(),
+            Direction::ServerToClient.short(),
+        );
         let _ = writeln!(
             s,
             "G.P2P = {{ {c2s} = {P2P_CLIENT_TO_SERVER}, {s2c} = {P2P_SERVER_TO_CLIENT} }}\nG.DIR = {{ [{P2P_CLIENT_TO_SERVER}] = {}, [{P2P_SERVER_TO_CLIENT}] = {} }}",
@@ -319,25 +326,88 @@ local G = {{}}
         // The codec's decode-error rules: id and spec section, keyed by the name the runtime uses.
         let rules: [(&str, Rule); 16] = [
             ("short_header", Rule::ShortHeader { have: 0 }),
-            ("msg_size_below_header", Rule::MsgSizeBelowHeader { msg_size: 0 }),
-            ("msg_truncated", Rule::MsgTruncated { msg_size: 0, have: 0 }),
-            ("msg_overlong", Rule::MsgOverlong { msg_size: 0, have: 0 }),
+            (
+                "msg_size_below_header",
+                Rule::MsgSizeBelowHeader { msg_size: 0 },
+            ),
+            (
+                "msg_truncated",
+                Rule::MsgTruncated {
+                    msg_size: 0,
+                    have: 0,
+                },
+            ),
+            (
+                "msg_overlong",
+                Rule::MsgOverlong {
+                    msg_size: 0,
+                    have: 0,
+                },
+            ),
             ("bad_message_type", Rule::BadMessageType { bits: 0 }),
-            ("short_body", Rule::ShortBody { what: "", need: 0, have: 0 }),
-            ("count_exceeds_payload", Rule::CountExceedsPayload { field: "", count: 0, have: 0 }),
+            (
+                "short_body",
+                Rule::ShortBody {
+                    what: "",
+                    need: 0,
+                    have: 0,
+                },
+            ),
+            (
+                "count_exceeds_payload",
+                Rule::CountExceedsPayload {
+                    field: "",
+                    count: 0,
+                    have: 0,
+                },
+            ),
             ("json_not_terminated", Rule::JsonNotTerminated),
             ("json_syntax", Rule::JsonSyntax { reason: "" }),
             ("json_too_large", Rule::JsonTooLarge { what: "" }),
-            ("cap_overlaps_fixed", Rule::CapOverlapsFixed { cap_offset: 0 }),
-            ("cap_out_of_bounds", Rule::CapOutOfBounds { cap_offset: 0, payload: 0 }),
-            ("cap_loop", Rule::CapLoop { cap_offset: 0, next: 0 }),
-            ("cap_truncated", Rule::CapTruncated { id: 0, need: 0, have: 0 }),
-            ("io_fd_stride", Rule::IoFdStride { argsz: 0, count: 0, have: 0 }),
+            (
+                "cap_overlaps_fixed",
+                Rule::CapOverlapsFixed { cap_offset: 0 },
+            ),
+            (
+                "cap_out_of_bounds",
+                Rule::CapOutOfBounds {
+                    cap_offset: 0,
+                    payload: 0,
+                },
+            ),
+            (
+                "cap_loop",
+                Rule::CapLoop {
+                    cap_offset: 0,
+                    next: 0,
+                },
+            ),
+            (
+                "cap_truncated",
+                Rule::CapTruncated {
+                    id: 0,
+                    need: 0,
+                    have: 0,
+                },
+            ),
+            (
+                "io_fd_stride",
+                Rule::IoFdStride {
+                    argsz: 0,
+                    count: 0,
+                    have: 0,
+                },
+            ),
             ("vduse_size", Rule::VduseSize { have: 0 }),
         ];
         s.push_str("G.RULE = {\n");
         for (k, r) in rules {
-            let _ = writeln!(s, "  {k} = {{ id = {}, spec = {} }},", lua_str(r.id()), lua_str(r.spec()));
+            let _ = writeln!(
+                s,
+                "  {k} = {{ id = {}, spec = {} }},",
+                lua_str(r.id()),
+                lua_str(r.spec())
+            );
         }
         s.push_str("}\n");
         self.out.push_str(&s);
@@ -398,7 +468,9 @@ local G = {{}}
             }
         }
         short.push_str(" }");
-        self.line(&format!("G.VS_COMMAND = VS[{cmd}]\nG.VS_ERRNO = VS[{errno}]\n{short}"));
+        self.line(&format!(
+            "G.VS_COMMAND = VS[{cmd}]\nG.VS_ERRNO = VS[{errno}]\n{short}"
+        ));
         self.line("local S = {}");
     }
 
@@ -407,7 +479,11 @@ local G = {{}}
         self.claim(&abbrev)?;
         let mlo = spec.mask & 0xffff_ffff;
         let mhi = spec.mask >> 32;
-        let shift = if spec.mask == 0 { 0 } else { spec.mask.trailing_zeros() };
+        let shift = if spec.mask == 0 {
+            0
+        } else {
+            spec.mask.trailing_zeros()
+        };
         let (kind, vs) = match spec.kind {
             FlagKind::Bit => ("bit", None),
             FlagKind::Value(t) => ("value", Some(self.vs_index(t))),
@@ -448,15 +524,27 @@ local G = {{}}
         let pf = match ctor {
             None => {
                 if f.show == Show::Text {
-                    format!("ProtoField.stringz({}, {}, nil, {})", lua_str(&abbrev), lua_str(f.name), lua_str(doc))
+                    format!(
+                        "ProtoField.stringz({}, {}, nil, {})",
+                        lua_str(&abbrev),
+                        lua_str(f.name),
+                        lua_str(doc)
+                    )
                 } else {
-                    format!("ProtoField.bytes({}, {}, base.NONE, {})", lua_str(&abbrev), lua_str(f.name), lua_str(doc))
+                    format!(
+                        "ProtoField.bytes({}, {}, base.NONE, {})",
+                        lua_str(&abbrev),
+                        lua_str(f.name),
+                        lua_str(doc)
+                    )
                 }
             }
             Some(ctor) => {
                 let base = match f.show {
                     _ if kind == "i32" => "DEC",
-                    Show::Dec | Show::Reserved | Show::Enum(_) | Show::Errno | Show::Command => "DEC",
+                    Show::Dec | Show::Reserved | Show::Enum(_) | Show::Errno | Show::Command => {
+                        "DEC"
+                    }
                     Show::Hex | Show::Flags(_) | Show::Bytes | Show::Text => "HEX",
                 };
                 vs = match f.show {
@@ -530,13 +618,48 @@ local G = {{}}
         self.line("G.X = {}");
         for proto in [PROTO_VFIO_USER, PROTO_VDUSE] {
             let defs: [(&str, String); 7] = [
-                ("dir", format!("ProtoField.string(\"{proto}.dir\", \"Direction\", base.ASCII, \"c2s: client to server (VDUSE: kernel to daemon); s2c: server to client (VDUSE: daemon to kernel)\")")),
-                ("conn", format!("ProtoField.uint32(\"{proto}.conn\", \"Connection\", base.DEC, nil, nil, \"The capture interface: one per socket connection\")")),
-                ("fds", format!("ProtoField.uint32(\"{proto}.fds\", \"File descriptors\", base.DEC, nil, nil, \"Descriptors that travelled with the message (SCM_RIGHTS), from the record comment\")")),
-                ("truncated", format!("ProtoField.bool(\"{proto}.truncated\", \"Truncated\", base.NONE, nil, nil, \"The stream ended inside this message\")")),
-                ("response_in", format!("ProtoField.framenum(\"{proto}.response_in\", \"Response in\", base.NONE, frametype.RESPONSE, nil, \"The frame of the reply\")")),
-                ("response_to", format!("ProtoField.framenum(\"{proto}.response_to\", \"Request in\", base.NONE, frametype.REQUEST, nil, \"The frame of the request\")")),
-                ("time", format!("ProtoField.relative_time(\"{proto}.time\", \"Time\", \"Time since the request\")")),
+                (
+                    "dir",
+                    format!(
+                        "ProtoField.string(\"{proto}.dir\", \"Direction\", base.ASCII, \"c2s: client to server (VDUSE: kernel to daemon); s2c: server to client (VDUSE: daemon to kernel)\")"
+                    ),
+                ),
+                (
+                    "conn",
+                    format!(
+                        "ProtoField.uint32(\"{proto}.conn\", \"Connection\", base.DEC, nil, nil, \"The capture interface: one per socket connection\")"
+                    ),
+                ),
+                (
+                    "fds",
+                    format!(
+                        "ProtoField.uint32(\"{proto}.fds\", \"File descriptors\", base.DEC, nil, nil, \"Descriptors that travelled with the message (SCM_RIGHTS), from the record comment\")"
+                    ),
+                ),
+                (
+                    "truncated",
+                    format!(
+                        "ProtoField.bool(\"{proto}.truncated\", \"Truncated\", base.NONE, nil, nil, \"The stream ended inside this message\")"
+                    ),
+                ),
+                (
+                    "response_in",
+                    format!(
+                        "ProtoField.framenum(\"{proto}.response_in\", \"Response in\", base.NONE, frametype.RESPONSE, nil, \"The frame of the reply\")"
+                    ),
+                ),
+                (
+                    "response_to",
+                    format!(
+                        "ProtoField.framenum(\"{proto}.response_to\", \"Request in\", base.NONE, frametype.REQUEST, nil, \"The frame of the request\")"
+                    ),
+                ),
+                (
+                    "time",
+                    format!(
+                        "ProtoField.relative_time(\"{proto}.time\", \"Time\", \"Time since the request\")"
+                    ),
+                ),
             ];
             let mut s = format!("G.X.{proto} = {{\n");
             for (k, pf) in defs {
@@ -553,9 +676,19 @@ local G = {{}}
             let key = snake(&format!("{kind:?}"));
             let (doc, word) = data_kind_text(kind);
             let pf = if kind == DataKind::Json {
-                format!("ProtoField.string({}, {}, base.UNICODE, {})", lua_str(&abbrev), lua_str(&format!("{kind:?}")), lua_str(doc))
+                format!(
+                    "ProtoField.string({}, {}, base.UNICODE, {})",
+                    lua_str(&abbrev),
+                    lua_str(&format!("{kind:?}")),
+                    lua_str(doc)
+                )
             } else {
-                format!("ProtoField.bytes({}, {}, base.NONE, {})", lua_str(&abbrev), lua_str(&format!("{kind:?}")), lua_str(doc))
+                format!(
+                    "ProtoField.bytes({}, {}, base.NONE, {})",
+                    lua_str(&abbrev),
+                    lua_str(&format!("{kind:?}")),
+                    lua_str(doc)
+                )
             };
             let _ = writeln!(
                 s,
@@ -654,7 +787,9 @@ fn steps_lua(steps: &[Step]) -> Result<String, String> {
     let mut s = String::from("{");
     for st in steps {
         let one = match *st {
-            Step::Struct(l) => format!("{{ op = \"struct\", s = {} }}", lua_str(&struct_key(p, &l))),
+            Step::Struct(l) => {
+                format!("{{ op = \"struct\", s = {} }}", lua_str(&struct_key(p, &l)))
+            }
             Step::Array { elem, count } => format!(
                 "{{ op = \"array\", s = {}, count = {} }}",
                 lua_str(&struct_key(p, &elem)),
@@ -674,12 +809,28 @@ fn steps_lua(steps: &[Step]) -> Result<String, String> {
                 mask >> 32,
                 steps_lua(then)?
             ),
-            Step::IfNonEmpty(then) => format!("{{ op = \"if_nonempty\", steps = {} }}", steps_lua(then)?),
-            Step::Switch { field, mask, cases, default } => {
+            Step::IfNonEmpty(then) => {
+                format!("{{ op = \"if_nonempty\", steps = {} }}", steps_lua(then)?)
+            }
+            Step::Switch {
+                field,
+                mask,
+                cases,
+                default,
+            } => {
                 let mut c = String::from("{");
                 for case in cases {
-                    let vals: Vec<String> = case.values.iter().map(|&v| lua_num(v)).collect::<Result<_, _>>()?;
-                    let _ = write!(c, " {{ values = {{ {} }}, steps = {} }},", vals.join(", "), steps_lua(case.steps)?);
+                    let vals: Vec<String> = case
+                        .values
+                        .iter()
+                        .map(|&v| lua_num(v))
+                        .collect::<Result<_, _>>()?;
+                    let _ = write!(
+                        c,
+                        " {{ values = {{ {} }}, steps = {} }},",
+                        vals.join(", "),
+                        steps_lua(case.steps)?
+                    );
                 }
                 c.push_str(" }");
                 format!(
@@ -693,10 +844,20 @@ fn steps_lua(steps: &[Step]) -> Result<String, String> {
             }
             Step::Json => "{ op = \"json\" }".to_owned(),
             Step::RegionCaps(rc) => region_caps_lua(rc)?,
-            Step::IoFdEntries { head, argsz, count, entries } => {
+            Step::IoFdEntries {
+                head,
+                argsz,
+                count,
+                entries,
+            } => {
                 let mut e = String::from("{");
                 for l in entries {
-                    let _ = write!(e, " {{ size = {}, s = {} }},", l.size, lua_str(&struct_key(p, l)));
+                    let _ = write!(
+                        e,
+                        " {{ size = {}, s = {} }},",
+                        l.size,
+                        lua_str(&struct_key(p, l))
+                    );
                 }
                 e.push_str(" }");
                 format!(
@@ -724,7 +885,12 @@ fn region_caps_lua(rc: &RegionCaps) -> Result<String, String> {
     let p = PROTO_VFIO_USER;
     let mut kinds = String::from("{");
     for k in rc.kinds {
-        let _ = write!(kinds, " [{}] = {{ head = {}", lua_num(k.id)?, lua_str(&struct_key(p, &k.head)));
+        let _ = write!(
+            kinds,
+            " [{}] = {{ head = {}",
+            lua_num(k.id)?,
+            lua_str(&struct_key(p, &k.head))
+        );
         if let Some((count, area)) = k.areas {
             let _ = write!(
                 kinds,

@@ -187,13 +187,25 @@ pub(crate) enum NoteKind {
 /// What forwarders tell the recorder.
 pub(crate) enum RecEvent {
     /// A new connection (a capture interface).
-    Open { conn: u32, name: String, twin_of: Option<u32> },
+    Open {
+        conn: u32,
+        name: String,
+        twin_of: Option<u32>,
+    },
     /// Bytes received on one direction.
     Chunk(record::Chunk),
     /// One direction ended.
-    Eof { conn: u32, dir: vfu_codec::Direction, ts: u64 },
+    Eof {
+        conn: u32,
+        dir: vfu_codec::Direction,
+        ts: u64,
+    },
     /// Something worth a line.
-    Note { conn: u32, kind: NoteKind, text: String },
+    Note {
+        conn: u32,
+        kind: NoteKind,
+        text: String,
+    },
     /// The connection is finished.
     Close { conn: u32 },
 }
@@ -229,9 +241,17 @@ impl Ctx {
         r.next_id += 1;
         let name = match twin_of {
             None => format!("vfio-user:{conn}:{}", self.server.display()),
-            Some(m) => format!("vfio-user:{conn}:{} (twin socket of connection {m})", self.server.display()),
+            Some(m) => format!(
+                "vfio-user:{conn}:{} (twin socket of connection {m})",
+                self.server.display()
+            ),
         };
-        tx.send(RecEvent::Open { conn, name, twin_of }).ok()?;
+        tx.send(RecEvent::Open {
+            conn,
+            name,
+            twin_of,
+        })
+        .ok()?;
         Some((conn, tx))
     }
 
@@ -244,7 +264,10 @@ impl Ctx {
                 sock::shutdown(s.as_fd(), rustix::net::Shutdown::Both);
             }
         }
-        r.sockets.entry(conn).or_default().extend(socks.iter().map(|s| Arc::clone(s)));
+        r.sockets
+            .entry(conn)
+            .or_default()
+            .extend(socks.iter().map(|s| Arc::clone(s)));
     }
 
     pub(crate) fn remove_sockets(&self, conn: u32) {
@@ -267,17 +290,23 @@ impl Proxy {
     /// Creates the capture file, binds the listen socket and starts serving in background threads.
     pub fn start(config: Config) -> io::Result<ProxyHandle> {
         if config.mode > 0o777 {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, "socket mode must be at most 0777"));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "socket mode must be at most 0777",
+            ));
         }
         let capture = match &config.capture {
             Some(p) => {
-                let f = File::create(p).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", p.display())))?;
+                let f = File::create(p)
+                    .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", p.display())))?;
                 Some(PcapngWriter::new(BufWriter::with_capacity(1 << 20, f))?)
             }
             None => None,
         };
         let listener = sock::listen(&config.listen, config.mode)?;
-        let listen_id = std::fs::metadata(&config.listen).map(|m| (m.dev(), m.ino())).ok();
+        let listen_id = std::fs::metadata(&config.listen)
+            .map(|m| (m.dev(), m.ino()))
+            .ok();
         let (stop_rx, stop_tx) = UnixStream::pair()?;
         stop_rx.set_nonblocking(true)?;
         stop_tx.set_nonblocking(true)?;
@@ -289,7 +318,11 @@ impl Proxy {
             pool: pool::Pool::new(),
             stopping: AtomicBool::new(false),
             active: AtomicUsize::new(0),
-            registry: Mutex::new(Registry { next_id: 0, sockets: HashMap::new(), tx: Some(tx) }),
+            registry: Mutex::new(Registry {
+                next_id: 0,
+                sockets: HashMap::new(),
+                tx: Some(tx),
+            }),
         });
         let stats = Arc::new(Mutex::new(Summary::default()));
 
@@ -360,7 +393,10 @@ impl ProxyHandle {
 
     /// The counts so far (updated by the recorder after each batch of messages).
     pub fn stats(&self) -> Summary {
-        self.stats.lock().unwrap_or_else(PoisonError::into_inner).clone()
+        self.stats
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// Waits until the proxy has stopped (after [`stop`](Self::stop), or a signal in [`run`]) and
@@ -380,7 +416,9 @@ impl ProxyHandle {
             let _ = h.join();
         }
         let summary = match self.recorder.take() {
-            Some(h) => h.join().unwrap_or_else(|_| Err(io::Error::other("the recorder thread panicked"))),
+            Some(h) => h
+                .join()
+                .unwrap_or_else(|_| Err(io::Error::other("the recorder thread panicked"))),
             None => Ok(self.stats()),
         };
         if let Some(h) = self.printer.take() {
@@ -399,12 +437,21 @@ impl Drop for ProxyHandle {
     }
 }
 
-fn accept_loop(ctx: &Arc<Ctx>, listener: OwnedFd, stop: UnixStream, listen: &Path, listen_id: Option<(u64, u64)>) {
+fn accept_loop(
+    ctx: &Arc<Ctx>,
+    listener: OwnedFd,
+    stop: UnixStream,
+    listen: &Path,
+    listen_id: Option<(u64, u64)>,
+) {
     use rustix::event::{PollFd, PollFlags};
     let mut conns: Vec<JoinHandle<()>> = Vec::new();
     let mut reported_accept_error = false;
     loop {
-        let mut fds = [PollFd::new(&listener, PollFlags::IN), PollFd::new(&stop, PollFlags::IN)];
+        let mut fds = [
+            PollFd::new(&listener, PollFlags::IN),
+            PollFd::new(&stop, PollFlags::IN),
+        ];
         match rustix::event::poll(&mut fds, None) {
             Ok(_) => {}
             Err(rustix::io::Errno::INTR) => continue,
@@ -418,7 +465,9 @@ fn accept_loop(ctx: &Arc<Ctx>, listener: OwnedFd, stop: UnixStream, listen: &Pat
         }
         let client = match rustix::net::accept_with(&listener, rustix::net::SocketFlags::CLOEXEC) {
             Ok(c) => c,
-            Err(rustix::io::Errno::AGAIN | rustix::io::Errno::INTR | rustix::io::Errno::CONNABORTED) => continue,
+            Err(
+                rustix::io::Errno::AGAIN | rustix::io::Errno::INTR | rustix::io::Errno::CONNABORTED,
+            ) => continue,
             Err(e) => {
                 // Out of descriptors or memory: keep serving the connections we have and try again.
                 if !reported_accept_error {
@@ -430,7 +479,9 @@ fn accept_loop(ctx: &Arc<Ctx>, listener: OwnedFd, stop: UnixStream, listen: &Pat
             }
         };
         reported_accept_error = false;
-        let Some((conn, tx)) = ctx.open(None) else { break };
+        let Some((conn, tx)) = ctx.open(None) else {
+            break;
+        };
         ctx.active.fetch_add(1, Ordering::SeqCst);
         let c = Arc::clone(ctx);
         let spawned = std::thread::Builder::new()
@@ -441,7 +492,10 @@ fn accept_loop(ctx: &Arc<Ctx>, listener: OwnedFd, stop: UnixStream, listen: &Pat
             Ok(h) => conns.push(h),
             Err(e) => {
                 ctx.active.fetch_sub(1, Ordering::SeqCst);
-                note_global(ctx, format!("c{conn}: cannot start a thread ({e}); connection closed"));
+                note_global(
+                    ctx,
+                    format!("c{conn}: cannot start a thread ({e}); connection closed"),
+                );
             }
         }
         conns.retain(|h| !h.is_finished());
@@ -465,7 +519,11 @@ fn accept_loop(ctx: &Arc<Ctx>, listener: OwnedFd, stop: UnixStream, listen: &Pat
 fn note_global(ctx: &Ctx, text: String) {
     let tx = ctx.registry().tx.clone();
     if let Some(tx) = tx {
-        let _ = tx.send(RecEvent::Note { conn: u32::MAX, kind: NoteKind::Info, text });
+        let _ = tx.send(RecEvent::Note {
+            conn: u32::MAX,
+            kind: NoteKind::Info,
+            text,
+        });
     }
 }
 
@@ -475,9 +533,18 @@ pub fn run(opts: &ProxyOpts, out: &mut dyn Write) -> Result<(), RunError> {
     let mode = u32::from_str_radix(opts.mode.trim_start_matches("0o"), 8)
         .ok()
         .filter(|m| *m <= 0o777)
-        .ok_or_else(|| RunError::Usage(format!("--mode {}: not an octal permission such as 600 or 660", opts.mode)))?;
-    let connect_timeout = Duration::try_from_secs_f64(opts.connect_timeout)
-        .map_err(|_| RunError::Usage(format!("--connect-timeout {}: not a number of seconds", opts.connect_timeout)))?;
+        .ok_or_else(|| {
+            RunError::Usage(format!(
+                "--mode {}: not an octal permission such as 600 or 660",
+                opts.mode
+            ))
+        })?;
+    let connect_timeout = Duration::try_from_secs_f64(opts.connect_timeout).map_err(|_| {
+        RunError::Usage(format!(
+            "--connect-timeout {}: not a number of seconds",
+            opts.connect_timeout
+        ))
+    })?;
     let filter = Filter::new(&opts.filter)?;
     let (tx, rx): (SyncSender<Vec<u8>>, Receiver<Vec<u8>>) = sync_channel(64);
     let print = PrintOptions {
@@ -492,7 +559,9 @@ pub fn run(opts: &ProxyOpts, out: &mut dyn Write) -> Result<(), RunError> {
         relative: opts.output.relative,
         filter,
         messages: !opts.quiet,
-        validate: opts.validate.then(|| crate::validate_cli::profile(opts.profile)),
+        validate: opts
+            .validate
+            .then(|| crate::validate_cli::profile(opts.profile)),
     };
     let config = Config {
         listen: opts.listen.clone(),
@@ -515,7 +584,9 @@ pub fn run(opts: &ProxyOpts, out: &mut dyn Write) -> Result<(), RunError> {
             "-- listening on {} (mode {mode:04o}), server {}{}",
             opts.listen.display(),
             opts.connect.display(),
-            opts.write.as_ref().map_or(String::new(), |w| format!(", capture {}", w.display()))
+            opts.write
+                .as_ref()
+                .map_or(String::new(), |w| format!(", capture {}", w.display()))
         )?;
         out.flush()?;
     }
@@ -540,7 +611,9 @@ pub fn run(opts: &ProxyOpts, out: &mut dyn Write) -> Result<(), RunError> {
         Ok(_) => Ok(()),
         Err(e) => Err(RunError::Usage(format!(
             "capture {}: {e}",
-            opts.write.as_ref().map_or(String::new(), |p| p.display().to_string())
+            opts.write
+                .as_ref()
+                .map_or(String::new(), |p| p.display().to_string())
         ))),
     }
 }

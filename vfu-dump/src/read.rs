@@ -98,7 +98,7 @@ impl Filter {
             return false;
         }
         if let Some(id) = self.id
-            && !hdr.is_some_and(|h| h.msg_id.get() == id)
+            && hdr.is_none_or(|h| h.msg_id.get() != id)
         {
             return false;
         }

@@ -34,11 +34,21 @@ fn golden(name: &str, actual: &str) {
         std::fs::write(&path, actual).unwrap();
         return;
     }
-    let want = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e} (VFU_BLESS=1 creates it)", path.display()));
+    let want = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e} (VFU_BLESS=1 creates it)", path.display()));
     for (i, (a, w)) in actual.lines().zip(want.lines()).enumerate() {
-        assert_eq!(a, w, "{name}: line {} differs (VFU_BLESS=1 rewrites)", i + 1);
+        assert_eq!(
+            a,
+            w,
+            "{name}: line {} differs (VFU_BLESS=1 rewrites)",
+            i + 1
+        );
     }
-    assert_eq!(actual.lines().count(), want.lines().count(), "{name}: line count differs");
+    assert_eq!(
+        actual.lines().count(),
+        want.lines().count(),
+        "{name}: line count differs"
+    );
 }
 
 #[test]
@@ -52,7 +62,14 @@ fn read_sample_session_text() {
 
 #[test]
 fn read_verbose_hex_of_one_exchange() {
-    let (code, out, err) = run(&["read", "-v", "-x", "--id", "4660", "corpus/lvu-sample-client.pcapng"]);
+    let (code, out, err) = run(&[
+        "read",
+        "-v",
+        "-x",
+        "--id",
+        "4660",
+        "corpus/lvu-sample-client.pcapng",
+    ]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("DmaMap.address"), "{out}");
     golden("read-verbose-hex-dma-map.txt", &out);
@@ -60,7 +77,12 @@ fn read_verbose_hex_of_one_exchange() {
 
 #[test]
 fn read_json_is_one_object_per_line() {
-    let (code, out, err) = run(&["read", "--format", "json", "corpus/lvu-sample-client-migrated.pcapng"]);
+    let (code, out, err) = run(&[
+        "read",
+        "--format",
+        "json",
+        "corpus/lvu-sample-client-migrated.pcapng",
+    ]);
     assert_eq!(code, 0, "{err}");
     let lines: Vec<_> = out.lines().collect();
     assert_eq!(lines.len(), 90);
@@ -72,7 +94,14 @@ fn read_json_is_one_object_per_line() {
 
 #[test]
 fn read_filters_combine() {
-    let (code, out, _) = run(&["read", "--cmd", "DMA_MAP", "--dir", "c2s", "corpus/lvu-sample-client.pcapng"]);
+    let (code, out, _) = run(&[
+        "read",
+        "--cmd",
+        "DMA_MAP",
+        "--dir",
+        "c2s",
+        "corpus/lvu-sample-client.pcapng",
+    ]);
     assert_eq!(code, 0);
     assert_eq!(out.lines().count(), 16, "{out}");
     assert!(out.lines().all(|l| l.contains("DMA_MAP cmd")));
@@ -81,7 +110,12 @@ fn read_filters_combine() {
     assert!(out.contains("EINVAL(22)"));
     let (_, out, _) = run(&["read", "--errors", "corpus/lvu-pytest-subset.pcapng"]);
     golden("read-errors-lvu-pytest-subset.txt", &out);
-    let (code, _, err) = run(&["read", "--cmd", "NOT_A_COMMAND", "corpus/lvu-sample-client.pcapng"]);
+    let (code, _, err) = run(&[
+        "read",
+        "--cmd",
+        "NOT_A_COMMAND",
+        "corpus/lvu-sample-client.pcapng",
+    ]);
     assert_eq!(code, 2);
     assert!(err.starts_with("error: --cmd NOT_A_COMMAND"), "{err}");
 }
@@ -91,7 +125,10 @@ fn read_stats() {
     let (code, out, err) = run(&["read", "--stats", "corpus/lvu-sample-client.pcapng"]);
     assert_eq!(code, 0, "{err}");
     assert!(out.starts_with("224 messages"), "{out}");
-    assert!(out.contains("REGION_READ") && out.contains("EINVAL=1"), "{out}");
+    assert!(
+        out.contains("REGION_READ") && out.contains("EINVAL=1"),
+        "{out}"
+    );
     assert!(out.contains("negotiated capabilities"), "{out}");
 }
 
@@ -102,7 +139,10 @@ fn unreadable_input_exits_2() {
     assert!(err.starts_with("error: does-not-exist.pcapng"), "{err}");
     let (code, _, err) = run(&["read", "README.md"]);
     assert_eq!(code, 2);
-    assert!(err.contains("--raw"), "an unknown magic suggests --raw: {err}");
+    assert!(
+        err.contains("--raw"),
+        "an unknown magic suggests --raw: {err}"
+    );
 }
 
 #[test]
@@ -110,9 +150,18 @@ fn convert_then_read_gives_the_same_messages() {
     let dir = std::env::temp_dir().join(format!("vfu-cli-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let out = dir.join("copy.pcapng");
-    let (code, _, err) = run(&["convert", "corpus/lvu-pytest-subset.pcapng", out.to_str().unwrap()]);
+    let (code, _, err) = run(&[
+        "convert",
+        "corpus/lvu-pytest-subset.pcapng",
+        out.to_str().unwrap(),
+    ]);
     assert_eq!(code, 0, "{err}");
-    let (_, a, _) = run(&["read", "--format", "json", "corpus/lvu-pytest-subset.pcapng"]);
+    let (_, a, _) = run(&[
+        "read",
+        "--format",
+        "json",
+        "corpus/lvu-pytest-subset.pcapng",
+    ]);
     let (_, b, _) = run(&["read", "--format", "json", out.to_str().unwrap()]);
     assert_eq!(a, b);
     std::fs::remove_dir_all(&dir).ok();
@@ -120,7 +169,14 @@ fn convert_then_read_gives_the_same_messages() {
 
 #[test]
 fn help_has_examples_and_completions_generate() {
-    for sub in ["read", "validate", "convert", "proxy", "wireshark-dissector", "completions"] {
+    for sub in [
+        "read",
+        "validate",
+        "convert",
+        "proxy",
+        "wireshark-dissector",
+        "completions",
+    ] {
         let (code, out, _) = run(&[sub, "--help"]);
         assert_eq!(code, 0);
         assert!(out.contains("Examples:"), "{sub} --help has no examples");
@@ -134,9 +190,16 @@ fn help_has_examples_and_completions_generate() {
 fn readme_rule_table_matches_the_code() {
     let (code, rules, _) = run(&["validate", "--list-rules"]);
     assert_eq!(code, 0);
-    let mut table = String::from("| rule | severity | section | description |\n|---|---|---|---|\n");
+    let mut table =
+        String::from("| rule | severity | section | description |\n|---|---|---|---|\n");
     for r in vfu_dump::validate::RULES {
-        table.push_str(&format!("| `{}` | {} | {} | {} |\n", r.id, r.severity.name(), r.section, r.description.replace('|', "\\|")));
+        table.push_str(&format!(
+            "| `{}` | {} | {} | {} |\n",
+            r.id,
+            r.severity.name(),
+            r.section,
+            r.description.replace('|', "\\|")
+        ));
     }
     assert_eq!(rules.lines().count(), vfu_dump::validate::RULES.len());
     let readme_path = root().join("README.md");
@@ -148,6 +211,10 @@ fn readme_rule_table_matches_the_code() {
         let new = format!("{}{}{}", &readme[..a], table, &readme[b..]);
         std::fs::write(&readme_path, new).unwrap();
     } else {
-        assert_eq!(&readme[a..b], table, "README rule table is stale (VFU_BLESS=1 rewrites)");
+        assert_eq!(
+            &readme[a..b],
+            table,
+            "README rule table is stale (VFU_BLESS=1 rewrites)"
+        );
     }
 }

@@ -430,7 +430,7 @@ impl<'a> Capabilities<'a> {
         self.unknown.push(u).map_err(|_| {
             nom::Err::Failure(Fail {
                 left: at_key.len(),
-                rule: Rule::JsonTooLarge {
+                rule: &Rule::JsonTooLarge {
                     what: "more than 16 unknown keys",
                 },
             })
@@ -442,19 +442,28 @@ impl<'a> Capabilities<'a> {
 ///
 /// See the [module documentation](self) for what is accepted and how unknown, ill-typed and repeated
 /// members are kept. Never allocates and never panics.
+#[inline]
 pub fn parse_capabilities(json: &[u8]) -> Result<Capabilities<'_>, (usize, Rule)> {
-    // Built in the return value itself: the value is some 800 bytes, and moving it costs as much as
-    // parsing a short text.
+    // Filled in place in the return value: the value is some 800 bytes, and a move of it can cost as
+    // much as parsing a short text. Inlined, so that the compiler can build it where the caller keeps it.
     let mut out = Ok(Capabilities::default());
-    if let Ok(caps) = &mut out {
-        let result = (Doc { caps }).document(json);
-        if let Err(nom::Err::Error(f) | nom::Err::Failure(f)) = result {
-            out = Err((json.len().saturating_sub(f.left), f.rule));
-        } else if result.is_err() {
-            out = Err((json.len(), Rule::JsonSyntax { reason: EOF }));
-        }
+    if let Ok(caps) = &mut out
+        && let Err(e) = parse_into(json, caps)
+    {
+        out = Err(e);
     }
     out
+}
+
+/// Parses `json` into `caps`, which is empty.
+fn parse_into<'a>(json: &'a [u8], caps: &mut Capabilities<'a>) -> Result<(), (usize, Rule)> {
+    match (Doc { caps }).document(json) {
+        Ok(()) => Ok(()),
+        Err(nom::Err::Error(f) | nom::Err::Failure(f)) => {
+            Err((json.len().saturating_sub(f.left), *f.rule))
+        }
+        Err(nom::Err::Incomplete(_)) => Err((json.len(), Rule::JsonSyntax { reason: EOF })),
+    }
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -531,7 +540,11 @@ impl Known {
     fn lookup(scope: Scope, key: Key<'_>) -> Option<Known> {
         if key.escaped {
             let raw = core::str::from_utf8(key.body).ok()?;
-            return scope.known().iter().copied().find(|k| key_is(raw, k.name()));
+            return scope
+                .known()
+                .iter()
+                .copied()
+                .find(|k| key_is(raw, k.name()));
         }
         Some(match (scope, key.body) {
             (Scope::TopLevel, b"capabilities") => Known::Capabilities,
@@ -629,21 +642,28 @@ impl Iterator for Units<'_> {
 // Every error is a `Failure` that records how much input was left, which gives the offset.
 
 const EOF: &str = "unexpected end of input";
+const EOF_RULE: Rule = Rule::JsonSyntax { reason: EOF };
 
-/// A parse failure: the input left where it happened, and the rule.
+/// A `&'static` [`Rule::JsonSyntax`] with this reason.
+macro_rules! syn {
+    ($reason:literal) => {
+        &Rule::JsonSyntax { reason: $reason }
+    };
+}
+
+/// A parse failure: the input left where it happened, and the rule (a reference, to keep the
+/// parser's results small).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Fail {
     left: usize,
-    rule: Rule,
+    rule: &'static Rule,
 }
 
 impl<'a> ParseError<&'a [u8]> for Fail {
     fn from_error_kind(input: &'a [u8], _: ErrorKind) -> Self {
         Fail {
             left: input.len(),
-            rule: Rule::JsonSyntax {
-                reason: "unexpected character",
-            },
+            rule: syn!("unexpected character"),
         }
     }
 
@@ -654,17 +674,17 @@ impl<'a> ParseError<&'a [u8]> for Fail {
 
 type PResult<'a, T> = IResult<&'a [u8], T, Fail>;
 
-/// A syntax error at `at`.
-fn fail<T>(at: &[u8], reason: &'static str) -> PResult<'static, T> {
+/// An error at `at`.
+fn fail<T>(at: &[u8], rule: &'static Rule) -> PResult<'static, T> {
     Err(nom::Err::Failure(Fail {
         left: at.len(),
-        rule: Rule::JsonSyntax { reason },
+        rule,
     }))
 }
 
-/// A syntax error at `at`, or [`EOF`] when the text ended there.
-fn fail_or_eof<T>(at: &[u8], reason: &'static str) -> PResult<'static, T> {
-    fail(at, if at.is_empty() { EOF } else { reason })
+/// An error at `at`, or [`EOF`] when the text ended there.
+fn fail_or_eof<T>(at: &[u8], rule: &'static Rule) -> PResult<'static, T> {
+    fail(at, if at.is_empty() { &EOF_RULE } else { rule })
 }
 
 /// The bytes `start` lost to get to `rest`.
@@ -692,22 +712,23 @@ fn ws(i: &[u8]) -> &[u8] {
 
 /// Consumes `c`, or fails with `reason`.
 #[inline]
-fn expect<'a>(i: &'a [u8], c: char, reason: &'static str) -> PResult<'a, ()> {
+fn expect<'a>(i: &'a [u8], c: char, rule: &'static Rule) -> PResult<'a, ()> {
     match chr::<_, Fail>(c)(i) {
         Ok((rest, _)) => Ok((rest, ())),
-        Err(_) => fail_or_eof(i, reason),
+        Err(_) => fail_or_eof(i, rule),
     }
 }
 
 /// Enters an array or object at `i`, one level below `depth`.
 fn open(i: &[u8], depth: usize) -> Result<usize, nom::Err<Fail>> {
     if depth >= MAX_DEPTH {
-        return Err(nom::Err::Failure(Fail {
-            left: i.len(),
-            rule: Rule::JsonTooLarge {
+        return fail::<()>(
+            i,
+            &Rule::JsonTooLarge {
                 what: "nesting deeper than 16",
             },
-        }));
+        )
+        .map(|_| 0);
     }
     Ok(depth + 1)
 }
@@ -720,7 +741,7 @@ fn value(i: &[u8], depth: usize) -> PResult<'_, &[u8]> {
         Some(b'"') => string(i).map(|(rest, _)| (rest, consumed(i, rest))),
         Some(b't' | b'f' | b'n') => literal(i),
         Some(b'-' | b'0'..=b'9') => number(i),
-        _ => fail_or_eof(i, "expected a value"),
+        _ => fail_or_eof(i, syn!("expected a value")),
     }
 }
 
@@ -738,7 +759,7 @@ where
     F: FnMut(Key<'a>, &'a [u8], &'a [u8], usize) -> Result<&'a [u8], nom::Err<Fail>>,
 {
     let inner = open(i, depth)?;
-    let (r, ()) = expect(i, '{', "expected an object")?;
+    let (r, ()) = expect(i, '{', syn!("expected an object"))?;
     let mut r = ws(r);
     if r.first() == Some(&b'}') {
         let rest = skip1(r);
@@ -746,11 +767,11 @@ where
     }
     loop {
         if r.first() != Some(&b'"') {
-            return fail_or_eof(r, "expected a string key");
+            return fail_or_eof(r, syn!("expected a string key"));
         }
         let at_key = r;
         let (after, (body, escaped)) = string(r)?;
-        let (after, ()) = expect(ws(after), ':', "expected ':' after a key")?;
+        let (after, ()) = expect(ws(after), ':', syn!("expected ':' after a key"))?;
         let after = ws(member(Key { body, escaped }, at_key, ws(after), inner)?);
         match after.first() {
             Some(b',') => r = ws(skip1(after)),
@@ -758,7 +779,7 @@ where
                 let rest = skip1(after);
                 return Ok((rest, consumed(i, rest)));
             }
-            _ => return fail_or_eof(after, "expected ',' or '}' after a member"),
+            _ => return fail_or_eof(after, syn!("expected ',' or '}' after a member")),
         }
     }
 }
@@ -766,7 +787,7 @@ where
 /// An array at `i`; returns its raw text.
 fn array(i: &[u8], depth: usize) -> PResult<'_, &[u8]> {
     let inner = open(i, depth)?;
-    let (r, ()) = expect(i, '[', "expected an array")?;
+    let (r, ()) = expect(i, '[', syn!("expected an array"))?;
     let mut r = ws(r);
     if r.first() == Some(&b']') {
         let rest = skip1(r);
@@ -781,7 +802,7 @@ fn array(i: &[u8], depth: usize) -> PResult<'_, &[u8]> {
                 let rest = skip1(after);
                 return Ok((rest, consumed(i, rest)));
             }
-            _ => return fail_or_eof(after, "expected ',' or ']' after an element"),
+            _ => return fail_or_eof(after, syn!("expected ',' or ']' after an element")),
         }
     }
 }
@@ -789,7 +810,7 @@ fn array(i: &[u8], depth: usize) -> PResult<'_, &[u8]> {
 /// A string at `i` (at its opening quote); returns the raw text between the quotes and whether it has
 /// escapes.
 fn string(i: &[u8]) -> PResult<'_, (&[u8], bool)> {
-    let (body, ()) = expect(i, '"', "expected a string")?;
+    let (body, ()) = expect(i, '"', syn!("expected a string"))?;
     let mut r = body;
     let mut escaped = false;
     loop {
@@ -804,8 +825,8 @@ fn string(i: &[u8]) -> PResult<'_, (&[u8], bool)> {
                 r = escape(rest)?.0;
             }
             Some(0x80..) => r = utf8(rest)?.0,
-            Some(_) => return fail(rest, "control character in string"),
-            None => return fail(rest, "unterminated string"),
+            Some(_) => return fail(rest, syn!("control character in string")),
+            None => return fail(rest, syn!("unterminated string")),
         }
     }
 }
@@ -816,7 +837,7 @@ fn utf8(i: &[u8]) -> PResult<'_, ()> {
     let (rest, run) = take_while::<_, _, Fail>(|b: u8| b >= 0x80)(i)?;
     match core::str::from_utf8(run) {
         Ok(_) => Ok((rest, ())),
-        Err(e) => fail(i.get(e.valid_up_to()..).unwrap_or(&[]), "not UTF-8"),
+        Err(e) => fail(i.get(e.valid_up_to()..).unwrap_or(&[]), syn!("not UTF-8")),
     }
 }
 
@@ -824,21 +845,21 @@ fn utf8(i: &[u8]) -> PResult<'_, ()> {
 fn escape(i: &[u8]) -> PResult<'_, ()> {
     let (r, _) = chr::<_, Fail>('\\')(i)?;
     if r.is_empty() {
-        return fail(r, "unterminated string");
+        return fail(r, syn!("unterminated string"));
     }
     if let Ok((rest, _)) = one_of::<_, _, Fail>("\"\\/bfnrt")(r) {
         return Ok((rest, ()));
     }
     let Ok((hex, _)) = tag::<_, _, Fail>(&b"u"[..])(r) else {
-        return fail(i, "invalid escape");
+        return fail(i, syn!("invalid escape"));
     };
     let (rest, digits) = take_while_m_n::<_, _, Fail>(0, 4, |b: u8| b.is_ascii_hexdigit())(hex)?;
     if digits.len() == 4 {
         Ok((rest, ()))
     } else if rest.is_empty() {
-        fail(rest, "unterminated string")
+        fail(rest, syn!("unterminated string"))
     } else {
-        fail(i, "invalid \\u escape (needs 4 hex digits)")
+        fail(i, syn!("invalid \\u escape (needs 4 hex digits)"))
     }
 }
 
@@ -849,21 +870,21 @@ fn literal(i: &[u8]) -> PResult<'_, &[u8]> {
             return Ok(ok);
         }
         if word.starts_with(i) {
-            return fail(&[], EOF);
+            return fail(&[], &EOF_RULE);
         }
     }
-    fail(i, "invalid literal (expected true, false or null)")
+    fail(i, syn!("invalid literal (expected true, false or null)"))
 }
 
 /// A number at `i`; returns its text.
 fn number(i: &[u8]) -> PResult<'_, &[u8]> {
     fn digits(i: &[u8]) -> PResult<'_, &[u8]> {
-        digit1::<_, Fail>(i).or_else(|_| fail_or_eof(i, "invalid number (expected a digit)"))
+        digit1::<_, Fail>(i).or_else(|_| fail_or_eof(i, syn!("invalid number (expected a digit)")))
     }
     let at_int = i.strip_prefix(b"-").unwrap_or(i);
     let (mut r, int) = digits(at_int)?;
     if int.len() > 1 && int.first() == Some(&b'0') {
-        return fail(at_int, "leading zero in number");
+        return fail(at_int, syn!("leading zero in number"));
     }
     if let Some(frac) = r.strip_prefix(b".") {
         r = digits(frac)?.0;
@@ -900,7 +921,7 @@ struct Doc<'a, 'c> {
 
 /// `bytes` (a key or a value the lexer accepted, so UTF-8) as a `&str`.
 fn text<'a>(bytes: &'a [u8], at: &[u8]) -> Result<&'a str, nom::Err<Fail>> {
-    core::str::from_utf8(bytes).or_else(|_| fail(at, "not UTF-8").map(|(_, s)| s))
+    core::str::from_utf8(bytes).or_else(|_| fail(at, syn!("not UTF-8")).map(|(_, s)| s))
 }
 
 impl<'a> Doc<'a, '_> {
@@ -908,7 +929,7 @@ impl<'a> Doc<'a, '_> {
     fn document(&mut self, json: &'a [u8]) -> Result<(), nom::Err<Fail>> {
         let i = ws(json);
         if i.first() != Some(&b'{') {
-            return fail_or_eof::<()>(i, "top level is not an object").map(|_| ());
+            return fail_or_eof::<()>(i, syn!("top level is not an object")).map(|_| ());
         }
         let mut seen = 0u16;
         let (rest, _) = object(i, 0, |key, at_key, v, depth| {
@@ -916,7 +937,7 @@ impl<'a> Doc<'a, '_> {
         })?;
         let rest = ws(rest);
         if !rest.is_empty() {
-            return fail::<()>(rest, "trailing characters after the object").map(|_| ());
+            return fail::<()>(rest, syn!("trailing characters after the object")).map(|_| ());
         }
         Ok(())
     }
@@ -1466,13 +1487,28 @@ mod tests {
         // A bad byte inside a string: in a key, in a value, after good multi-byte characters.
         assert_eq!(err(b"{\"\xff\":1}"), syntax(2, "not UTF-8"));
         assert_eq!(err(b"{\"a\":\"\xff\"}"), syntax(6, "not UTF-8"));
-        assert_eq!(err("{\"a\":\"é😀\u{7f}é".as_bytes().iter().chain(b"\xe9\x80\"}").copied().collect::<Vec<u8>>().as_slice()), syntax(15, "not UTF-8"));
+        assert_eq!(
+            err("{\"a\":\"é😀\u{7f}é"
+                .as_bytes()
+                .iter()
+                .chain(b"\xe9\x80\"}")
+                .copied()
+                .collect::<Vec<u8>>()
+                .as_slice()),
+            syntax(15, "not UTF-8")
+        );
         // A surrogate encoded in UTF-8, and an overlong encoding.
         assert_eq!(err(b"{\"a\":\"\xed\xa0\x80\"}"), syntax(6, "not UTF-8"));
         assert_eq!(err(b"{\"a\":\"\xc0\xaf\"}"), syntax(6, "not UTF-8"));
         // Outside strings a non-ASCII byte is just unexpected.
-        assert_eq!(err(b"{\"a\":1\xc3}"), syntax(6, "expected ',' or '}' after a member"));
-        assert_eq!(err(b"\xef\xbb\xbf{}"), syntax(0, "top level is not an object"));
+        assert_eq!(
+            err(b"{\"a\":1\xc3}"),
+            syntax(6, "expected ',' or '}' after a member")
+        );
+        assert_eq!(
+            err(b"\xef\xbb\xbf{}"),
+            syntax(0, "top level is not an object")
+        );
         // A syntax error before a bad byte is reported first.
         assert_eq!(err(b"{\"a\":x,\"\xff\"}"), syntax(5, "expected a value"));
         // A multi-byte sequence cut by the end of the text.

@@ -15,10 +15,10 @@
 //! does, it lives here.
 
 use vfu_codec::vduse::{
-    VDUSE_GET_VQ_STATE, VDUSE_MSG_SIZE, VDUSE_PAYLOAD_OFFSET, VDUSE_REQ_RESULT_OK, VDUSE_SET_STATUS,
-    VDUSE_SET_VQ_GROUP_ASID, VDUSE_UPDATE_IOTLB, VduseDevRequest, VduseDevResponse,
-    VduseDevStatus, VduseIovaRange, VduseVqGroupAsid, VduseVqState, VduseVqStatePacked,
-    VduseVqStateSplit,
+    VDUSE_GET_VQ_STATE, VDUSE_MSG_SIZE, VDUSE_PAYLOAD_OFFSET, VDUSE_REQ_RESULT_OK,
+    VDUSE_SET_STATUS, VDUSE_SET_VQ_GROUP_ASID, VDUSE_UPDATE_IOTLB, VduseDevRequest,
+    VduseDevResponse, VduseDevStatus, VduseIovaRange, VduseVqGroupAsid, VduseVqState,
+    VduseVqStatePacked, VduseVqStateSplit,
 };
 use vfu_codec::vfio::caps::Version;
 use vfu_codec::vfio::device::{
@@ -237,7 +237,10 @@ const REGION_CAPS: RegionCaps = RegionCaps {
         CapKind {
             id: VFIO_REGION_INFO_CAP_SPARSE_MMAP as u64,
             head: Layout::of::<CapSparseMmap>(),
-            areas: Some((field!(CapSparseMmap, nr_areas), Layout::of::<SparseMmapArea>())),
+            areas: Some((
+                field!(CapSparseMmap, nr_areas),
+                Layout::of::<SparseMmapArea>(),
+            )),
         },
         CapKind {
             id: VFIO_REGION_INFO_CAP_TYPE as u64,
@@ -278,8 +281,10 @@ const SET_IRQS_REQUEST: &[Step] = &[
     },
 ];
 const REGION_ACCESS: &[Step] = &[st::<RegionAccess>()];
-const REGION_ACCESS_DATA: &[Step] =
-    &[st::<RegionAccess>(), data(DataKind::Data, field!(RegionAccess, count))];
+const REGION_ACCESS_DATA: &[Step] = &[
+    st::<RegionAccess>(),
+    data(DataKind::Data, field!(RegionAccess, count)),
+];
 const REGION_READ_REPLY: &[Step] = &[
     Step::StopIfEmpty,
     st::<RegionAccess>(),
@@ -287,7 +292,10 @@ const REGION_READ_REPLY: &[Step] = &[
 ];
 const REGION_WRITE_REPLY: &[Step] = &[Step::StopIfEmpty, st::<RegionAccess>()];
 const DMA_ACCESS: &[Step] = &[st::<DmaAccess>()];
-const DMA_ACCESS_DATA: &[Step] = &[st::<DmaAccess>(), data(DataKind::Data, field!(DmaAccess, count))];
+const DMA_ACCESS_DATA: &[Step] = &[
+    st::<DmaAccess>(),
+    data(DataKind::Data, field!(DmaAccess, count)),
+];
 const DMA_WRITE_REPLY: &[Step] = &[Step::StopIfEmpty, st::<DmaAccess>()];
 const DIRTY_PAGES_REQUEST: &[Step] = &[
     st::<DirtyPages>(),
@@ -383,10 +391,26 @@ const PRECOPY_INFO: &[Step] = &[st::<PrecopyInfo>()];
 
 /// The body of every known command (mirrors `decode_body` in `vfu_codec::message`).
 pub const VFIO_USER_BODIES: &[BodyRule] = &[
-    BodyRule { command: Command::VERSION, request: VERSION, reply: VERSION },
-    BodyRule { command: Command::DMA_MAP, request: DMA_MAP, reply: &[] },
-    BodyRule { command: Command::DMA_UNMAP, request: DMA_UNMAP_REQUEST, reply: DMA_UNMAP_REPLY },
-    BodyRule { command: Command::DEVICE_GET_INFO, request: DEVICE_GET_INFO, reply: DEVICE_GET_INFO },
+    BodyRule {
+        command: Command::VERSION,
+        request: VERSION,
+        reply: VERSION,
+    },
+    BodyRule {
+        command: Command::DMA_MAP,
+        request: DMA_MAP,
+        reply: &[],
+    },
+    BodyRule {
+        command: Command::DMA_UNMAP,
+        request: DMA_UNMAP_REQUEST,
+        reply: DMA_UNMAP_REPLY,
+    },
+    BodyRule {
+        command: Command::DEVICE_GET_INFO,
+        request: DEVICE_GET_INFO,
+        reply: DEVICE_GET_INFO,
+    },
     BodyRule {
         command: Command::DEVICE_GET_REGION_INFO,
         request: REGION_INFO_REQUEST,
@@ -397,14 +421,46 @@ pub const VFIO_USER_BODIES: &[BodyRule] = &[
         request: IO_FDS_REQUEST,
         reply: IO_FDS_REPLY,
     },
-    BodyRule { command: Command::DEVICE_GET_IRQ_INFO, request: IRQ_INFO, reply: IRQ_INFO },
-    BodyRule { command: Command::DEVICE_SET_IRQS, request: SET_IRQS_REQUEST, reply: &[] },
-    BodyRule { command: Command::REGION_READ, request: REGION_ACCESS, reply: REGION_READ_REPLY },
-    BodyRule { command: Command::REGION_WRITE, request: REGION_ACCESS_DATA, reply: REGION_WRITE_REPLY },
-    BodyRule { command: Command::DMA_READ, request: DMA_ACCESS, reply: DMA_ACCESS_DATA },
-    BodyRule { command: Command::DMA_WRITE, request: DMA_ACCESS_DATA, reply: DMA_WRITE_REPLY },
-    BodyRule { command: Command::DEVICE_RESET, request: &[], reply: &[] },
-    BodyRule { command: Command::DIRTY_PAGES, request: DIRTY_PAGES_REQUEST, reply: DIRTY_PAGES_REPLY },
+    BodyRule {
+        command: Command::DEVICE_GET_IRQ_INFO,
+        request: IRQ_INFO,
+        reply: IRQ_INFO,
+    },
+    BodyRule {
+        command: Command::DEVICE_SET_IRQS,
+        request: SET_IRQS_REQUEST,
+        reply: &[],
+    },
+    BodyRule {
+        command: Command::REGION_READ,
+        request: REGION_ACCESS,
+        reply: REGION_READ_REPLY,
+    },
+    BodyRule {
+        command: Command::REGION_WRITE,
+        request: REGION_ACCESS_DATA,
+        reply: REGION_WRITE_REPLY,
+    },
+    BodyRule {
+        command: Command::DMA_READ,
+        request: DMA_ACCESS,
+        reply: DMA_ACCESS_DATA,
+    },
+    BodyRule {
+        command: Command::DMA_WRITE,
+        request: DMA_ACCESS_DATA,
+        reply: DMA_WRITE_REPLY,
+    },
+    BodyRule {
+        command: Command::DEVICE_RESET,
+        request: &[],
+        reply: &[],
+    },
+    BodyRule {
+        command: Command::DIRTY_PAGES,
+        request: DIRTY_PAGES_REQUEST,
+        reply: DIRTY_PAGES_REPLY,
+    },
     BodyRule {
         command: Command::REGION_WRITE_MULTI,
         request: WRITE_MULTI_REQUEST,
@@ -415,9 +471,21 @@ pub const VFIO_USER_BODIES: &[BodyRule] = &[
         request: DEVICE_FEATURE_REQUEST,
         reply: DEVICE_FEATURE_REPLY,
     },
-    BodyRule { command: Command::MIG_DATA_READ, request: MIG_DATA, reply: MIG_DATA_DATA },
-    BodyRule { command: Command::MIG_DATA_WRITE, request: MIG_DATA_DATA, reply: MIG_DATA_WRITE_REPLY },
-    BodyRule { command: Command::GET_PRECOPY_INFO, request: PRECOPY_INFO, reply: PRECOPY_INFO },
+    BodyRule {
+        command: Command::MIG_DATA_READ,
+        request: MIG_DATA,
+        reply: MIG_DATA_DATA,
+    },
+    BodyRule {
+        command: Command::MIG_DATA_WRITE,
+        request: MIG_DATA_DATA,
+        reply: MIG_DATA_WRITE_REPLY,
+    },
+    BodyRule {
+        command: Command::GET_PRECOPY_INFO,
+        request: PRECOPY_INFO,
+        reply: PRECOPY_INFO,
+    },
 ];
 
 /// The body of a command not in [`VFIO_USER_BODIES`]: the payload, uninterpreted.
@@ -504,12 +572,18 @@ pub const VDUSE: VduseRules = VduseRules {
         (VDUSE_GET_VQ_STATE as u64, Layout::of::<VduseVqState>()),
         (VDUSE_SET_STATUS as u64, Layout::of::<VduseDevStatus>()),
         (VDUSE_UPDATE_IOTLB as u64, Layout::of::<VduseIovaRange>()),
-        (VDUSE_SET_VQ_GROUP_ASID as u64, Layout::of::<VduseVqGroupAsid>()),
+        (
+            VDUSE_SET_VQ_GROUP_ASID as u64,
+            Layout::of::<VduseVqGroupAsid>(),
+        ),
     ],
     response_members: &[(VDUSE_GET_VQ_STATE as u64, Layout::of::<VduseVqState>())],
     views: &[(
         field!(VduseVqState, state),
-        &[Layout::of::<VduseVqStateSplit>(), Layout::of::<VduseVqStatePacked>()],
+        &[
+            Layout::of::<VduseVqStateSplit>(),
+            Layout::of::<VduseVqStatePacked>(),
+        ],
     )],
 };
 
@@ -528,12 +602,24 @@ pub const DATA_KINDS: &[DataKind] = &[
 /// (`render::key_fields`; `None` when the summary leaves it out).
 pub const fn data_kind_text(kind: DataKind) -> (&'static str, Option<&'static str>) {
     match kind {
-        DataKind::Data => ("Data being transferred (region, DMA, migration data, DATA_BOOL bytes)", Some("data")),
-        DataKind::Json => ("VERSION capabilities JSON text (without the NUL)", Some("caps")),
+        DataKind::Data => (
+            "Data being transferred (region, DMA, migration data, DATA_BOOL bytes)",
+            Some("data"),
+        ),
+        DataKind::Json => (
+            "VERSION capabilities JSON text (without the NUL)",
+            Some("caps"),
+        ),
         DataKind::Nul => ("The NUL that terminates the capabilities JSON", None),
         DataKind::Bitmap => ("A dirty bitmap", Some("bitmap")),
-        DataKind::CapArea => ("Region-info capability area bytes outside any capability", Some("cap_area")),
-        DataKind::Raw => ("An unknown command's payload, or unknown feature data", Some("raw")),
+        DataKind::CapArea => (
+            "Region-info capability area bytes outside any capability",
+            Some("cap_area"),
+        ),
+        DataKind::Raw => (
+            "An unknown command's payload, or unknown feature data",
+            Some("raw"),
+        ),
         DataKind::Trailing => ("Bytes after the body", Some("trailing")),
     }
 }

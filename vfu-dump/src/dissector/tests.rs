@@ -74,7 +74,9 @@ fn names() {
 #[test]
 fn capture_constants_match_the_writer() {
     let mut w = PcapngWriter::new(Vec::new()).unwrap();
-    let c = w.add_connection("vfio-user:0:/s", Protocol::VfioUser).unwrap();
+    let c = w
+        .add_connection("vfio-user:0:/s", Protocol::VfioUser)
+        .unwrap();
     let v = w.add_connection("vduse:1:/d", Protocol::Vduse).unwrap();
     let rec = |conn, direction, protocol, fds, truncated| RecordRef {
         conn,
@@ -87,8 +89,22 @@ fn capture_constants_match_the_writer() {
         index: 0,
         file_offset: 0,
     };
-    w.write_record(&rec(c, Direction::ClientToServer, Protocol::VfioUser, 2, true)).unwrap();
-    w.write_record(&rec(v, Direction::ServerToClient, Protocol::Vduse, 0, false)).unwrap();
+    w.write_record(&rec(
+        c,
+        Direction::ClientToServer,
+        Protocol::VfioUser,
+        2,
+        true,
+    ))
+    .unwrap();
+    w.write_record(&rec(
+        v,
+        Direction::ServerToClient,
+        Protocol::Vduse,
+        0,
+        false,
+    ))
+    .unwrap();
     let out = w.into_inner().unwrap();
     let has = |needle: &[u8]| out.windows(needle.len()).any(|x| x == needle);
     for name in [PROTO_VFIO_USER, PROTO_VDUSE] {
@@ -117,14 +133,22 @@ fn vduse_members_match_the_codec() {
             RequestBody::SetVqGroupAsid(m) => Some(Layout::of_val(m)),
             RequestBody::Unknown { .. } => None,
         };
-        let table = VDUSE.request_members.iter().find(|(v, _)| *v == u64::from(t)).map(|(_, l)| *l);
+        let table = VDUSE
+            .request_members
+            .iter()
+            .find(|(v, _)| *v == u64::from(t))
+            .map(|(_, l)| *l);
         assert_eq!(codec, table, "request type {t}");
         let resp = VduseDevResponse::default();
         let codec = match resp.body(t) {
             ResponseBody::GetVqState(m) => Some(Layout::of_val(m)),
             ResponseBody::Raw(_) => None,
         };
-        let table = VDUSE.response_members.iter().find(|(v, _)| *v == u64::from(t)).map(|(_, l)| *l);
+        let table = VDUSE
+            .response_members
+            .iter()
+            .find(|(v, _)| *v == u64::from(t))
+            .map(|(_, l)| *l);
         assert_eq!(codec, table, "response to type {t}");
     }
     assert_eq!(VDUSE.request.size, VDUSE.msg_size);
@@ -153,7 +177,10 @@ struct Walk<'a> {
 
 impl Walk<'_> {
     fn val(&self, r: &FieldRef) -> u64 {
-        *self.vals.get(&(r.layout.name, r.offset)).unwrap_or_else(|| panic!("{} not read", r.layout.name))
+        *self
+            .vals
+            .get(&(r.layout.name, r.offset))
+            .unwrap_or_else(|| panic!("{} not read", r.layout.name))
     }
 
     fn add(&mut self, l: Layout, at: usize, index: Option<usize>) {
@@ -224,9 +251,17 @@ impl Walk<'_> {
                     self.run(then)?;
                 }
             }
-            Step::Switch { field, mask, cases, default } => {
+            Step::Switch {
+                field,
+                mask,
+                cases,
+                default,
+            } => {
                 let key = (self.val(&field) & mask) >> mask.trailing_zeros();
-                let steps = cases.iter().find(|c| c.values.contains(&key)).map_or(default, |c| c.steps);
+                let steps = cases
+                    .iter()
+                    .find(|c| c.values.contains(&key))
+                    .map_or(default, |c| c.steps);
                 self.run(steps)?;
             }
             Step::Json => {
@@ -248,7 +283,12 @@ impl Walk<'_> {
                 self.pos = self.limit;
             }
             Step::RegionCaps(rc) => self.caps(rc)?,
-            Step::IoFdEntries { head, argsz, count, entries } => {
+            Step::IoFdEntries {
+                head,
+                argsz,
+                count,
+                entries,
+            } => {
                 if have == 0 {
                     return Ok(());
                 }
@@ -257,7 +297,10 @@ impl Walk<'_> {
                     return Ok(());
                 }
                 let a = self.val(&argsz) as usize;
-                let by_argsz = a.checked_sub(head.size).filter(|b| b % n == 0).map(|b| b / n);
+                let by_argsz = a
+                    .checked_sub(head.size)
+                    .filter(|b| b % n == 0)
+                    .map(|b| b / n);
                 let entry = entries
                     .iter()
                     .find(|e| Some(e.size) == by_argsz)
@@ -272,7 +315,10 @@ impl Walk<'_> {
                 }
             }
             Step::ReportBitmap { length, page_size } => {
-                let want = vfu_codec::vfio::dma::dirty_bitmap_bytes(self.val(&length), self.val(&page_size));
+                let want = vfu_codec::vfio::dma::dirty_bitmap_bytes(
+                    self.val(&length),
+                    self.val(&page_size),
+                );
                 let n = match want {
                     Some(n) if n <= have as u64 => n as usize,
                     _ => have,
@@ -288,7 +334,11 @@ impl Walk<'_> {
         let base = HEADER_SIZE;
         let fixed = rc.info.size;
         let area = self.limit - self.pos;
-        let first = if self.val(&rc.flags) & rc.caps_flag != 0 { self.val(&rc.first) as usize } else { 0 };
+        let first = if self.val(&rc.flags) & rc.caps_flag != 0 {
+            self.val(&rc.first) as usize
+        } else {
+            0
+        };
         if first == 0 {
             return self.step(&Step::Rest(DataKind::CapArea));
         }
@@ -321,7 +371,9 @@ impl Walk<'_> {
                     if rest < k.head.size {
                         return Err(("region-cap-truncated", base + at));
                     }
-                    let areas = k.areas.map(|(count, l)| (count.field().unwrap().read_u64(bytes).unwrap() as usize, l));
+                    let areas = k.areas.map(|(count, l)| {
+                        (count.field().unwrap().read_u64(bytes).unwrap() as usize, l)
+                    });
                     if let Some((n, l)) = areas
                         && rest < k.head.size + n * l.size
                     {
@@ -377,12 +429,25 @@ fn walk(b: &[u8]) -> Result<Vec<P>, Fail> {
     if h.message_type().is_none() {
         return Err(("bad-message-type", 8));
     }
-    let mut w = Walk { b, pos: HEADER_SIZE, limit: size, vals: HashMap::new(), parts: Vec::new(), stop: false };
+    let mut w = Walk {
+        b,
+        pos: HEADER_SIZE,
+        limit: size,
+        vals: HashMap::new(),
+        parts: Vec::new(),
+        stop: false,
+    };
     w.add(HEADER, 0, None);
     if !(h.is_reply() && h.is_error()) {
-        let steps = VFIO_USER_BODIES.iter().find(|r| r.command == h.cmd()).map_or(UNKNOWN_BODY, |r| {
-            if h.is_reply() { r.reply } else { r.request }
-        });
+        let steps = VFIO_USER_BODIES
+            .iter()
+            .find(|r| r.command == h.cmd())
+            .map_or(
+                UNKNOWN_BODY,
+                |r| {
+                    if h.is_reply() { r.reply } else { r.request }
+                },
+            );
         w.run(steps)?;
     }
     let (pos, limit) = (w.pos, w.limit);
@@ -395,8 +460,17 @@ fn codec(b: &[u8]) -> Result<Vec<P>, Fail> {
     let mut v = Vec::new();
     m.for_each_part(|p| {
         v.push(match p {
-            Part::Struct { layout, offset, index, .. } => P::S(layout.name, offset, index),
-            Part::Data { kind, offset, bytes } => P::D(kind, offset, bytes.len()),
+            Part::Struct {
+                layout,
+                offset,
+                index,
+                ..
+            } => P::S(layout.name, offset, index),
+            Part::Data {
+                kind,
+                offset,
+                bytes,
+            } => P::D(kind, offset, bytes.len()),
         })
     });
     Ok(v)
@@ -415,7 +489,9 @@ fn check(what: &str, b: &[u8], seen: &mut usize) {
 fn body_table_mirrors_the_codec_on_the_corpus() {
     let mut seen = 0;
     let mut files: Vec<_> = std::fs::read_dir(corpus().join("messages")).map_or(Vec::new(), |d| {
-        d.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "bin")).collect()
+        d.filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "bin"))
+            .collect()
     });
     files.sort();
     for p in &files {
@@ -428,7 +504,11 @@ fn body_table_mirrors_the_codec_on_the_corpus() {
             check(&format!("{} cut to {n}", p.display()), &cut, &mut seen);
         }
     }
-    let mut pcaps: Vec<_> = std::fs::read_dir(corpus()).unwrap().filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "pcapng")).collect();
+    let mut pcaps: Vec<_> = std::fs::read_dir(corpus())
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "pcapng"))
+        .collect();
     pcaps.sort();
     for p in &pcaps {
         let mut r = open(p, &OpenOptions::default()).unwrap();
@@ -463,22 +543,37 @@ fn body_table_mirrors_the_codec_on_edge_cases() {
     ] {
         info.flags.set(flags);
         info.cap_offset.set(cap_offset);
-        let mut area = vec![0u8; 64];
+        let mut area = vec![0u8; 80];
         for (id, next, n) in caps {
-            let at = (cap_offset as usize).saturating_sub(32).min(56);
+            let at = (cap_offset as usize).saturating_sub(32).min(64);
             area[at..at + 2].copy_from_slice(&id.to_le_bytes());
             area[at + 4..at + 8].copy_from_slice(&next.to_le_bytes());
             area[at + 8..at + 12].copy_from_slice(&n.to_le_bytes());
         }
-        for len in [0, 8, 16, 40, 64] {
-            let body = Body::RegionInfo { info: &info, caps: &area[..len] };
+        for len in [0, 8, 16, 40, 64, 80] {
+            let body = Body::RegionInfo {
+                info: &info,
+                caps: &area[..len],
+            };
             let h = Header::reply(1, Command::DEVICE_GET_REGION_INFO);
             let n = encode_exact(&h, &body, &[], &mut buf).unwrap();
-            check(&format!("caps {flags} {cap_offset} {len}"), &buf[..n], &mut seen);
+            check(
+                &format!("caps {flags} {cap_offset} {len}"),
+                &buf[..n],
+                &mut seen,
+            );
         }
     }
     // Odd headers: bad type, error replies with payload, unknown commands.
-    for (cmd, flags, payload) in [(2u16, 2u32, 8usize), (2, 0x21, 8), (999, 0, 3), (9, 1, 0), (12, 1, 0), (18, 1, 0), (11, 1, 0)] {
+    for (cmd, flags, payload) in [
+        (2u16, 2u32, 8usize),
+        (2, 0x21, 8),
+        (999, 0, 3),
+        (9, 1, 0),
+        (12, 1, 0),
+        (18, 1, 0),
+        (11, 1, 0),
+    ] {
         let mut b = vec![0u8; 16 + payload];
         b[2..4].copy_from_slice(&cmd.to_le_bytes());
         b[4..8].copy_from_slice(&((16 + payload) as u32).to_le_bytes());

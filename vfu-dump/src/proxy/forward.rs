@@ -10,7 +10,7 @@ use std::thread::JoinHandle;
 use rustix::net::Shutdown;
 use vfu_codec::{Body, Command, Direction, HEADER_SIZE, Header};
 
-use super::pool::CHUNK;
+use super::pool::{Buf, CHUNK};
 use super::record::Chunk;
 use super::sock::{self, CMSG_SPACE, MAX_FDS};
 use super::{Ctx, NoteKind, RecEvent};
@@ -40,7 +40,15 @@ pub(crate) fn connection(ctx: &Arc<Ctx>, conn: u32, client: OwnedFd, tx: SyncSen
     let client = Arc::new(client);
     let server = Arc::new(server);
     ctx.add_sockets(conn, &[&client, &server]);
-    let s2c = Forwarder::new(ctx, tx.clone(), conn, Direction::ServerToClient, &server, &client, true);
+    let s2c = Forwarder::new(
+        ctx,
+        tx.clone(),
+        conn,
+        Direction::ServerToClient,
+        &server,
+        &client,
+        true,
+    );
     let other = std::thread::Builder::new()
         .name(format!("vfu-proxy-c{conn}-s2c"))
         .stack_size(256 << 10)
@@ -48,7 +56,15 @@ pub(crate) fn connection(ctx: &Arc<Ctx>, conn: u32, client: OwnedFd, tx: SyncSen
     let mut twins = Vec::new();
     match other {
         Ok(h) => {
-            let c2s = Forwarder::new(ctx, tx.clone(), conn, Direction::ClientToServer, &client, &server, false);
+            let c2s = Forwarder::new(
+                ctx,
+                tx.clone(),
+                conn,
+                Direction::ClientToServer,
+                &client,
+                &server,
+                false,
+            );
             twins.extend(c2s.run());
             if let Ok(t) = h.join() {
                 twins.extend(t);
@@ -72,12 +88,19 @@ pub(crate) fn connection(ctx: &Arc<Ctx>, conn: u32, client: OwnedFd, tx: SyncSen
 
 /// Relays a twin socket: `server` is the end the server sent, `proxy` our end of the pair whose other
 /// end the client got.
-fn start_twin(ctx: &Arc<Ctx>, main: u32, server: OwnedFd, proxy: OwnedFd) -> Option<JoinHandle<()>> {
+fn start_twin(
+    ctx: &Arc<Ctx>,
+    main: u32,
+    server: OwnedFd,
+    proxy: OwnedFd,
+) -> Option<JoinHandle<()>> {
     let (conn, tx) = ctx.open(Some(main))?;
     let _ = tx.send(RecEvent::Note {
         conn: main,
         kind: NoteKind::Info,
-        text: format!("twin socket: the client gets the proxy's socket; relayed as connection {conn}"),
+        text: format!(
+            "twin socket: the client gets the proxy's socket; relayed as connection {conn}"
+        ),
     });
     let server = Arc::new(server);
     let proxy = Arc::new(proxy);
@@ -87,13 +110,29 @@ fn start_twin(ctx: &Arc<Ctx>, main: u32, server: OwnedFd, proxy: OwnedFd) -> Opt
         .name(format!("vfu-proxy-c{conn}-twin"))
         .stack_size(256 << 10)
         .spawn(move || {
-            let s2c = Forwarder::new(&c, tx.clone(), conn, Direction::ServerToClient, &server, &proxy, false);
+            let s2c = Forwarder::new(
+                &c,
+                tx.clone(),
+                conn,
+                Direction::ServerToClient,
+                &server,
+                &proxy,
+                false,
+            );
             let h = std::thread::Builder::new()
                 .name(format!("vfu-proxy-c{conn}-s2c"))
                 .stack_size(256 << 10)
                 .spawn(move || s2c.run());
             if let Ok(h) = h {
-                let c2s = Forwarder::new(&c, tx.clone(), conn, Direction::ClientToServer, &proxy, &server, false);
+                let c2s = Forwarder::new(
+                    &c,
+                    tx.clone(),
+                    conn,
+                    Direction::ClientToServer,
+                    &proxy,
+                    &server,
+                    false,
+                );
                 let _ = c2s.run();
                 let _ = h.join();
             }
@@ -189,7 +228,11 @@ impl Forwarder {
     }
 
     fn note(&self, kind: NoteKind, text: String) {
-        let _ = self.tx.send(RecEvent::Note { conn: self.conn, kind, text });
+        let _ = self.tx.send(RecEvent::Note {
+            conn: self.conn,
+            kind,
+            text,
+        });
     }
 
     fn side(&self) -> &'static str {
@@ -200,14 +243,22 @@ impl Forwarder {
     }
 
     /// Forwards until the source ends; returns the twin relays it started.
+    ///
+    /// Each read is handed to the recorder *before* it is forwarded: a peer can only answer a
+    /// message after receiving it, so the recorder always sees a message before anything sent in
+    /// reply, on either direction.
     fn run(mut self) -> Vec<JoinHandle<()>> {
         let mut space = [MaybeUninit::<u8>::uninit(); CMSG_SPACE];
         let mut fds: Vec<OwnedFd> = Vec::with_capacity(MAX_FDS);
-        let mut buf = self.ctx.pool.take();
+        let mut held: Option<Buf> = None;
+        let src = Arc::clone(&self.src);
         loop {
-            let src = Arc::clone(&self.src);
-            let got = sock::recv(src.as_fd(), &mut buf, &mut space, &mut fds);
-            let r = match got {
+            let mut buf = match held.take() {
+                Some(b) => b,
+                None => self.ctx.pool.take(),
+            };
+            let Some(b) = Arc::get_mut(&mut buf) else { continue };
+            let r = match sock::recv(src.as_fd(), b, &mut space, &mut fds) {
                 Ok(r) => r,
                 Err(e) => {
                     self.note(NoteKind::Info, format!("{}: read failed: {e}; closing this direction", self.side()));
@@ -226,11 +277,12 @@ impl Forwarder {
             if r.len == 0 {
                 // Descriptors never come without bytes on a stream socket; drop any defensively.
                 fds.clear();
+                held = Some(buf);
                 self.end(&src);
                 break;
             }
             let mut len = r.len;
-            let attach = self.scan.feed(&buf[..len]);
+            let attach = self.scan.feed(&b[..len]);
             let mut extra: Option<(usize, Vec<OwnedFd>)> = None;
             let mut twin = None;
             if self.twin_watch
@@ -238,15 +290,15 @@ impl Forwarder {
                 && let Some(p) = attach
             {
                 // A VERSION reply may carry the twin socket: hold it back until it is whole.
-                if let Some(size) = version_reply_size(&buf[p..len])
+                if let Some(size) = version_reply_size(&b[p..len])
                     && size <= MAX_VERSION_REPLY
                     && p + size <= CHUNK
                 {
                     while len < p + size {
                         let mut more = Vec::new();
-                        match sock::recv(src.as_fd(), &mut buf[len..p + size], &mut space, &mut more) {
+                        match sock::recv(src.as_fd(), &mut b[len..p + size], &mut space, &mut more) {
                             Ok(m) if m.len > 0 => {
-                                self.scan.feed(&buf[len..len + m.len]);
+                                self.scan.feed(&b[len..len + m.len]);
                                 if !more.is_empty() {
                                     extra = Some((len, more));
                                     len += m.len;
@@ -258,12 +310,20 @@ impl Forwarder {
                         }
                     }
                     if len >= p + size && extra.is_none() {
-                        twin = twin_socket(&buf[p..p + size], fds.len());
+                        twin = twin_socket(&b[p..p + size], fds.len());
                     }
                 }
             }
             let nfds = fds.len() as u32;
             let fds_at = attach.filter(|_| nfds > 0).unwrap_or(0);
+            let ts = now_ns();
+            match &extra {
+                None => self.tap(&buf, 0, len, ts, fds_at, nfds),
+                Some((split, more)) => {
+                    self.tap(&buf, 0, *split, ts, fds_at, nfds);
+                    self.tap(&buf, *split, len - split, ts, 0, more.len() as u32);
+                }
+            }
             match &extra {
                 None => self.forward(&buf[..len], &fds, fds_at, twin.as_ref()),
                 Some((split, more)) => {
@@ -271,6 +331,8 @@ impl Forwarder {
                     self.forward(&buf[*split..len], more, 0, None);
                 }
             }
+            // Our reference goes; the recorder's returns the buffer to the pool.
+            drop(buf);
             if let Some(t) = twin
                 && !self.dst_broken
                 && t.index < fds.len()
@@ -281,27 +343,15 @@ impl Forwarder {
                 }
             }
             fds.clear();
-            let ts = now_ns();
-            let next = self.ctx.pool.take();
-            let full = std::mem::replace(&mut buf, next);
-            match extra {
-                None => self.tap(full, len, ts, fds_at, nfds),
-                Some((split, more)) => {
-                    // Record the two reads as they came: copy the second into its own buffer.
-                    let mut second = self.ctx.pool.take();
-                    second[..len - split].copy_from_slice(&full[split..len]);
-                    let n2 = more.len() as u32;
-                    self.tap(full, split, ts, fds_at, nfds);
-                    self.tap(second, len - split, ts, 0, n2);
-                }
-            }
         }
-        self.ctx.pool.put(buf);
+        if let Some(b) = held {
+            self.ctx.pool.put(b);
+        }
         self.twins
     }
 
-    fn tap(&self, buf: Vec<u8>, len: usize, ts: u64, fds_at: usize, nfds: u32) {
-        let chunk = Chunk { conn: self.conn, dir: self.dir, ts, buf, len, fds_at, nfds };
+    fn tap(&self, buf: &Buf, start: usize, len: usize, ts: u64, fds_at: usize, nfds: u32) {
+        let chunk = Chunk { conn: self.conn, dir: self.dir, ts, buf: Arc::clone(buf), start, len, fds_at, nfds };
         if let Err(e) = self.tx.send(RecEvent::Chunk(chunk)) {
             // The recorder is gone (only after a stop): give the buffer back.
             if let RecEvent::Chunk(c) = e.0 {
@@ -331,7 +381,11 @@ impl Forwarder {
         if !borrowed.is_empty() && fds_at > 0 {
             result = sock::send_all(dst.as_fd(), &data[..fds_at], &[]);
         }
-        let (rest, with) = if borrowed.is_empty() { (data, &[][..]) } else { (&data[fds_at..], &borrowed[..]) };
+        let (rest, with) = if borrowed.is_empty() {
+            (data, &[][..])
+        } else {
+            (&data[fds_at..], &borrowed[..])
+        };
         if result.is_ok() {
             result = sock::send_all(dst.as_fd(), rest, with);
             if let Err(e) = &result
@@ -352,7 +406,10 @@ impl Forwarder {
             };
             self.note(
                 NoteKind::ForwardError,
-                format!("{}: the {to} is gone ({e}); what still arrives is recorded, not forwarded", self.side()),
+                format!(
+                    "{}: the {to} is gone ({e}); what still arrives is recorded, not forwarded",
+                    self.side()
+                ),
             );
             // Let the sender know at once.
             sock::shutdown(self.src.as_fd(), Shutdown::Read);
@@ -361,7 +418,11 @@ impl Forwarder {
 
     /// The source ended: pass the end on.
     fn end(&self, src: &Arc<OwnedFd>) {
-        let _ = self.tx.send(RecEvent::Eof { conn: self.conn, dir: self.dir, ts: now_ns() });
+        let _ = self.tx.send(RecEvent::Eof {
+            conn: self.conn,
+            dir: self.dir,
+            ts: now_ns(),
+        });
         if sock::peer_gone(src.as_fd()) {
             // Closed, not half-closed: the other peer's writes must fail now, not at its next read.
             sock::shutdown(self.dst.as_fd(), Shutdown::Both);
@@ -384,14 +445,17 @@ struct Twin {
 /// The `msg_size` of a non-error VERSION reply starting at `bytes[0]`, when its header is there.
 fn version_reply_size(bytes: &[u8]) -> Option<usize> {
     let h = Header::peek(bytes)?;
-    (h.cmd() == Command::VERSION && h.is_reply() && !h.is_error()).then_some(h.msg_size.get() as usize)
+    (h.cmd() == Command::VERSION && h.is_reply() && !h.is_error())
+        .then_some(h.msg_size.get() as usize)
 }
 
 /// Whether a whole VERSION reply turns twin-socket mode on with a valid `fd_index` (§2.1); if so,
 /// makes the socketpair.
 fn twin_socket(msg: &[u8], nfds: usize) -> Option<Twin> {
     let m = vfu_codec::decode(msg, Direction::ServerToClient).ok()?;
-    let Body::Version(v) = m.body else { return None };
+    let Body::Version(v) = m.body else {
+        return None;
+    };
     let caps = vfu_codec::vfio::caps::parse_capabilities(v.json?).ok()?;
     let t = caps.twin_socket?;
     if t.supported != Some(true) {
@@ -405,7 +469,11 @@ fn twin_socket(msg: &[u8], nfds: usize) -> Option<Twin> {
         None,
     )
     .ok()?;
-    Some(Twin { index, client, proxy })
+    Some(Twin {
+        index,
+        client,
+        proxy,
+    })
 }
 
 /// Wall-clock nanoseconds since the Unix epoch.

@@ -1,13 +1,15 @@
 //! A bounded pool of chunk buffers shared by every forwarding thread and the recorder.
 //!
-//! A forwarder receives into a pool buffer, forwards from it, then hands the very same buffer to the
-//! recorder and takes another one: the tap costs no copy and, once the pool has grown to what the
-//! traffic needs, no allocation. The recorder gives buffers back when it has written their bytes.
-//! When every buffer is out (the recorder is behind, which means the capture's disk is), `take`
-//! waits: that is the capture's backpressure, the one place where recording may slow forwarding
-//! (see the module documentation of [`super`]).
+//! A forwarder receives into a pool buffer, hands a second reference to the very same buffer to the
+//! recorder, forwards from its own reference and drops it: the tap costs no copy and, once the pool
+//! has grown to what the traffic needs, no allocation (cloning an `Arc` allocates nothing). The
+//! recorder gives its reference back when it has written the bytes; a buffer is taken again only
+//! once nobody else holds it. When every buffer is out (the recorder is behind, which means the
+//! capture's disk is), `take` waits: that is the capture's backpressure, the one place where
+//! recording may slow forwarding (see the module documentation of [`super`]).
 
-use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 /// The size of one chunk buffer: the most one `recvmsg` reads. A UNIX stream socket rarely holds
 /// more than its 208 KiB default send buffer, so one read usually empties it.
@@ -16,8 +18,11 @@ pub(crate) const CHUNK: usize = 256 << 10;
 /// How many chunk buffers may exist at once.
 pub(crate) const MAX_BUFFERS: usize = 64;
 
+/// A chunk buffer of [`CHUNK`] bytes.
+pub(crate) type Buf = Arc<Vec<u8>>;
+
 struct Free {
-    buffers: Vec<Vec<u8>>,
+    buffers: Vec<Buf>,
     /// Buffers allocated so far (in the pool or out).
     allocated: usize,
     /// Threads waiting in `take`.
@@ -46,28 +51,34 @@ impl Pool {
         }
     }
 
-    /// A buffer of [`CHUNK`] bytes (contents unspecified), waiting while all are in use.
-    pub(crate) fn take(&self) -> Vec<u8> {
+    /// A buffer nobody else holds (contents unspecified), waiting while all are in use.
+    pub(crate) fn take(&self) -> Buf {
         let mut f = lock(&self.free);
         loop {
-            if let Some(b) = f.buffers.pop() {
-                return b;
+            // A buffer given back by the recorder may still be held by its forwarder for a moment
+            // (the count only goes down).
+            if let Some(i) = f.buffers.iter().rposition(|b| Arc::strong_count(b) == 1) {
+                return f.buffers.swap_remove(i);
             }
             if f.allocated < MAX_BUFFERS {
                 f.allocated += 1;
                 drop(f);
                 // Zeroed memory comes from the kernel untouched: only the bytes a read fills cost
                 // resident memory.
-                return vec![0; CHUNK];
+                return Arc::new(vec![0; CHUNK]);
             }
             f.waiting += 1;
-            f = self.ready.wait(f).unwrap_or_else(PoisonError::into_inner);
+            f = self
+                .ready
+                .wait_timeout(f, Duration::from_millis(1))
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
             f.waiting -= 1;
         }
     }
 
-    /// Gives a buffer back.
-    pub(crate) fn put(&self, buf: Vec<u8>) {
+    /// Gives the recorder's reference back.
+    pub(crate) fn put(&self, buf: Buf) {
         debug_assert_eq!(buf.len(), CHUNK);
         let mut f = lock(&self.free);
         f.buffers.push(buf);
@@ -86,9 +97,14 @@ mod tests {
         let p = Pool::new();
         let a = p.take();
         let ptr = a.as_ptr();
+        let shared = Arc::clone(&a);
         p.put(a);
+        // Still held elsewhere: not handed out.
         let b = p.take();
-        assert_eq!(b.as_ptr(), ptr);
-        assert_eq!(b.len(), CHUNK);
+        assert_ne!(b.as_ptr(), ptr);
+        drop(shared);
+        let c = p.take();
+        assert_eq!(c.as_ptr(), ptr);
+        assert_eq!(c.len(), CHUNK);
     }
 }

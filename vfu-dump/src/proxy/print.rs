@@ -48,9 +48,19 @@ pub(crate) struct PMsg {
 /// What the printer prints.
 pub(crate) enum Item {
     Msg(PMsg),
-    Open { conn: u32, name: String, twin_of: Option<u32> },
-    Note { conn: u32, text: String },
-    Close { conn: u32, messages: u64 },
+    Open {
+        conn: u32,
+        name: String,
+        twin_of: Option<u32>,
+    },
+    Note {
+        conn: u32,
+        text: String,
+    },
+    Close {
+        conn: u32,
+        messages: u64,
+    },
     Summary(Summary),
 }
 
@@ -231,19 +241,31 @@ impl Printer {
             v.check(&crate::validate_cli::event(&rec), &mut self.findings);
         }
         let decoded = decode(&m.data, m.dir);
-        let rtt = decoded.as_ref().ok().and_then(|msg| self.rtts.observe(m.conn, m.dir, m.ts, msg));
+        let rtt = decoded
+            .as_ref()
+            .ok()
+            .and_then(|msg| self.rtts.observe(m.conn, m.dir, m.ts, msg));
         if !self.opts.messages {
             for f in &self.findings {
                 crate::validate_cli::write_finding(&mut self.out, f, self.opts.format, false)?;
             }
             return Ok(());
         }
-        let bad = m.truncated || decoded.as_ref().map_or(true, |d| d.header.is_error()) || !self.findings.is_empty();
+        let bad = m.truncated
+            || decoded.as_ref().map_or(true, |d| d.header.is_error())
+            || !self.findings.is_empty();
         if !self.opts.filter.pass(&rec, bad) {
             return Ok(());
         }
-        let relative_to = if self.opts.relative { Some(*self.first_ts.get_or_insert(m.ts)) } else { None };
-        let style = Style { relative_to, ..self.opts.style };
+        let relative_to = if self.opts.relative {
+            Some(*self.first_ts.get_or_insert(m.ts))
+        } else {
+            None
+        };
+        let style = Style {
+            relative_to,
+            ..self.opts.style
+        };
         let meta = Meta {
             index: m.index,
             ts_ns: m.ts,
@@ -254,7 +276,9 @@ impl Printer {
             rtt_ns: rtt,
         };
         match self.opts.format {
-            OutputFormat::Text => render::write_line(&mut self.out, &meta, &m.data, &decoded, &style)?,
+            OutputFormat::Text => {
+                render::write_line(&mut self.out, &meta, &m.data, &decoded, &style)?
+            }
             OutputFormat::Json => render::write_json(&mut self.out, &meta, &m.data, &decoded)?,
         }
         for f in &self.findings {
@@ -290,7 +314,11 @@ impl Printer {
         match item {
             Item::Msg(_) => {}
             Item::Note { conn, text } => self.line(conn, &text),
-            Item::Open { conn, name, twin_of } => {
+            Item::Open {
+                conn,
+                name,
+                twin_of,
+            } => {
                 if json {
                     let mut s = format!("{{\"event\":\"open\",\"conn\":{conn},\"name\":");
                     json_str(&mut s, &name);
@@ -305,7 +333,10 @@ impl Printer {
             }
             Item::Close { conn, messages } => {
                 if json {
-                    let _ = writeln!(self.out, "{{\"event\":\"close\",\"conn\":{conn},\"messages\":{messages}}}");
+                    let _ = writeln!(
+                        self.out,
+                        "{{\"event\":\"close\",\"conn\":{conn},\"messages\":{messages}}}"
+                    );
                 } else {
                     self.line(conn, &format!("closed after {messages} messages"));
                 }

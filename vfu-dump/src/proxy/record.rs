@@ -33,8 +33,9 @@ pub(crate) struct Chunk {
     pub(crate) dir: Direction,
     /// When it was read (ns since the Unix epoch).
     pub(crate) ts: u64,
-    /// The pool buffer; bytes `..len` were read.
-    pub(crate) buf: Vec<u8>,
+    /// The pool buffer; bytes `start..start + len` were read.
+    pub(crate) buf: super::pool::Buf,
+    pub(crate) start: usize,
     pub(crate) len: usize,
     /// Where in the chunk the message the descriptors belong to starts (0 when none starts in it).
     pub(crate) fds_at: usize,
@@ -96,7 +97,15 @@ impl Sinks {
         }
         *self.per_conn.entry(conn).or_default() += 1;
         if let Some((q, true)) = &self.printq {
-            let m = PMsg { index, conn, dir, ts, fds, truncated, data: Vec::new() };
+            let m = PMsg {
+                index,
+                conn,
+                dir,
+                ts,
+                fds,
+                truncated,
+                data: Vec::new(),
+            };
             if !q.push_msg(m, data) {
                 self.summary.not_printed += 1;
             }
@@ -136,10 +145,23 @@ fn side(dir: Direction) -> &'static str {
 impl Stream {
     /// Frames one chunk, recording each message as it completes. The `nfds` descriptors go to the
     /// message that holds the chunk's byte `fds_at`.
-    fn feed(&mut self, out: &mut Sinks, conn: u32, dir: Direction, ts: u64, data: &[u8], fds_at: usize, nfds: u32) {
+    fn feed(
+        &mut self,
+        out: &mut Sinks,
+        conn: u32,
+        dir: Direction,
+        ts: u64,
+        data: &[u8],
+        fds_at: usize,
+        nfds: u32,
+    ) {
         let mut pending = nfds;
         let mut take_fds = |a: usize, b: usize| -> u32 {
-            if pending > 0 && a <= fds_at && fds_at < b { std::mem::take(&mut pending) } else { 0 }
+            if pending > 0 && a <= fds_at && fds_at < b {
+                std::mem::take(&mut pending)
+            } else {
+                0
+            }
         };
         let mut pos = 0;
         while pos < data.len() {
@@ -190,7 +212,9 @@ impl Stream {
                 self.remaining = Some(size - HEADER_SIZE as u64);
             }
             let r = self.remaining.unwrap_or(0);
-            let k = r.min((data.len() - pos) as u64).min((MAX_MSG - self.buf.len()) as u64) as usize;
+            let k = r
+                .min((data.len() - pos) as u64)
+                .min((MAX_MSG - self.buf.len()) as u64) as usize;
             self.fds += take_fds(pos, pos + k);
             self.buf.extend_from_slice(&data[pos..pos + k]);
             pos += k;
@@ -237,7 +261,13 @@ impl Stream {
                 out.note(conn, text);
             }
         } else if self.piece {
-            out.note(conn, format!("{}: the stream ended inside an oversized message", side(dir)));
+            out.note(
+                conn,
+                format!(
+                    "{}: the stream ended inside an oversized message",
+                    side(dir)
+                ),
+            );
         }
         self.reset();
     }
@@ -295,7 +325,15 @@ pub(crate) fn run(
                     Direction::ServerToClient => out.summary.bytes_s2c += c.len as u64,
                 }
                 let s = streams.entry(key).or_default();
-                s.feed(&mut out, c.conn, c.dir, c.ts, &c.buf[..c.len], c.fds_at, c.nfds);
+                s.feed(
+                    &mut out,
+                    c.conn,
+                    c.dir,
+                    c.ts,
+                    &c.buf[c.start..c.start + c.len],
+                    c.fds_at,
+                    c.nfds,
+                );
                 ctx.pool.put(c.buf);
             }
             RecEvent::Eof { conn, dir, ts } => {
@@ -303,7 +341,11 @@ pub(crate) fn run(
                     s.end(&mut out, conn, dir, ts);
                 }
             }
-            RecEvent::Open { conn, name, twin_of } => {
+            RecEvent::Open {
+                conn,
+                name,
+                twin_of,
+            } => {
                 if twin_of.is_some() {
                     out.summary.twin_sockets += 1;
                 } else {
@@ -318,7 +360,11 @@ pub(crate) fn run(
                     }
                 }
                 if let Some((q, _)) = &out.printq {
-                    q.push(Item::Open { conn, name, twin_of });
+                    q.push(Item::Open {
+                        conn,
+                        name,
+                        twin_of,
+                    });
                 }
             }
             RecEvent::Note { conn, kind, text } => {
@@ -333,7 +379,11 @@ pub(crate) fn run(
             RecEvent::Close { conn } => {
                 for dir in [true, false] {
                     if let Some(mut s) = streams.remove(&(conn, dir)) {
-                        let d = if dir { Direction::ClientToServer } else { Direction::ServerToClient };
+                        let d = if dir {
+                            Direction::ClientToServer
+                        } else {
+                            Direction::ServerToClient
+                        };
                         s.end(&mut out, conn, d, super::forward::now_ns());
                     }
                 }
@@ -349,7 +399,11 @@ pub(crate) fn run(
     let mut left: Vec<_> = streams.drain().collect();
     left.sort_by_key(|(k, _)| *k);
     for ((conn, c2s), mut s) in left {
-        let d = if c2s { Direction::ClientToServer } else { Direction::ServerToClient };
+        let d = if c2s {
+            Direction::ClientToServer
+        } else {
+            Direction::ServerToClient
+        };
         s.end(&mut out, conn, d, super::forward::now_ns());
     }
     out.flush();

@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use rustix::io::Errno;
 use rustix::net::{
-    AddressFamily, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, ReturnFlags, SendAncillaryBuffer,
-    SendAncillaryMessage, SendFlags, SocketAddrUnix, SocketFlags, SocketType,
+    AddressFamily, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, ReturnFlags,
+    SendAncillaryBuffer, SendAncillaryMessage, SendFlags, SocketAddrUnix, SocketFlags, SocketType,
 };
 
 /// The kernel's limit on descriptors in one SCM_RIGHTS message (`SCM_MAX_FD`): a `sendmsg` with more
@@ -35,14 +35,20 @@ pub(crate) fn listen(path: &Path, mode: u32) -> io::Result<OwnedFd> {
         if !meta.file_type().is_socket() {
             return Err(io::Error::new(
                 io::ErrorKind::AlreadyExists,
-                format!("{} exists and is not a socket; not replacing it", path.display()),
+                format!(
+                    "{} exists and is not a socket; not replacing it",
+                    path.display()
+                ),
             ));
         }
         match UnixStream::connect(path) {
             Ok(_) => {
                 return Err(io::Error::new(
                     io::ErrorKind::AddrInUse,
-                    format!("{}: another process is listening on this socket", path.display()),
+                    format!(
+                        "{}: another process is listening on this socket",
+                        path.display()
+                    ),
                 ));
             }
             Err(_) => std::fs::remove_file(path)?,
@@ -51,7 +57,10 @@ pub(crate) fn listen(path: &Path, mode: u32) -> io::Result<OwnedFd> {
     let addr = SocketAddrUnix::new(path).map_err(|e| {
         io::Error::new(
             io::ErrorKind::InvalidInput,
-            format!("{}: not usable as a socket path ({e}); the limit is 107 bytes", path.display()),
+            format!(
+                "{}: not usable as a socket path ({e}); the limit is 107 bytes",
+                path.display()
+            ),
         )
     })?;
     let fd = rustix::net::socket_with(
@@ -75,7 +84,12 @@ pub(crate) fn connect(path: &Path, timeout: Duration, stop: &AtomicBool) -> io::
     let addr = SocketAddrUnix::new(path)?;
     let start = Instant::now();
     loop {
-        let fd = rustix::net::socket_with(AddressFamily::UNIX, SocketType::STREAM, SocketFlags::CLOEXEC, None)?;
+        let fd = rustix::net::socket_with(
+            AddressFamily::UNIX,
+            SocketType::STREAM,
+            SocketFlags::CLOEXEC,
+            None,
+        )?;
         match rustix::net::connect(&fd, &addr) {
             Ok(()) => return Ok(fd),
             Err(Errno::INTR) => continue,
@@ -121,10 +135,18 @@ pub(crate) fn recv(
                         fds.extend(it);
                     }
                 }
-                return Ok(Received { len: m.bytes, ctrunc: m.flags.contains(ReturnFlags::CTRUNC) });
+                return Ok(Received {
+                    len: m.bytes,
+                    ctrunc: m.flags.contains(ReturnFlags::CTRUNC),
+                });
             }
             Err(Errno::INTR) => continue,
-            Err(Errno::CONNRESET) => return Ok(Received { len: 0, ctrunc: false }),
+            Err(Errno::CONNRESET) => {
+                return Ok(Received {
+                    len: 0,
+                    ctrunc: false,
+                });
+            }
             Err(e) => return Err(e.into()),
         }
     }
@@ -141,7 +163,12 @@ pub(crate) fn send_all(dst: BorrowedFd<'_>, data: &[u8], fds: &[BorrowedFd<'_>])
         if with_fds {
             ctl.push(SendAncillaryMessage::ScmRights(fds));
         }
-        match rustix::net::sendmsg(dst, &[io::IoSlice::new(&data[off..])], &mut ctl, SendFlags::NOSIGNAL) {
+        match rustix::net::sendmsg(
+            dst,
+            &[io::IoSlice::new(&data[off..])],
+            &mut ctl,
+            SendFlags::NOSIGNAL,
+        ) {
             Ok(n) => {
                 off += n;
                 with_fds = false;
@@ -163,7 +190,10 @@ pub(crate) fn shutdown(fd: impl AsFd, how: rustix::net::Shutdown) {
 pub(crate) fn peer_gone(fd: BorrowedFd<'_>) -> bool {
     use rustix::event::{PollFd, PollFlags};
     let mut p = [PollFd::new(&fd, PollFlags::OUT)];
-    let zero = rustix::event::Timespec { tv_sec: 0, tv_nsec: 0 };
+    let zero = rustix::event::Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     match rustix::event::poll(&mut p, Some(&zero)) {
         Ok(_) => p[0].revents().intersects(PollFlags::HUP | PollFlags::ERR),
         Err(_) => false,

@@ -695,6 +695,21 @@ fn version_only_once() {
         "version-repeated",
         2,
     );
+    // A repeat refused after negotiation leaves the session negotiated.
+    let mut s = negotiated(Profile::Spec);
+    only(
+        &s.c(&enc(cmd(1, Command::VERSION), version(None))),
+        "version-repeated",
+        2,
+    );
+    none(&s.s(&enc(
+        Header::error_reply(1, Command::VERSION, 22),
+        Body::Error,
+    )));
+    s.ok(
+        &enc(cmd(2, Command::DEVICE_RESET), Body::Empty),
+        &enc(rep(2, Command::DEVICE_RESET), Body::Empty),
+    );
 }
 
 #[test]

@@ -134,17 +134,24 @@ enum Ctx {
     WriteMulti {
         wr_cnt: u64,
     },
-    Feature {
-        argsz: u32,
-        flags: u32,
-        payload: u32,
-        state: Option<u32>,
-        report: Option<(u64, u64, u64)>,
-    },
+    Feature(FeatureReq),
     MigData {
         argsz: u32,
         size: u32,
     },
+}
+
+/// What a DEVICE_FEATURE reply is checked against.
+#[derive(Clone, Copy, Debug)]
+struct FeatureReq {
+    argsz: u32,
+    flags: u32,
+    /// The request's payload length (a SET or PROBE reply repeats the request).
+    payload: u32,
+    /// MIG_DEVICE_STATE SET: the state asked for.
+    state: Option<u32>,
+    /// DMA_LOGGING_REPORT: iova, length, page_size.
+    report: Option<(u64, u64, u64)>,
 }
 
 /// A command waiting for its reply.
@@ -1711,13 +1718,13 @@ impl Conn {
                 ),
             );
         }
-        Ctx::Feature {
+        Ctx::Feature(FeatureReq {
             argsz,
             flags,
             payload,
             state,
             report,
-        }
+        })
     }
 
     fn req_mig_data(&mut self, p: Profile, cmd: Command, h: &MigData, sink: &mut Sink<'_>) -> Ctx {
@@ -1899,7 +1906,7 @@ impl Conn {
             Ctx::Version { .. } if self.nego == Nego::Requested => {
                 self.nego = Nego::Start;
             }
-            Ctx::Feature { state: Some(_), .. } => {
+            Ctx::Feature(FeatureReq { state: Some(_), .. }) => {
                 // A failed arc leaves the device in a state the capture does not show.
                 self.mig = None;
             }
@@ -2058,16 +2065,17 @@ impl Conn {
                     );
                 }
             }
-            (Ctx::RegionRw { count, .. }, Body::Empty) => {
-                if !(p == Profile::LibvfioUser && count == 0) {
-                    sink.emit(
-                        Rule::ReplyHeaderOnly,
-                        0,
-                        format_args!(
-                            "the {cmd} success reply is header-only; the spec echoes the 16-byte head (count {count})"
-                        ),
-                    );
-                }
+            // libvfio-user answers a count-0 access with a bare header.
+            (Ctx::RegionRw { count, .. }, Body::Empty)
+                if !(p == Profile::LibvfioUser && count == 0) =>
+            {
+                sink.emit(
+                    Rule::ReplyHeaderOnly,
+                    0,
+                    format_args!(
+                        "the {cmd} success reply is header-only; the spec echoes the 16-byte head (count {count})"
+                    ),
+                );
             }
             (Ctx::DmaRw { addr, count }, Body::DmaRw { access, .. }) => {
                 if access.address.get() != addr {
@@ -2091,39 +2099,27 @@ impl Conn {
                     );
                 }
             }
-            (Ctx::DmaRw { .. }, Body::Empty) => {
-                if !(p == Profile::Qemu && cmd == Command::DMA_WRITE) {
-                    sink.emit(
-                        Rule::ReplyHeaderOnly,
-                        0,
-                        format_args!("the {cmd} success reply is header-only; the spec echoes address and count"),
-                    );
-                }
+            // QEMU 10.1 answers DMA_WRITE with a bare header.
+            (Ctx::DmaRw { .. }, Body::Empty) if !(p == Profile::Qemu && cmd == Command::DMA_WRITE) => {
+                sink.emit(
+                    Rule::ReplyHeaderOnly,
+                    0,
+                    format_args!("the {cmd} success reply is header-only; the spec echoes address and count"),
+                );
             }
-            (Ctx::WriteMulti { wr_cnt }, Body::WriteMulti { head, .. }) => {
-                if head.wr_cnt.get() > wr_cnt {
-                    sink.emit(
-                        Rule::ReplyEchoMismatch,
-                        16,
-                        format_args!(
-                            "the REGION_WRITE_MULTI reply reports {} writes; the request had {wr_cnt}",
-                            head.wr_cnt.get()
-                        ),
-                    );
-                }
+            (Ctx::WriteMulti { wr_cnt }, Body::WriteMulti { head, .. }) if head.wr_cnt.get() > wr_cnt => {
+                sink.emit(
+                    Rule::ReplyEchoMismatch,
+                    16,
+                    format_args!(
+                        "the REGION_WRITE_MULTI reply reports {} writes; the request had {wr_cnt}",
+                        head.wr_cnt.get()
+                    ),
+                );
             }
-            (
-                Ctx::Feature {
-                    argsz,
-                    flags,
-                    payload: req_payload,
-                    state,
-                    report,
-                },
-                Body::DeviceFeature { head, data },
-            ) => {
-                asked = Some(argsz);
-                self.reply_feature(head, data, (argsz, flags, req_payload, state, report), payload, sink);
+            (Ctx::Feature(req), Body::DeviceFeature { head, data }) => {
+                asked = Some(req.argsz);
+                self.reply_feature(head, data, req, payload, sink);
             }
             (Ctx::MigData { argsz, size }, Body::MigData { head, data })
                 if cmd == Command::MIG_DATA_READ =>
@@ -2556,16 +2552,17 @@ impl Conn {
         &mut self,
         head: &DeviceFeature,
         data: FeatureData<'_>,
-        (argsz, flags, req_payload, state, report): (
-            u32,
-            u32,
-            u32,
-            Option<u32>,
-            Option<(u64, u64, u64)>,
-        ),
+        req: FeatureReq,
         payload: usize,
         sink: &mut Sink<'_>,
     ) {
+        let FeatureReq {
+            argsz,
+            flags,
+            payload: req_payload,
+            state,
+            report,
+        } = req;
         let name = feature_name(head.feature());
         if head.flags.get() != flags {
             sink.emit(

@@ -1,0 +1,608 @@
+//! The generated Wireshark dissector against `vfu-dump read`: for every message of every capture in
+//! `corpus/` (plus one capture built from `corpus/messages/*.bin` and one of VDUSE traffic), the fields
+//! tshark prints with the plugin must equal what `vfu-dump read --format json` says (direction,
+//! connection, descriptors, header fields, every body struct field and data run, round-trip times),
+//! its Info column must be `vfu-dump read`'s line, malformed messages must carry the codec's rule as
+//! expert info, and nothing may raise a Lua error or a malformed-packet exception.
+//!
+//! Needs `tshark` (Debian: `apt-get install tshark`; `.ci/run` installs it). Without it the test fails,
+//! unless `VFU_SKIP_TSHARK=1` is set.
+
+#![allow(clippy::unwrap_used)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use vfu_codec::Direction;
+use vfu_codec::header::VFIO_USER_F_TYPE_MASK;
+use vfu_codec::vduse::{
+    RequestBody, ResponseBody, VDUSE_REQ_RESULT_FAILED, VDUSE_REQ_RESULT_OK, VduseDevStatus,
+    VduseIovaRange, VduseVqGroupAsid, VduseVqState, encode_request, encode_response,
+};
+use vfu_dump::capture::{PcapngWriter, Protocol, RecordRef};
+
+/// `PI_ERROR` in Wireshark's expert severities.
+const PI_ERROR: i64 = 0x0080_0000;
+
+fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_vfu-dump")
+}
+
+fn corpus() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../corpus")
+}
+
+/// Whether tshark can run; panics with what to do when it cannot, unless skipping is asked for.
+fn have_tshark() -> bool {
+    let ok = Command::new("tshark").arg("--version").output().is_ok_and(|o| o.status.success());
+    if ok {
+        return true;
+    }
+    if std::env::var("VFU_SKIP_TSHARK").is_ok_and(|v| v == "1") {
+        eprintln!("tshark not found: skipping the dissector test (VFU_SKIP_TSHARK=1)");
+        return false;
+    }
+    panic!(
+        "tshark is not installed: the dissector test needs it. Install it (Debian/Ubuntu: \
+         `apt-get install tshark`, as .ci/run does), or set VFU_SKIP_TSHARK=1 to skip this test"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------------
+// A small JSON reader for the output of `vfu-dump read --format json` and `tshark -T json`.
+
+#[derive(Clone, Debug, PartialEq)]
+enum J {
+    Null,
+    Bool(bool),
+    Num(String),
+    Str(String),
+    Arr(Vec<J>),
+    Obj(Vec<(String, J)>),
+}
+
+impl J {
+    fn get(&self, k: &str) -> Option<&J> {
+        match self {
+            J::Obj(v) => v.iter().find(|(key, _)| key == k).map(|(_, v)| v),
+            _ => None,
+        }
+    }
+    fn int(&self) -> i128 {
+        match self {
+            J::Num(n) => n.parse().unwrap_or_else(|_| panic!("not an integer: {n}")),
+            J::Bool(b) => i128::from(*b),
+            other => panic!("not a number: {other:?}"),
+        }
+    }
+    fn str(&self) -> &str {
+        match self {
+            J::Str(s) => s,
+            other => panic!("not a string: {other:?}"),
+        }
+    }
+    fn arr(&self) -> &[J] {
+        match self {
+            J::Arr(v) => v,
+            other => panic!("not an array: {other:?}"),
+        }
+    }
+}
+
+struct Parser<'a> {
+    s: &'a [u8],
+    i: usize,
+}
+
+impl Parser<'_> {
+    fn parse(text: &str) -> J {
+        let mut p = Parser { s: text.as_bytes(), i: 0 };
+        let v = p.value();
+        p.ws();
+        assert_eq!(p.i, p.s.len(), "trailing text in JSON");
+        v
+    }
+    fn ws(&mut self) {
+        while self.i < self.s.len() && self.s[self.i].is_ascii_whitespace() {
+            self.i += 1;
+        }
+    }
+    fn eat(&mut self, c: u8) {
+        self.ws();
+        assert_eq!(self.s.get(self.i), Some(&c), "JSON: expected {} at {}", c as char, self.i);
+        self.i += 1;
+    }
+    fn value(&mut self) -> J {
+        self.ws();
+        match self.s[self.i] {
+            b'{' => {
+                self.i += 1;
+                let mut v = Vec::new();
+                self.ws();
+                if self.s[self.i] == b'}' {
+                    self.i += 1;
+                    return J::Obj(v);
+                }
+                loop {
+                    self.ws();
+                    let k = self.string();
+                    self.eat(b':');
+                    let x = self.value();
+                    v.push((k, x));
+                    self.ws();
+                    self.i += 1;
+                    if self.s[self.i - 1] == b'}' {
+                        return J::Obj(v);
+                    }
+                }
+            }
+            b'[' => {
+                self.i += 1;
+                let mut v = Vec::new();
+                self.ws();
+                if self.s[self.i] == b']' {
+                    self.i += 1;
+                    return J::Arr(v);
+                }
+                loop {
+                    v.push(self.value());
+                    self.ws();
+                    self.i += 1;
+                    if self.s[self.i - 1] == b']' {
+                        return J::Arr(v);
+                    }
+                }
+            }
+            b'"' => J::Str(self.string()),
+            b't' => {
+                self.i += 4;
+                J::Bool(true)
+            }
+            b'f' => {
+                self.i += 5;
+                J::Bool(false)
+            }
+            b'n' => {
+                self.i += 4;
+                J::Null
+            }
+            _ => {
+                let start = self.i;
+                while self.i < self.s.len() && matches!(self.s[self.i], b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9') {
+                    self.i += 1;
+                }
+                J::Num(String::from_utf8(self.s[start..self.i].to_vec()).unwrap())
+            }
+        }
+    }
+    fn hex4(&mut self) -> u32 {
+        let h = std::str::from_utf8(&self.s[self.i..self.i + 4]).unwrap();
+        self.i += 4;
+        u32::from_str_radix(h, 16).unwrap()
+    }
+    fn string(&mut self) -> String {
+        self.eat(b'"');
+        let mut out = Vec::new();
+        loop {
+            let c = self.s[self.i];
+            self.i += 1;
+            match c {
+                b'"' => return String::from_utf8(out).unwrap(),
+                b'\\' => {
+                    let e = self.s[self.i];
+                    self.i += 1;
+                    let ch = match e {
+                        b'n' => '\n',
+                        b't' => '\t',
+                        b'r' => '\r',
+                        b'b' => '\u{8}',
+                        b'f' => '\u{c}',
+                        b'u' => {
+                            let mut u = self.hex4();
+                            if (0xd800..0xdc00).contains(&u) && self.s.get(self.i) == Some(&b'\\') {
+                                self.i += 2;
+                                let lo = self.hex4();
+                                u = 0x10000 + ((u - 0xd800) << 10) + (lo - 0xdc00);
+                            }
+                            char::from_u32(u).unwrap_or('\u{fffd}')
+                        }
+                        other => other as char,
+                    };
+                    let mut b = [0u8; 4];
+                    out.extend_from_slice(ch.encode_utf8(&mut b).as_bytes());
+                }
+                other => out.push(other),
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Expected values.
+
+#[derive(Clone, Debug, PartialEq)]
+enum Want {
+    /// A number (tshark prints it in decimal, or hex with `0x`).
+    Int(i128),
+    /// Bytes in hex (tshark may separate them with `:`).
+    Hex(String),
+    /// A string.
+    Text(String),
+    /// A byte field of this many bytes.
+    Len(usize),
+}
+
+fn matches(want: &Want, got: &str) -> bool {
+    match want {
+        Want::Int(n) => {
+            let v = if let Some(h) = got.strip_prefix("0x") {
+                i128::from_str_radix(h, 16).ok()
+            } else {
+                match got {
+                    "True" => Some(1),
+                    "False" => Some(0),
+                    _ => got.parse().ok(),
+                }
+            };
+            v == Some(*n)
+        }
+        Want::Hex(h) => got.replace(':', "").eq_ignore_ascii_case(h),
+        Want::Text(t) => got == t,
+        Want::Len(n) => got.replace(':', "").len() == n * 2,
+    }
+}
+
+/// `DmaMap` → `dma_map` (independent of the generator's own function, so a change there shows here).
+fn snake(name: &str) -> String {
+    let mut s = String::new();
+    for (i, c) in name.chars().enumerate() {
+        if c.is_ascii_uppercase() {
+            if i > 0 {
+                s.push('_');
+            }
+            s.push(c.to_ascii_lowercase());
+        } else {
+            s.push(c);
+        }
+    }
+    s
+}
+
+struct Expected {
+    proto: &'static str,
+    /// abbrev → values, in order; `head` holds the abbrevs that do not come from the body.
+    fields: BTreeMap<String, Vec<Want>>,
+    head: BTreeSet<String>,
+    malformed: Option<String>,
+    rtt_ns: Option<i128>,
+    text_line: Option<String>,
+}
+
+fn expected(o: &J) -> Expected {
+    let vduse = o.get("protocol").is_some_and(|p| p.str() == "vduse");
+    let proto = if vduse { "vduse" } else { "vfio_user" };
+    let mut fields: BTreeMap<String, Vec<Want>> = BTreeMap::new();
+    let mut put = |k: String, v: Want| fields.entry(k).or_default().push(v);
+    put(format!("{proto}.dir"), Want::Text(o.get("dir").unwrap().str().to_owned()));
+    put(format!("{proto}.conn"), Want::Int(o.get("conn").unwrap().int()));
+    put(format!("{proto}.truncated"), Want::Int(o.get("truncated").unwrap().int()));
+    if let Some(f) = o.get("fds") {
+        put(format!("{proto}.fds"), Want::Int(f.int()));
+    }
+    if let Some(id) = o.get("id") {
+        let flags = o.get("flags").unwrap().int();
+        put("vfio_user.id".into(), Want::Int(id.int()));
+        put("vfio_user.cmd".into(), Want::Int(o.get("cmd").unwrap().int()));
+        put("vfio_user.size".into(), Want::Int(o.get("size").unwrap().int()));
+        put("vfio_user.flags".into(), Want::Int(flags));
+        put("vfio_user.errno".into(), Want::Int(o.get("errno").unwrap().int()));
+        put("vfio_user.flags.type".into(), Want::Int(flags & i128::from(VFIO_USER_F_TYPE_MASK)));
+        put("vfio_user.flags.no_reply".into(), Want::Int(o.get("no_reply").unwrap().int()));
+        put("vfio_user.flags.error".into(), Want::Int(o.get("error").unwrap().int()));
+    }
+    let head: BTreeSet<String> = fields.keys().cloned().collect();
+    let mut put = |k: String, v: Want| fields.entry(k).or_default().push(v);
+    let malformed = o.get("decode_error").map(|e| e.get("rule").unwrap().str().to_owned());
+    if malformed.is_none() {
+        for part in o.get("body").map_or(&[][..], J::arr) {
+            if let Some(s) = part.get("struct") {
+                let mut key = snake(s.str());
+                if vduse {
+                    key = key.strip_prefix("vduse_").unwrap_or(&key).to_owned();
+                }
+                let J::Obj(fs) = part.get("fields").unwrap() else { panic!("fields") };
+                for (name, v) in fs {
+                    if name.ends_with("_name") && fs.iter().any(|(n, _)| Some(n.as_str()) == name.strip_suffix("_name")) {
+                        continue;
+                    }
+                    let abbrev = format!("{proto}.{key}.{name}");
+                    put(abbrev, match v {
+                        J::Num(_) => Want::Int(v.int()),
+                        J::Str(s) if s.chars().all(|c| c.is_ascii_hexdigit()) => Want::Hex(s.clone()),
+                        J::Str(s) => Want::Text(s.clone()),
+                        other => panic!("field value {other:?}"),
+                    });
+                }
+            } else {
+                let kind = part.get("data").unwrap().str();
+                let abbrev = format!("{proto}.{}", snake(kind));
+                let len = part.get("len").unwrap().int() as usize;
+                put(abbrev, match part.get("text") {
+                    Some(t) => Want::Text(t.str().to_owned()),
+                    None => Want::Len(len),
+                });
+            }
+        }
+    }
+    Expected {
+        proto,
+        fields,
+        head,
+        malformed,
+        rtt_ns: o.get("rtt_ns").map(J::int),
+        text_line: None,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Captures built for the test.
+
+fn rec<'a>(conn: u32, ts_ns: u64, direction: Direction, protocol: Protocol, fds: u32, data: &'a [u8]) -> RecordRef<'a> {
+    RecordRef { conn, ts_ns, direction, protocol, fds, truncated: false, data, index: 0, file_offset: 0 }
+}
+
+/// Every message of `corpus/messages`, requests client to server (DMA_READ/WRITE: server to client).
+fn messages_capture(path: &Path) -> bool {
+    let Ok(dir) = std::fs::read_dir(corpus().join("messages")) else { return false };
+    let mut files: Vec<PathBuf> = dir.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "bin")).collect();
+    files.sort();
+    if files.is_empty() {
+        return false;
+    }
+    let mut w = PcapngWriter::new(std::fs::File::create(path).unwrap()).unwrap();
+    let c = w.add_connection("vfio-user:0:/tmp/messages.sock", Protocol::VfioUser).unwrap();
+    for (i, f) in files.iter().enumerate() {
+        let name = f.file_name().unwrap().to_string_lossy().into_owned();
+        let data = std::fs::read(f).unwrap();
+        let request = name.contains("-request");
+        let server_cmd = name.starts_with("dma_read") || name.starts_with("dma_write");
+        let dir = if request != server_cmd { Direction::ClientToServer } else { Direction::ServerToClient };
+        let fds = u32::from(name.starts_with("dma_map-request"));
+        w.write_record(&rec(c, 1_700_000_000_000_000_000 + i as u64 * 1000, dir, Protocol::VfioUser, fds, &data)).unwrap();
+    }
+    w.flush().unwrap();
+    true
+}
+
+/// VDUSE requests of every type and their responses, an unknown type, a response to nothing, and a
+/// short record.
+fn vduse_capture(path: &Path) {
+    let mut w = PcapngWriter::new(std::fs::File::create(path).unwrap()).unwrap();
+    let c = w.add_connection("vduse:0:/dev/vduse/test", Protocol::Vduse).unwrap();
+    let mut t = 1_700_000_000_000_000_000u64;
+    let mut put = |w: &mut PcapngWriter<std::fs::File>, dir, data: &[u8]| {
+        t += 12_345;
+        w.write_record(&rec(c, t, dir, Protocol::Vduse, 0, data)).unwrap();
+    };
+    let mut buf = [0u8; 152];
+    let vq = VduseVqState::new_split(3, 0);
+    let mut status = VduseDevStatus::default();
+    status.status = 0x0f;
+    let mut range = VduseIovaRange::default();
+    range.start.set(0x1000);
+    range.last.set(0x1fff);
+    let mut ga = VduseVqGroupAsid::default();
+    ga.group.set(1);
+    ga.asid.set(2);
+    let unknown = [7u8; 128];
+    let requests = [
+        RequestBody::GetVqState(&vq),
+        RequestBody::SetStatus(&status),
+        RequestBody::UpdateIotlb(&range),
+        RequestBody::SetVqGroupAsid(&ga),
+        RequestBody::Unknown { req_type: 9, raw: &unknown },
+    ];
+    let answer = VduseVqState::new_split(3, 17);
+    for (i, r) in requests.iter().enumerate() {
+        let id = 40 + i as u32;
+        encode_request(id, r, &mut buf).unwrap();
+        put(&mut w, Direction::ClientToServer, &buf);
+        let body = if i == 0 { ResponseBody::GetVqState(&answer) } else { ResponseBody::Raw(&[0; 128]) };
+        let result = if i == 1 { VDUSE_REQ_RESULT_FAILED } else { VDUSE_REQ_RESULT_OK };
+        encode_response(id, result, &body, &mut buf).unwrap();
+        put(&mut w, Direction::ServerToClient, &buf);
+    }
+    encode_response(99, VDUSE_REQ_RESULT_OK, &ResponseBody::Raw(&[0; 128]), &mut buf).unwrap();
+    put(&mut w, Direction::ServerToClient, &buf);
+    put(&mut w, Direction::ClientToServer, &buf[..100]);
+    w.flush().unwrap();
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Running the tools.
+
+fn run(cmd: &mut Command) -> (String, String) {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{cmd:?} failed: {stderr}");
+    (stdout, stderr)
+}
+
+/// tshark's complaints, without its warning about running as root.
+fn tshark_errors(stderr: &str) -> Vec<&str> {
+    stderr.lines().filter(|l| !l.trim().is_empty() && !l.contains("Running as user")).collect()
+}
+
+fn tshark(lua: &Path, capture: &Path, args: &[&str]) -> String {
+    let mut c = Command::new("tshark");
+    c.arg("-n").arg("-X").arg(format!("lua_script:{}", lua.display())).arg("-r").arg(capture).args(args);
+    let (out, err) = run(&mut c);
+    let errors = tshark_errors(&err);
+    assert!(errors.is_empty(), "tshark on {}: {errors:#?}", capture.display());
+    out
+}
+
+fn count(lua: &Path, capture: &Path, filter: &str) -> usize {
+    tshark(lua, capture, &["-Y", filter, "-T", "fields", "-e", "frame.number"]).lines().count()
+}
+
+/// Compares one capture; returns (messages, malformed messages) for the summary.
+fn check_capture(lua: &Path, capture: &Path) -> (usize, usize) {
+    let name = capture.file_name().unwrap().to_string_lossy().into_owned();
+    let (json, _) = run(Command::new(bin()).args(["read", "--format", "json", "--color", "never"]).arg(capture));
+    let (text, _) = run(Command::new(bin()).args(["read", "--color", "never"]).arg(capture));
+    let mut want: Vec<Expected> = json.lines().filter(|l| l.starts_with('{')).map(|l| expected(&Parser::parse(l))).collect();
+    for line in text.lines().filter(|l| l.starts_with('#')) {
+        let index: usize = line[1..].split_whitespace().next().unwrap().parse().unwrap();
+        let body = ["→ ", "← "].iter().find_map(|a| line.split_once(a).map(|(_, b)| b)).unwrap();
+        let body = match body.rfind(" rtt=") {
+            Some(i) if !body[i + 5..].contains(' ') => &body[..i],
+            _ => body,
+        };
+        want[index].text_line = Some(body.to_owned());
+    }
+    let mut universe: BTreeSet<String> = BTreeSet::new();
+    let mut head_universe: BTreeSet<String> = BTreeSet::new();
+    for w in &want {
+        universe.extend(w.fields.keys().cloned());
+        head_universe.extend(w.head.iter().cloned());
+        universe.insert(format!("{}.time", w.proto));
+        universe.insert(format!("{}.response_to", w.proto));
+        universe.insert(format!("{}.response_in", w.proto));
+    }
+    let mut args: Vec<String> = ["-2", "-T", "json", "-e", "frame.number", "-e", "_ws.col.Info", "-e", "_ws.expert.severity", "-e", "_ws.expert.message", "-e", "_ws.malformed"]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+    for a in &universe {
+        args.push("-e".into());
+        args.push(a.clone());
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = tshark(lua, capture, &args);
+    let frames = Parser::parse(&out);
+    let frames = frames.arr();
+    assert_eq!(frames.len(), want.len(), "{name}: tshark shows {} frames, vfu-dump {} messages", frames.len(), want.len());
+    let layer = |f: &J, k: &str| -> Vec<String> {
+        f.get("_source").and_then(|s| s.get("layers")).and_then(|l| l.get(k)).map_or(Vec::new(), |v| v.arr().iter().map(|x| x.str().to_owned()).collect())
+    };
+    let mut malformed = 0;
+    let mut links = Vec::new();
+    for (i, (f, w)) in frames.iter().zip(&want).enumerate() {
+        let at = format!("{name} frame {}", i + 1);
+        let messages = layer(f, "_ws.expert.message");
+        assert!(!messages.iter().any(|m| m.contains("Lua Error")), "{at}: {messages:?}");
+        // An exception while dissecting shows as "[Malformed Packet …]"; the dissector's own expert
+        // info for malformed messages (group Malformed) also sets `_ws.malformed`, so that is only
+        // expected where vfu-dump says the message is malformed.
+        assert!(!messages.iter().any(|m| m.contains("Exception") || m.contains("Malformed Packet")), "{at}: {messages:?}");
+        let error = layer(f, "_ws.expert.severity").iter().any(|s| s.parse::<i64>().unwrap() >= PI_ERROR);
+        let vduse_bad = w.proto == "vduse" && w.fields.get("vduse.dev_request.req_type").is_none() && w.fields.get("vduse.dev_response.request_id").is_none();
+        let bad = w.malformed.is_some() || vduse_bad;
+        assert_eq!(error, bad, "{at}: expert error {error}, vfu-dump malformed {:?}; experts {messages:?}", w.malformed);
+        assert_eq!(!layer(f, "_ws.malformed").is_empty(), bad, "{at}: _ws.malformed");
+        if let Some(rule) = &w.malformed {
+            malformed += 1;
+            assert!(messages.iter().any(|m| m.contains(&format!("[{rule} "))), "{at}: no expert info naming {rule}: {messages:?}");
+        }
+        for a in &universe {
+            if a.ends_with(".time") || a.ends_with(".response_to") || a.ends_with(".response_in") {
+                continue;
+            }
+            // A malformed message has no body in vfu-dump: compare what precedes it.
+            if bad && !w.head.contains(a) && (w.fields.contains_key(a) || !head_universe.contains(a)) {
+                continue;
+            }
+            let got = layer(f, a);
+            let exp = w.fields.get(a).cloned().unwrap_or_default();
+            let ok = got.len() == exp.len() && exp.iter().zip(&got).all(|(e, g)| matches(e, g));
+            assert!(ok, "{at}: {a}: tshark {got:?}, vfu-dump {exp:?}");
+        }
+        let time = layer(f, &format!("{}.time", w.proto));
+        let to = layer(f, &format!("{}.response_to", w.proto));
+        match w.rtt_ns {
+            Some(ns) => {
+                assert_eq!(time.len(), 1, "{at}: no round-trip time, vfu-dump says {ns} ns");
+                let (s, frac) = time[0].split_once('.').unwrap();
+                let got = s.parse::<i128>().unwrap() * 1_000_000_000 + format!("{frac:0<9}")[..9].parse::<i128>().unwrap();
+                assert_eq!(got, ns, "{at}: round-trip time");
+                assert_eq!(to.len(), 1, "{at}: no request link");
+                links.push((i + 1, to[0].parse::<usize>().unwrap()));
+            }
+            None => assert!(time.is_empty() && to.is_empty(), "{at}: tshark pairs it ({to:?}), vfu-dump does not"),
+        }
+        if w.proto == "vfio_user" {
+            let info = layer(f, "_ws.col.Info").join("");
+            let line = w.text_line.as_deref().unwrap_or_else(|| panic!("{at}: no text line"));
+            match (line.split_once("malformed: "), info.split_once("malformed: ")) {
+                (Some((lp, lr)), Some((ip, ir))) => {
+                    assert_eq!(ip, lp, "{at}: Info column");
+                    let tail = |s: &str| s.find(" at offset ").map(|i| s[i..].to_owned());
+                    assert_eq!(tail(ir), tail(lr), "{at}: Info column {info:?}, vfu-dump {line:?}");
+                }
+                _ => assert_eq!(info, line, "{at}: Info column"),
+            }
+        }
+    }
+    // The request of every reply links back to it.
+    for (reply, request) in links {
+        let f = &frames[request - 1];
+        let rin = layer(f, &format!("{}.response_in", want[request - 1].proto));
+        assert_eq!(rin, vec![reply.to_string()], "{name} frame {request}: response_in");
+    }
+    (want.len(), malformed)
+}
+
+#[test]
+fn tshark_agrees_with_vfu_dump() {
+    if !have_tshark() {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("vfu-dissector-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let lua = dir.join("vfio_user.lua");
+    let (script, _) = run(Command::new(bin()).arg("wireshark-dissector"));
+    assert_eq!(script, vfu_dump::dissector::lua_source().unwrap(), "the command writes lua_source()");
+    std::fs::write(&lua, &script).unwrap();
+
+    let mut captures: Vec<PathBuf> = std::fs::read_dir(corpus())
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "pcapng"))
+        .collect();
+    captures.sort();
+    assert!(!captures.is_empty(), "no captures in corpus/");
+    let messages = dir.join("messages.pcapng");
+    if messages_capture(&messages) {
+        captures.push(messages);
+    }
+    let vduse = dir.join("vduse.pcapng");
+    vduse_capture(&vduse);
+    captures.push(vduse);
+
+    for c in &captures {
+        let (n, bad) = check_capture(&lua, c);
+        eprintln!("{}: {n} messages agree ({bad} malformed, flagged as the codec flags them)", c.display());
+    }
+
+    // Display filters.
+    let sample = corpus().join("lvu-sample-client.pcapng");
+    let (json, _) = run(Command::new(bin()).args(["read", "--format", "json"]).arg(&sample));
+    let objs: Vec<J> = json.lines().filter(|l| l.starts_with('{')).map(Parser::parse).collect();
+    let n_cmd = |c: i128| objs.iter().filter(|o| o.get("cmd").is_some_and(|v| v.int() == c)).count();
+    assert_eq!(count(&lua, &sample, "vfio_user.cmd == 9"), n_cmd(9));
+    assert_eq!(count(&lua, &sample, "vfio_user.cmd == 2"), n_cmd(2));
+    let errors = objs.iter().filter(|o| o.get("error").is_some_and(|v| v == &J::Bool(true))).count();
+    assert_eq!(count(&lua, &sample, "vfio_user.flags.error == 1"), errors);
+    assert_eq!(count(&lua, &sample, "vfio_user.errno == 22"), objs.iter().filter(|o| o.get("errno").is_some_and(|v| v.int() == 22)).count());
+    let messages = dir.join("messages.pcapng");
+    if messages.exists() {
+        assert_eq!(count(&lua, &messages, "vfio_user.dma_map.address == 0x100000000 || vfio_user.dma_map"), count(&lua, &messages, "vfio_user.dma_map"));
+        assert!(count(&lua, &messages, "vfio_user.dma_map") > 0);
+        assert!(count(&lua, &messages, "vfio_user.device_feature.flags.feature == 2") > 0);
+        assert!(count(&lua, &messages, "vfio_user.feature_mig_state.device_state == 3") > 0);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
