@@ -125,3 +125,71 @@ impl<'a> Iterator for Framer<'a> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Three messages back to back: 16, 20 and 48 bytes.
+    fn stream() -> [u8; 84] {
+        let mut s = [0u8; 84];
+        for (at, size) in [(0usize, 16u32), (16, 20), (36, 48)] {
+            s[at + 4..at + 8].copy_from_slice(&size.to_le_bytes());
+            s[at] = at as u8;
+        }
+        s
+    }
+
+    #[test]
+    fn frames_every_message_and_stops_at_a_partial_one() {
+        let s = stream();
+        let got: heapless::Vec<(usize, usize), 4> =
+            Framer::new(&s).map(|(at, m)| (at, m.map(<[u8]>::len).unwrap_or(0))).collect();
+        assert_eq!(&got[..], &[(0, 16), (16, 20), (36, 48)]);
+        let mut f = Framer::new(&s[..80]);
+        assert_eq!(f.by_ref().count(), 2);
+        assert_eq!(f.offset(), 36);
+        assert_eq!(f.remainder().len(), 44);
+    }
+
+    #[test]
+    fn every_truncation_point_asks_for_exactly_what_is_missing() {
+        let s = stream();
+        for cut in 0..16 {
+            assert_eq!(frame(&s[..cut]), Frame::Incomplete { needed: 16 - cut });
+        }
+        for cut in 16..36 {
+            // The first message is whole from 16 bytes on.
+            assert!(matches!(frame(&s[..cut]), Frame::Complete { .. }));
+        }
+        for cut in 36..84 {
+            let rest = &s[36..cut];
+            let want = if rest.len() < 16 { 16 - rest.len() } else { 48 - rest.len() };
+            if rest.len() < 48 {
+                assert_eq!(frame(rest), Frame::Incomplete { needed: want }, "cut {cut}");
+            }
+        }
+    }
+
+    #[test]
+    fn msg_size_below_header_consumes_the_header() {
+        let mut s = [0u8; 20];
+        s[4] = 3;
+        match frame(&s) {
+            Frame::BadSize { header, rest, error } => {
+                assert_eq!(header.len(), 16);
+                assert_eq!(rest.len(), 4);
+                assert_eq!(error.offset, 4);
+                assert_eq!(error.rule, Rule::MsgSizeBelowHeader { msg_size: 3 });
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn huge_msg_size_is_incomplete_not_an_allocation() {
+        let mut s = [0u8; 16];
+        s[4..8].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert_eq!(frame(&s), Frame::Incomplete { needed: u32::MAX as usize - 16 });
+    }
+}
