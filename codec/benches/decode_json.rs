@@ -25,34 +25,4 @@ fn bench_version_json(c: &mut Criterion) {
 }
 
 criterion_group!(benches, bench_version_json);
-criterion_main!(benches, probes);
-
-fn probe(c: &mut Criterion) {
-    let mut g = c.benchmark_group("probe");
-    for (name, j) in [
-        ("empty", &b"{}"[..]),
-        ("caps_empty", br#"{"capabilities":{}}"#),
-        ("one", br#"{"capabilities":{"max_msg_fds":8}}"#),
-        (
-            "unknown8",
-            br#"{"capabilities":{"a":8,"b":8,"c":8,"d":8,"e":8,"f":8,"g":8,"h":8}}"#,
-        ),
-    ] {
-        g.bench_function(name, |b| b.iter(|| parse_capabilities(black_box(j))));
-    }
-    g.bench_function("copy776", |b| {
-        let src = [7u8; 776];
-        b.iter(|| {
-            let x: [u8; 776] = *black_box(&src);
-            black_box(x)
-        })
-    });
-    g.bench_function("default", |b| {
-        b.iter(|| black_box(vfu_codec::vfio::caps::Capabilities::default()))
-    });
-    g.bench_function("from_utf8", |b| {
-        b.iter(|| core::str::from_utf8(black_box(LVU_REPLY)).is_ok())
-    });
-    g.finish();
-}
-criterion_group!(probes, probe);
+criterion_main!(benches);

@@ -143,8 +143,9 @@ mod tests {
     #[test]
     fn frames_every_message_and_stops_at_a_partial_one() {
         let s = stream();
-        let got: heapless::Vec<(usize, usize), 4> =
-            Framer::new(&s).map(|(at, m)| (at, m.map(<[u8]>::len).unwrap_or(0))).collect();
+        let got: heapless::Vec<(usize, usize), 4> = Framer::new(&s)
+            .map(|(at, m)| (at, m.map(<[u8]>::len).unwrap_or(0)))
+            .collect();
         assert_eq!(&got[..], &[(0, 16), (16, 20), (36, 48)]);
         let mut f = Framer::new(&s[..80]);
         assert_eq!(f.by_ref().count(), 2);
@@ -164,7 +165,11 @@ mod tests {
         }
         for cut in 36..84 {
             let rest = &s[36..cut];
-            let want = if rest.len() < 16 { 16 - rest.len() } else { 48 - rest.len() };
+            let want = if rest.len() < 16 {
+                16 - rest.len()
+            } else {
+                48 - rest.len()
+            };
             if rest.len() < 48 {
                 assert_eq!(frame(rest), Frame::Incomplete { needed: want }, "cut {cut}");
             }
@@ -176,7 +181,11 @@ mod tests {
         let mut s = [0u8; 20];
         s[4] = 3;
         match frame(&s) {
-            Frame::BadSize { header, rest, error } => {
+            Frame::BadSize {
+                header,
+                rest,
+                error,
+            } => {
                 assert_eq!(header.len(), 16);
                 assert_eq!(rest.len(), 4);
                 assert_eq!(error.offset, 4);
@@ -190,6 +199,11 @@ mod tests {
     fn huge_msg_size_is_incomplete_not_an_allocation() {
         let mut s = [0u8; 16];
         s[4..8].copy_from_slice(&u32::MAX.to_le_bytes());
-        assert_eq!(frame(&s), Frame::Incomplete { needed: u32::MAX as usize - 16 });
+        assert_eq!(
+            frame(&s),
+            Frame::Incomplete {
+                needed: u32::MAX as usize - 16
+            }
+        );
     }
 }

@@ -54,7 +54,7 @@
 
 use nom::IResult;
 use nom::bytes::complete::{tag, take_while, take_while_m_n};
-use nom::character::complete::{char as chr, digit1, multispace0, one_of};
+use nom::character::complete::{digit1, multispace0, one_of};
 use nom::error::{ErrorKind, ParseError};
 use zerocopy::little_endian::U16;
 
@@ -65,9 +65,9 @@ crate::wire_struct! {
     /// VERSION request and reply fixed part; the optional NUL-terminated capabilities JSON follows.
     pub struct Version("vfio-user spec §2.1 VFIO_USER_VERSION", size 4) {
         /// Major version (0).
-        major: U16 = Show::Dec,
+        major: U16 = Show::Dec; key,
         /// Minor version.
-        minor: U16 = Show::Dec,
+        minor: U16 = Show::Dec; key,
     }
 }
 
@@ -444,8 +444,8 @@ impl<'a> Capabilities<'a> {
 /// members are kept. Never allocates and never panics.
 #[inline]
 pub fn parse_capabilities(json: &[u8]) -> Result<Capabilities<'_>, (usize, Rule)> {
-    // Filled in place in the return value: the value is some 800 bytes, and a move of it can cost as
-    // much as parsing a short text. Inlined, so that the compiler can build it where the caller keeps it.
+    // Filled inside the `Result` it is returned in, and inlined, so that the compiler can build the value
+    // (some 780 bytes) where the caller keeps it: a move of it costs about as much as parsing a short text.
     let mut out = Ok(Capabilities::default());
     if let Ok(caps) = &mut out
         && let Err(e) = parse_into(json, caps)
@@ -575,7 +575,9 @@ fn key_is(raw: &str, name: &str) -> bool {
 
 /// Whether two raw keys are the same once unescaped (the same UTF-16 code units, as JSON defines).
 fn keys_equal(a: &str, b: &str) -> bool {
-    a == b || ((a.contains('\\') || b.contains('\\')) && Units::new(a).eq(Units::new(b)))
+    // Keys are short: a byte loop beats a call to `memcmp`.
+    let same = a.len() == b.len() && a.bytes().zip(b.bytes()).all(|(x, y)| x == y);
+    same || ((a.contains('\\') || b.contains('\\')) && Units::new(a).eq(Units::new(b)))
 }
 
 /// The UTF-16 code units of a string body the lexer accepted, escapes decoded.
@@ -712,10 +714,10 @@ fn ws(i: &[u8]) -> &[u8] {
 
 /// Consumes `c`, or fails with `reason`.
 #[inline]
-fn expect<'a>(i: &'a [u8], c: char, rule: &'static Rule) -> PResult<'a, ()> {
-    match chr::<_, Fail>(c)(i) {
-        Ok((rest, _)) => Ok((rest, ())),
-        Err(_) => fail_or_eof(i, rule),
+fn expect<'a>(i: &'a [u8], c: u8, rule: &'static Rule) -> PResult<'a, ()> {
+    match i.split_first() {
+        Some((&b, rest)) if b == c => Ok((rest, ())),
+        _ => fail_or_eof(i, rule),
     }
 }
 
@@ -759,7 +761,7 @@ where
     F: FnMut(Key<'a>, &'a [u8], &'a [u8], usize) -> Result<&'a [u8], nom::Err<Fail>>,
 {
     let inner = open(i, depth)?;
-    let (r, ()) = expect(i, '{', syn!("expected an object"))?;
+    let (r, ()) = expect(i, b'{', syn!("expected an object"))?;
     let mut r = ws(r);
     if r.first() == Some(&b'}') {
         let rest = skip1(r);
@@ -771,7 +773,7 @@ where
         }
         let at_key = r;
         let (after, (body, escaped)) = string(r)?;
-        let (after, ()) = expect(ws(after), ':', syn!("expected ':' after a key"))?;
+        let (after, ()) = expect(ws(after), b':', syn!("expected ':' after a key"))?;
         let after = ws(member(Key { body, escaped }, at_key, ws(after), inner)?);
         match after.first() {
             Some(b',') => r = ws(skip1(after)),
@@ -787,7 +789,7 @@ where
 /// An array at `i`; returns its raw text.
 fn array(i: &[u8], depth: usize) -> PResult<'_, &[u8]> {
     let inner = open(i, depth)?;
-    let (r, ()) = expect(i, '[', syn!("expected an array"))?;
+    let (r, ()) = expect(i, b'[', syn!("expected an array"))?;
     let mut r = ws(r);
     if r.first() == Some(&b']') {
         let rest = skip1(r);
@@ -807,27 +809,45 @@ fn array(i: &[u8], depth: usize) -> PResult<'_, &[u8]> {
     }
 }
 
+/// The bytes a string holds as they are: printable ASCII but `"` and `\`.
+static PLAIN: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0x20;
+    while b < 0x80 {
+        t[b] = b != b'"' as usize && b != b'\\' as usize;
+        b += 1;
+    }
+    t
+};
+
 /// A string at `i` (at its opening quote); returns the raw text between the quotes and whether it has
 /// escapes.
+#[inline(always)]
 fn string(i: &[u8]) -> PResult<'_, (&[u8], bool)> {
-    let (body, ()) = expect(i, '"', syn!("expected a string"))?;
-    let mut r = body;
+    let (body, ()) = expect(i, b'"', syn!("expected a string"))?;
+    // The common case, plain text up to the closing quote, inline; the rest out of line.
+    let (rest, plain) = take_while::<_, _, Fail>(|b: u8| PLAIN[usize::from(b)])(body)?;
+    match rest.split_first() {
+        Some((b'"', after)) => Ok((after, (plain, false))),
+        _ => string_rest(body, rest),
+    }
+}
+
+/// The rest of the string whose text starts at `body`, from `r` (at a byte that is not plain).
+fn string_rest<'a>(body: &'a [u8], mut r: &'a [u8]) -> PResult<'a, (&'a [u8], bool)> {
     let mut escaped = false;
     loop {
-        let (rest, _) =
-            take_while::<_, _, Fail>(|b: u8| b != b'"' && b != b'\\' && (b' '..0x80).contains(&b))(
-                r,
-            )?;
-        match rest.first() {
-            Some(b'"') => return Ok((skip1(rest), (consumed(body, rest), escaped))),
+        match r.first() {
+            Some(b'"') => return Ok((skip1(r), (consumed(body, r), escaped))),
             Some(b'\\') => {
                 escaped = true;
-                r = escape(rest)?.0;
+                r = escape(r)?.0;
             }
-            Some(0x80..) => r = utf8(rest)?.0,
-            Some(_) => return fail(rest, syn!("control character in string")),
-            None => return fail(rest, syn!("unterminated string")),
+            Some(0x80..) => r = utf8(r)?.0,
+            Some(_) => return fail(r, syn!("control character in string")),
+            None => return fail(r, syn!("unterminated string")),
         }
+        r = take_while::<_, _, Fail>(|b: u8| PLAIN[usize::from(b)])(r)?.0;
     }
 }
 
@@ -843,7 +863,7 @@ fn utf8(i: &[u8]) -> PResult<'_, ()> {
 
 /// One escape at `i` (at its backslash).
 fn escape(i: &[u8]) -> PResult<'_, ()> {
-    let (r, _) = chr::<_, Fail>('\\')(i)?;
+    let (r, _) = tag::<_, _, Fail>(&b"\\"[..])(i)?;
     if r.is_empty() {
         return fail(r, syn!("unterminated string"));
     }
@@ -982,6 +1002,16 @@ impl<'a> Doc<'a, '_> {
             let (rest, _) = object(v, depth, |key, at_key, v, d| {
                 self.member(inner, &mut inner_seen, key, at_key, v, d)
             })?;
+            return Ok(rest);
+        }
+        // The common case, an unsigned integer where one belongs, in one pass.
+        if kind == Kind::Uint
+            && let Ok((rest, digits)) = digit1::<_, Fail>(v)
+            && !matches!(rest.first(), Some(b'.' | b'e' | b'E'))
+            && (digits.len() == 1 || digits.first() != Some(&b'0'))
+            && let Some(n) = uint(digits)
+        {
+            self.caps.set_uint(k, n);
             return Ok(rest);
         }
         let (rest, raw) = value(v, depth)?;

@@ -591,7 +591,9 @@ mod tests {
     }
 
     fn rules(area: &[u8], first: u32) -> heapless::Vec<Result<usize, (usize, Rule)>, 8> {
-        CapIter::new(area, first, 16).map(|c| c.map(|c| c.offset()).map_err(|e| (e.offset, e.rule))).collect()
+        CapIter::new(area, first, 16)
+            .map(|c| c.map(|c| c.offset()).map_err(|e| (e.offset, e.rule)))
+            .collect()
     }
 
     #[test]
@@ -603,15 +605,39 @@ mod tests {
     #[test]
     fn rejects_a_loop() {
         let a = area_with(&[(32, 2, 48, 0), (48, 2, 32, 0)], 64);
-        assert_eq!(&rules(&a[..48], 32)[..], &[Ok(32), Err((16 + 48, Rule::CapLoop { cap_offset: 48, next: 32 }))]);
+        assert_eq!(
+            &rules(&a[..48], 32)[..],
+            &[
+                Ok(32),
+                Err((
+                    16 + 48,
+                    Rule::CapLoop {
+                        cap_offset: 48,
+                        next: 32
+                    }
+                ))
+            ]
+        );
         let self_loop = area_with(&[(40, 2, 40, 0)], 64);
-        assert_eq!(&rules(&self_loop[..48], 40)[..], &[Err((16 + 40, Rule::CapLoop { cap_offset: 40, next: 40 }))]);
+        assert_eq!(
+            &rules(&self_loop[..48], 40)[..],
+            &[Err((
+                16 + 40,
+                Rule::CapLoop {
+                    cap_offset: 40,
+                    next: 40
+                }
+            ))]
+        );
     }
 
     #[test]
     fn rejects_overlap_with_the_fixed_part() {
         let a = [0u8; 32];
-        assert_eq!(&rules(&a, 8)[..], &[Err((16 + 8, Rule::CapOverlapsFixed { cap_offset: 8 }))]);
+        assert_eq!(
+            &rules(&a, 8)[..],
+            &[Err((16 + 8, Rule::CapOverlapsFixed { cap_offset: 8 }))]
+        );
     }
 
     #[test]
@@ -619,7 +645,16 @@ mod tests {
         let a = area_with(&[(32, 2, 4000, 0)], 16);
         assert_eq!(
             &rules(&a[..16], 32)[..],
-            &[Ok(32), Err((16 + 4000, Rule::CapOutOfBounds { cap_offset: 4000, payload: 48 }))]
+            &[
+                Ok(32),
+                Err((
+                    16 + 4000,
+                    Rule::CapOutOfBounds {
+                        cap_offset: 4000,
+                        payload: 48
+                    }
+                ))
+            ]
         );
     }
 
@@ -629,22 +664,53 @@ mod tests {
         let a = area_with(&[(32, 1, 0, 3)], 32);
         assert_eq!(
             &rules(&a[..32], 32)[..],
-            &[Err((16 + 32, Rule::CapTruncated { id: 1, need: 64, have: 32 }))]
+            &[Err((
+                16 + 32,
+                Rule::CapTruncated {
+                    id: 1,
+                    need: 64,
+                    have: 32
+                }
+            ))]
         );
         // A count so large that its byte size overflows is still only "too short".
         let b = area_with(&[(32, 16, 0, u32::MAX)], 32);
-        assert!(matches!(rules(&b[..32], 32)[0], Err((48, Rule::CapTruncated { id: 16, .. }))));
+        assert!(matches!(
+            rules(&b[..32], 32)[0],
+            Err((48, Rule::CapTruncated { id: 16, .. }))
+        ));
     }
 
     #[test]
     fn io_fds_stride_from_argsz_or_bytes() {
         let data = [0u8; 96];
-        assert_eq!(IoFdEntries::parse(&data, 16 + 96, 2, 32).unwrap().layout(), IoFdLayout::Shadow);
-        assert_eq!(IoFdEntries::parse(&data[..80], 16 + 80, 2, 32).unwrap().layout(), IoFdLayout::Spec);
+        assert_eq!(
+            IoFdEntries::parse(&data, 16 + 96, 2, 32).unwrap().layout(),
+            IoFdLayout::Shadow
+        );
+        assert_eq!(
+            IoFdEntries::parse(&data[..80], 16 + 80, 2, 32)
+                .unwrap()
+                .layout(),
+            IoFdLayout::Spec
+        );
         // argsz says nothing useful (a cut reply): fall back to the bytes present.
-        assert_eq!(IoFdEntries::parse(&data[..80], 7, 2, 32).unwrap().layout(), IoFdLayout::Spec);
+        assert_eq!(
+            IoFdEntries::parse(&data[..80], 7, 2, 32).unwrap().layout(),
+            IoFdLayout::Spec
+        );
         let e = IoFdEntries::parse(&data[..50], 7, 2, 32).unwrap_err();
-        assert_eq!((e.offset, e.rule), (32, Rule::IoFdStride { argsz: 7, count: 2, have: 50 }));
+        assert_eq!(
+            (e.offset, e.rule),
+            (
+                32,
+                Rule::IoFdStride {
+                    argsz: 7,
+                    count: 2,
+                    have: 50
+                }
+            )
+        );
         let e = IoFdEntries::parse(&data[..40], 16 + 96, 2, 32).unwrap_err();
         assert_eq!(e.rule.id(), "short-body");
     }
