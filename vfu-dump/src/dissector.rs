@@ -4,15 +4,15 @@
 //! capture format (`shared/docs/capture-format.md`) name in tag 12. Everything it knows about the wire
 //! comes from the codec at generation time:
 //!
-//! - one `ProtoField` per field of every wire struct ([`WireStruct::FIELDS`]): abbreviation
+//! - one `ProtoField` per field of every wire struct ([`vfu_codec::wire::WireStruct::FIELDS`]): abbreviation
 //!   `vfio_user.<struct>.<field>` (`vduse.<struct>.<field>`), type from the field's scalar, display base
 //!   and value names from its [`Show`]; the header's fields get the short names of
-//!   `vfu-dump read --format json` (`vfio_user.id`, `vfio_user.cmd`, …, see [`tables::HEADER_ALIASES`]);
+//!   `vfu-dump read --format json` (`vfio_user.id`, `vfio_user.cmd`, …, see [`HEADER_ALIASES`]);
 //! - one bit field per [`FlagSpec`] of a flags word (`vfio_user.dma_map.flags.read`), masked by the spec's
 //!   mask; one value-name table per [`Named`] table (commands, errnos, migration states, region and IRQ
 //!   indices, …);
-//! - which structs follow the header, as the table in [`tables`] (mirroring the codec's decode), which
-//!   a fixed Lua interpreter (`dissector/runtime.lua`) walks;
+//! - which structs follow the header, as the table [`VFIO_USER_BODIES`] (mirroring the codec's decode;
+//!   [`VDUSE`] for VDUSE), which a fixed Lua interpreter (`dissector/runtime.lua`) walks;
 //! - the rule ids of the codec's decode errors, for the expert info of malformed messages.
 //!
 //! The Lua targets Wireshark 4.0 (Debian 12), which embeds Lua 5.2: bit operations use `bit32` and

@@ -35,7 +35,10 @@ fn corpus() -> PathBuf {
 
 /// Whether tshark can run; panics with what to do when it cannot, unless skipping is asked for.
 fn have_tshark() -> bool {
-    let ok = Command::new("tshark").arg("--version").output().is_ok_and(|o| o.status.success());
+    let ok = Command::new("tshark")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
     if ok {
         return true;
     }
@@ -97,7 +100,10 @@ struct Parser<'a> {
 
 impl Parser<'_> {
     fn parse(text: &str) -> J {
-        let mut p = Parser { s: text.as_bytes(), i: 0 };
+        let mut p = Parser {
+            s: text.as_bytes(),
+            i: 0,
+        };
         let v = p.value();
         p.ws();
         assert_eq!(p.i, p.s.len(), "trailing text in JSON");
@@ -110,7 +116,13 @@ impl Parser<'_> {
     }
     fn eat(&mut self, c: u8) {
         self.ws();
-        assert_eq!(self.s.get(self.i), Some(&c), "JSON: expected {} at {}", c as char, self.i);
+        assert_eq!(
+            self.s.get(self.i),
+            Some(&c),
+            "JSON: expected {} at {}",
+            c as char,
+            self.i
+        );
         self.i += 1;
     }
     fn value(&mut self) -> J {
@@ -169,7 +181,12 @@ impl Parser<'_> {
             }
             _ => {
                 let start = self.i;
-                while self.i < self.s.len() && matches!(self.s[self.i], b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9') {
+                while self.i < self.s.len()
+                    && matches!(
+                        self.s[self.i],
+                        b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9'
+                    )
+                {
                     self.i += 1;
                 }
                 J::Num(String::from_utf8(self.s[start..self.i].to_vec()).unwrap())
@@ -284,26 +301,55 @@ fn expected(o: &J) -> Expected {
     let proto = if vduse { "vduse" } else { "vfio_user" };
     let mut fields: BTreeMap<String, Vec<Want>> = BTreeMap::new();
     let mut put = |k: String, v: Want| fields.entry(k).or_default().push(v);
-    put(format!("{proto}.dir"), Want::Text(o.get("dir").unwrap().str().to_owned()));
-    put(format!("{proto}.conn"), Want::Int(o.get("conn").unwrap().int()));
-    put(format!("{proto}.truncated"), Want::Int(o.get("truncated").unwrap().int()));
+    put(
+        format!("{proto}.dir"),
+        Want::Text(o.get("dir").unwrap().str().to_owned()),
+    );
+    put(
+        format!("{proto}.conn"),
+        Want::Int(o.get("conn").unwrap().int()),
+    );
+    put(
+        format!("{proto}.truncated"),
+        Want::Int(o.get("truncated").unwrap().int()),
+    );
     if let Some(f) = o.get("fds") {
         put(format!("{proto}.fds"), Want::Int(f.int()));
     }
     if let Some(id) = o.get("id") {
         let flags = o.get("flags").unwrap().int();
         put("vfio_user.id".into(), Want::Int(id.int()));
-        put("vfio_user.cmd".into(), Want::Int(o.get("cmd").unwrap().int()));
-        put("vfio_user.size".into(), Want::Int(o.get("size").unwrap().int()));
+        put(
+            "vfio_user.cmd".into(),
+            Want::Int(o.get("cmd").unwrap().int()),
+        );
+        put(
+            "vfio_user.size".into(),
+            Want::Int(o.get("size").unwrap().int()),
+        );
         put("vfio_user.flags".into(), Want::Int(flags));
-        put("vfio_user.errno".into(), Want::Int(o.get("errno").unwrap().int()));
-        put("vfio_user.flags.type".into(), Want::Int(flags & i128::from(VFIO_USER_F_TYPE_MASK)));
-        put("vfio_user.flags.no_reply".into(), Want::Int(o.get("no_reply").unwrap().int()));
-        put("vfio_user.flags.error".into(), Want::Int(o.get("error").unwrap().int()));
+        put(
+            "vfio_user.errno".into(),
+            Want::Int(o.get("errno").unwrap().int()),
+        );
+        put(
+            "vfio_user.flags.type".into(),
+            Want::Int(flags & i128::from(VFIO_USER_F_TYPE_MASK)),
+        );
+        put(
+            "vfio_user.flags.no_reply".into(),
+            Want::Int(o.get("no_reply").unwrap().int()),
+        );
+        put(
+            "vfio_user.flags.error".into(),
+            Want::Int(o.get("error").unwrap().int()),
+        );
     }
     let head: BTreeSet<String> = fields.keys().cloned().collect();
     let mut put = |k: String, v: Want| fields.entry(k).or_default().push(v);
-    let malformed = o.get("decode_error").map(|e| e.get("rule").unwrap().str().to_owned());
+    let malformed = o
+        .get("decode_error")
+        .map(|e| e.get("rule").unwrap().str().to_owned());
     if malformed.is_none() {
         for part in o.get("body").map_or(&[][..], J::arr) {
             if let Some(s) = part.get("struct") {
@@ -311,27 +357,41 @@ fn expected(o: &J) -> Expected {
                 if vduse {
                     key = key.strip_prefix("vduse_").unwrap_or(&key).to_owned();
                 }
-                let J::Obj(fs) = part.get("fields").unwrap() else { panic!("fields") };
+                let J::Obj(fs) = part.get("fields").unwrap() else {
+                    panic!("fields")
+                };
                 for (name, v) in fs {
-                    if name.ends_with("_name") && fs.iter().any(|(n, _)| Some(n.as_str()) == name.strip_suffix("_name")) {
+                    if name.ends_with("_name")
+                        && fs
+                            .iter()
+                            .any(|(n, _)| Some(n.as_str()) == name.strip_suffix("_name"))
+                    {
                         continue;
                     }
                     let abbrev = format!("{proto}.{key}.{name}");
-                    put(abbrev, match v {
-                        J::Num(_) => Want::Int(v.int()),
-                        J::Str(s) if s.chars().all(|c| c.is_ascii_hexdigit()) => Want::Hex(s.clone()),
-                        J::Str(s) => Want::Text(s.clone()),
-                        other => panic!("field value {other:?}"),
-                    });
+                    put(
+                        abbrev,
+                        match v {
+                            J::Num(_) => Want::Int(v.int()),
+                            J::Str(s) if s.chars().all(|c| c.is_ascii_hexdigit()) => {
+                                Want::Hex(s.clone())
+                            }
+                            J::Str(s) => Want::Text(s.clone()),
+                            other => panic!("field value {other:?}"),
+                        },
+                    );
                 }
             } else {
                 let kind = part.get("data").unwrap().str();
                 let abbrev = format!("{proto}.{}", snake(kind));
                 let len = part.get("len").unwrap().int() as usize;
-                put(abbrev, match part.get("text") {
-                    Some(t) => Want::Text(t.str().to_owned()),
-                    None => Want::Len(len),
-                });
+                put(
+                    abbrev,
+                    match part.get("text") {
+                        Some(t) => Want::Text(t.str().to_owned()),
+                        None => Want::Len(len),
+                    },
+                );
             }
         }
     }
@@ -348,47 +408,263 @@ fn expected(o: &J) -> Expected {
 // ---------------------------------------------------------------------------------------------------
 // Captures built for the test.
 
-fn rec<'a>(conn: u32, ts_ns: u64, direction: Direction, protocol: Protocol, fds: u32, data: &'a [u8]) -> RecordRef<'a> {
-    RecordRef { conn, ts_ns, direction, protocol, fds, truncated: false, data, index: 0, file_offset: 0 }
+fn rec<'a>(
+    conn: u32,
+    ts_ns: u64,
+    direction: Direction,
+    protocol: Protocol,
+    fds: u32,
+    data: &'a [u8],
+) -> RecordRef<'a> {
+    RecordRef {
+        conn,
+        ts_ns,
+        direction,
+        protocol,
+        fds,
+        truncated: false,
+        data,
+        index: 0,
+        file_offset: 0,
+    }
 }
 
 /// Every message of `corpus/messages`, requests client to server (DMA_READ/WRITE: server to client).
 fn messages_capture(path: &Path) -> bool {
-    let Ok(dir) = std::fs::read_dir(corpus().join("messages")) else { return false };
-    let mut files: Vec<PathBuf> = dir.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "bin")).collect();
+    let Ok(dir) = std::fs::read_dir(corpus().join("messages")) else {
+        return false;
+    };
+    let mut files: Vec<PathBuf> = dir
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "bin"))
+        .collect();
     files.sort();
     if files.is_empty() {
         return false;
     }
     let mut w = PcapngWriter::new(std::fs::File::create(path).unwrap()).unwrap();
-    let c = w.add_connection("vfio-user:0:/tmp/messages.sock", Protocol::VfioUser).unwrap();
+    let c = w
+        .add_connection("vfio-user:0:/tmp/messages.sock", Protocol::VfioUser)
+        .unwrap();
     for (i, f) in files.iter().enumerate() {
         let name = f.file_name().unwrap().to_string_lossy().into_owned();
         let data = std::fs::read(f).unwrap();
         let request = name.contains("-request");
         let server_cmd = name.starts_with("dma_read") || name.starts_with("dma_write");
-        let dir = if request != server_cmd { Direction::ClientToServer } else { Direction::ServerToClient };
+        let dir = if request != server_cmd {
+            Direction::ClientToServer
+        } else {
+            Direction::ServerToClient
+        };
         let fds = u32::from(name.starts_with("dma_map-request"));
-        w.write_record(&rec(c, 1_700_000_000_000_000_000 + i as u64 * 1000, dir, Protocol::VfioUser, fds, &data)).unwrap();
+        w.write_record(&rec(
+            c,
+            1_700_000_000_000_000_000 + i as u64 * 1000,
+            dir,
+            Protocol::VfioUser,
+            fds,
+            &data,
+        ))
+        .unwrap();
     }
     w.flush().unwrap();
     true
+}
+
+/// Edge cases the corpus lacks, as client-to-server messages on one connection: every golden message
+/// cut at every length (with `msg_size` following), VERSION with JSON texts good and bad, region-info
+/// replies with capability chains good and bad, and header oddities.
+fn edge_capture(path: &Path) {
+    let mut msgs: Vec<Vec<u8>> = Vec::new();
+    let msg = |cmd: u16, flags: u32, payload: &[u8]| {
+        let mut b = vec![0u8; 16];
+        b[0..2].copy_from_slice(&7u16.to_le_bytes());
+        b[2..4].copy_from_slice(&cmd.to_le_bytes());
+        b[4..8].copy_from_slice(&((16 + payload.len()) as u32).to_le_bytes());
+        b[8..12].copy_from_slice(&flags.to_le_bytes());
+        b.extend_from_slice(payload);
+        b
+    };
+    if let Ok(dir) = std::fs::read_dir(corpus().join("messages")) {
+        let mut files: Vec<PathBuf> = dir
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "bin"))
+            .collect();
+        files.sort();
+        for f in files {
+            let b = std::fs::read(f).unwrap();
+            for n in 16..b.len() {
+                let mut cut = b[..n].to_vec();
+                cut[4..8].copy_from_slice(&(n as u32).to_le_bytes());
+                msgs.push(cut);
+            }
+        }
+    }
+    let deep = format!("{{\"a\":{}1{}}}", "[".repeat(15), "]".repeat(15));
+    let deeper = format!("{{\"a\":{}1{}}}", "[".repeat(16), "]".repeat(16));
+    let mut texts: Vec<Vec<u8>> = [
+        r#"{}"#,
+        r#" { } "#,
+        r#"{"capabilities":{"max_msg_fds":8}}"#,
+        r#"{"a":[1,-2,3.5,4e10,5E-3,-0,0.0,1e+2]}"#,
+        r#"{"a":01}"#,
+        r#"{"a":-}"#,
+        r#"{"a":1.}"#,
+        r#"{"a":1e}"#,
+        r#"{"a":.5}"#,
+        r#"{"a":+1}"#,
+        r#"{"a":tru}"#,
+        r#"{"a":tru"#,
+        r#"{"a":nul}"#,
+        r#"{"a":nulL}"#,
+        r#"{"a":true,"b":false,"c":null}"#,
+        r#"{"a":"x\"y\\z\/\b\f\n\r\t"}"#,
+        r#"{"a":"\u00e9\uD83D\uDE00"}"#,
+        r#"{"a":"\u12"}"#,
+        r#"{"a":"\u12G4"}"#,
+        r#"{"a":"\x"}"#,
+        r#"{"a":"abc"#,
+        r#"{"a":"abc\"#,
+        "{\"a\":\"tab\there\"}",
+        r#"{"a":1,}"#,
+        r#"{"a" 1}"#,
+        r#"{a:1}"#,
+        r#"{"a":1}x"#,
+        r#"{"a":1} "#,
+        r#"[1]"#,
+        r#"  "#,
+        r#""#,
+        r#"{"a":[1,2"#,
+        r#"{"a":[1 2]}"#,
+        r#"{"a":{"b":{"c":[[],{}]}}}"#,
+        r#"{"#,
+        r#"{"a""#,
+        r#"{"a":"#,
+        r#"{"a":[]"#,
+        "{\"a\":\"é\"}",
+        &deep,
+        &deeper,
+    ]
+    .iter()
+    .map(|t| t.as_bytes().to_vec())
+    .collect();
+    texts.extend([
+        b"{\"a\":\"\xff\"}".to_vec(),
+        b"{\"a\":\"\xc3\x28\"}".to_vec(),
+        b"{\"a\":\"\xed\xa0\x80\"}".to_vec(),
+        b"{\"a\":\"\xf4\x90\x80\x80\"}".to_vec(),
+        b"{\"a\":\"\xe2\x82\"}".to_vec(),
+        b"{\"a\" \xff}".to_vec(),
+    ]);
+    for t in &texts {
+        let mut p = vec![0, 0, 2, 0];
+        p.extend_from_slice(t);
+        msgs.push(msg(1, 0, &p));
+        p.push(0);
+        msgs.push(msg(1, 1, &p));
+        let mut inner = p.clone();
+        inner.insert(5.min(inner.len() - 1), 0);
+        msgs.push(msg(1, 0, &inner));
+    }
+    // Region-info replies: flags, cap_offset, capabilities (payload offset, id, next, nr_areas),
+    // each cut to several lengths.
+    type Chain<'a> = (u32, u32, &'a [(usize, u16, u32, u32)]);
+    let chains: [Chain<'_>; 12] = [
+        (8, 32, &[(32, 1, 0, 1)]),
+        (8, 40, &[(40, 2, 0, 0)]),
+        (8, 32, &[(32, 16, 0, 1)]),
+        (8, 32, &[(32, 99, 0, 0)]),
+        (8, 32, &[(32, 2, 56, 0), (56, 1, 0, 2)]),
+        (8, 32, &[(32, 2, 40, 0), (40, 2, 0, 0)]),
+        (8, 16, &[(32, 2, 0, 0)]),
+        (8, 200, &[(32, 2, 0, 0)]),
+        (8, 32, &[(32, 2, 32, 0)]),
+        (8, 32, &[(32, 1, 0, 9)]),
+        (0, 32, &[(32, 2, 0, 0)]),
+        (8, 0, &[(32, 2, 0, 0)]),
+    ];
+    for (flags, cap_offset, caps) in chains {
+        let mut p = [0u8; 32 + 96];
+        p[4..8].copy_from_slice(&flags.to_le_bytes());
+        p[12..16].copy_from_slice(&cap_offset.to_le_bytes());
+        for &(at, id, next, n) in caps {
+            p[at..at + 2].copy_from_slice(&id.to_le_bytes());
+            p[at + 4..at + 8].copy_from_slice(&next.to_le_bytes());
+            p[at + 8..at + 12].copy_from_slice(&n.to_le_bytes());
+        }
+        for len in [32, 40, 48, 64, 72, 96, 128] {
+            msgs.push(msg(5, 1, &p[..len]));
+        }
+    }
+    // DMA_LOGGING_REPORT replies: bitmap shorter than, equal to and longer than the bytes left, and a
+    // page size of 0.
+    for (length, page, extra) in [
+        (0x10000u64, 0x1000u64, 16usize),
+        (0x10000, 0x1000, 8),
+        (0x10000, 0x1000, 4),
+        (0x10000, 0, 8),
+        (u64::MAX, 1, 8),
+        (0x40001, 0x1000, 24),
+    ] {
+        let mut p = Vec::new();
+        p.extend_from_slice(&(8u32 + 24 + extra as u32).to_le_bytes());
+        p.extend_from_slice(&(8u32 | 0x10000).to_le_bytes());
+        p.extend_from_slice(&0x1000u64.to_le_bytes());
+        p.extend_from_slice(&length.to_le_bytes());
+        p.extend_from_slice(&page.to_le_bytes());
+        p.extend(std::iter::repeat_n(0xa5, extra));
+        msgs.push(msg(16, 1, &p));
+    }
+    // Header oddities: bad type, error replies with payload, unknown command, NO_REPLY, a short
+    // header, msg_size below 16, and a record longer than msg_size.
+    msgs.push(msg(2, 2, &[0; 8]));
+    msgs.push(msg(2, 0x21, &[1; 8]));
+    msgs.push(msg(999, 0, &[1, 2, 3]));
+    msgs.push(msg(10, 0x10, &[0; 16]));
+    msgs.push(vec![1, 0, 2, 0, 8]);
+    msgs.push(Vec::new());
+    let mut small = msg(13, 0, &[]);
+    small[4] = 8;
+    msgs.push(small);
+    let mut long = msg(13, 0, &[0; 4]);
+    long[4] = 16;
+    msgs.push(long);
+    let file = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    let mut w = PcapngWriter::new(file).unwrap();
+    let c = w
+        .add_connection("vfio-user:0:/tmp/edge.sock", Protocol::VfioUser)
+        .unwrap();
+    for (i, m) in msgs.iter().enumerate() {
+        let ts = 1_700_000_000_000_000_000 + i as u64 * 1000;
+        w.write_record(&rec(
+            c,
+            ts,
+            Direction::ClientToServer,
+            Protocol::VfioUser,
+            0,
+            m,
+        ))
+        .unwrap();
+    }
+    w.flush().unwrap();
 }
 
 /// VDUSE requests of every type and their responses, an unknown type, a response to nothing, and a
 /// short record.
 fn vduse_capture(path: &Path) {
     let mut w = PcapngWriter::new(std::fs::File::create(path).unwrap()).unwrap();
-    let c = w.add_connection("vduse:0:/dev/vduse/test", Protocol::Vduse).unwrap();
+    let c = w
+        .add_connection("vduse:0:/dev/vduse/test", Protocol::Vduse)
+        .unwrap();
     let mut t = 1_700_000_000_000_000_000u64;
     let mut put = |w: &mut PcapngWriter<std::fs::File>, dir, data: &[u8]| {
         t += 12_345;
-        w.write_record(&rec(c, t, dir, Protocol::Vduse, 0, data)).unwrap();
+        w.write_record(&rec(c, t, dir, Protocol::Vduse, 0, data))
+            .unwrap();
     };
     let mut buf = [0u8; 152];
     let vq = VduseVqState::new_split(3, 0);
-    let mut status = VduseDevStatus::default();
-    status.status = 0x0f;
+    let status = VduseDevStatus { status: 0x0f };
     let mut range = VduseIovaRange::default();
     range.start.set(0x1000);
     range.last.set(0x1fff);
@@ -401,21 +677,39 @@ fn vduse_capture(path: &Path) {
         RequestBody::SetStatus(&status),
         RequestBody::UpdateIotlb(&range),
         RequestBody::SetVqGroupAsid(&ga),
-        RequestBody::Unknown { req_type: 9, raw: &unknown },
+        RequestBody::Unknown {
+            req_type: 9,
+            raw: &unknown,
+        },
     ];
     let answer = VduseVqState::new_split(3, 17);
     for (i, r) in requests.iter().enumerate() {
         let id = 40 + i as u32;
         encode_request(id, r, &mut buf).unwrap();
         put(&mut w, Direction::ClientToServer, &buf);
-        let body = if i == 0 { ResponseBody::GetVqState(&answer) } else { ResponseBody::Raw(&[0; 128]) };
-        let result = if i == 1 { VDUSE_REQ_RESULT_FAILED } else { VDUSE_REQ_RESULT_OK };
+        let body = if i == 0 {
+            ResponseBody::GetVqState(&answer)
+        } else {
+            ResponseBody::Raw(&[0; 128])
+        };
+        let result = if i == 1 {
+            VDUSE_REQ_RESULT_FAILED
+        } else {
+            VDUSE_REQ_RESULT_OK
+        };
         encode_response(id, result, &body, &mut buf).unwrap();
         put(&mut w, Direction::ServerToClient, &buf);
     }
-    encode_response(99, VDUSE_REQ_RESULT_OK, &ResponseBody::Raw(&[0; 128]), &mut buf).unwrap();
+    encode_response(
+        99,
+        VDUSE_REQ_RESULT_OK,
+        &ResponseBody::Raw(&[0; 128]),
+        &mut buf,
+    )
+    .unwrap();
     put(&mut w, Direction::ServerToClient, &buf);
     put(&mut w, Direction::ClientToServer, &buf[..100]);
+    put(&mut w, Direction::ServerToClient, &[]);
     w.flush().unwrap();
 }
 
@@ -424,7 +718,7 @@ fn vduse_capture(path: &Path) {
 
 fn run(cmd: &mut Command) -> (String, String) {
     let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    let stdout = String::from_utf8(out.stdout).unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(out.status.success(), "{cmd:?} failed: {stderr}");
     (stdout, stderr)
@@ -432,31 +726,65 @@ fn run(cmd: &mut Command) -> (String, String) {
 
 /// tshark's complaints, without its warning about running as root.
 fn tshark_errors(stderr: &str) -> Vec<&str> {
-    stderr.lines().filter(|l| !l.trim().is_empty() && !l.contains("Running as user")).collect()
+    stderr
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.contains("Running as user"))
+        .collect()
 }
 
 fn tshark(lua: &Path, capture: &Path, args: &[&str]) -> String {
     let mut c = Command::new("tshark");
-    c.arg("-n").arg("-X").arg(format!("lua_script:{}", lua.display())).arg("-r").arg(capture).args(args);
+    c.arg("-n")
+        .arg("-X")
+        .arg(format!("lua_script:{}", lua.display()))
+        .arg("-r")
+        .arg(capture)
+        .args(args);
     let (out, err) = run(&mut c);
     let errors = tshark_errors(&err);
-    assert!(errors.is_empty(), "tshark on {}: {errors:#?}", capture.display());
+    assert!(
+        errors.is_empty(),
+        "tshark on {}: {errors:#?}",
+        capture.display()
+    );
     out
 }
 
 fn count(lua: &Path, capture: &Path, filter: &str) -> usize {
-    tshark(lua, capture, &["-Y", filter, "-T", "fields", "-e", "frame.number"]).lines().count()
+    tshark(
+        lua,
+        capture,
+        &["-Y", filter, "-T", "fields", "-e", "frame.number"],
+    )
+    .lines()
+    .count()
 }
 
 /// Compares one capture; returns (messages, malformed messages) for the summary.
 fn check_capture(lua: &Path, capture: &Path) -> (usize, usize) {
     let name = capture.file_name().unwrap().to_string_lossy().into_owned();
-    let (json, _) = run(Command::new(bin()).args(["read", "--format", "json", "--color", "never"]).arg(capture));
-    let (text, _) = run(Command::new(bin()).args(["read", "--color", "never"]).arg(capture));
-    let mut want: Vec<Expected> = json.lines().filter(|l| l.starts_with('{')).map(|l| expected(&Parser::parse(l))).collect();
+    let (json, _) = run(Command::new(bin())
+        .args(["read", "--format", "json", "--color", "never"])
+        .arg(capture));
+    let (text, _) = run(Command::new(bin())
+        .args(["read", "--color", "never"])
+        .arg(capture));
+    let mut want: Vec<Expected> = json
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| expected(&Parser::parse(l)))
+        .collect();
     for line in text.lines().filter(|l| l.starts_with('#')) {
-        let index: usize = line[1..].split_whitespace().next().unwrap().parse().unwrap();
-        let body = ["→ ", "← "].iter().find_map(|a| line.split_once(a).map(|(_, b)| b)).unwrap();
+        let index: usize = line[1..]
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let body = ["→ ", "← "]
+            .iter()
+            .find_map(|a| line.split_once(a).map(|(_, b)| b))
+            .unwrap();
         let body = match body.rfind(" rtt=") {
             Some(i) if !body[i + 5..].contains(' ') => &body[..i],
             _ => body,
@@ -472,10 +800,28 @@ fn check_capture(lua: &Path, capture: &Path) -> (usize, usize) {
         universe.insert(format!("{}.response_to", w.proto));
         universe.insert(format!("{}.response_in", w.proto));
     }
-    let mut args: Vec<String> = ["-2", "-T", "json", "-e", "frame.number", "-e", "_ws.col.Info", "-e", "_ws.expert.severity", "-e", "_ws.expert.message", "-e", "_ws.malformed"]
-        .iter()
-        .map(|s| (*s).to_owned())
-        .collect();
+    // Two passes, so that requests show the frame of their reply; the filter makes tshark build the
+    // tree (and so the connection number) in the first pass too.
+    let mut args: Vec<String> = [
+        "-2",
+        "-Y",
+        "vfio_user || vduse",
+        "-T",
+        "json",
+        "-e",
+        "frame.number",
+        "-e",
+        "_ws.col.Info",
+        "-e",
+        "_ws.expert.severity",
+        "-e",
+        "_ws.expert.message",
+        "-e",
+        "_ws.malformed",
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
     for a in &universe {
         args.push("-e".into());
         args.push(a.clone());
@@ -484,35 +830,74 @@ fn check_capture(lua: &Path, capture: &Path) -> (usize, usize) {
     let out = tshark(lua, capture, &args);
     let frames = Parser::parse(&out);
     let frames = frames.arr();
-    assert_eq!(frames.len(), want.len(), "{name}: tshark shows {} frames, vfu-dump {} messages", frames.len(), want.len());
+    assert_eq!(
+        frames.len(),
+        want.len(),
+        "{name}: tshark shows {} frames, vfu-dump {} messages",
+        frames.len(),
+        want.len()
+    );
     let layer = |f: &J, k: &str| -> Vec<String> {
-        f.get("_source").and_then(|s| s.get("layers")).and_then(|l| l.get(k)).map_or(Vec::new(), |v| v.arr().iter().map(|x| x.str().to_owned()).collect())
+        f.get("_source")
+            .and_then(|s| s.get("layers"))
+            .and_then(|l| l.get(k))
+            .map_or(Vec::new(), |v| {
+                v.arr().iter().map(|x| x.str().to_owned()).collect()
+            })
     };
     let mut malformed = 0;
     let mut links = Vec::new();
     for (i, (f, w)) in frames.iter().zip(&want).enumerate() {
         let at = format!("{name} frame {}", i + 1);
         let messages = layer(f, "_ws.expert.message");
-        assert!(!messages.iter().any(|m| m.contains("Lua Error")), "{at}: {messages:?}");
+        assert!(
+            !messages.iter().any(|m| m.contains("Lua Error")),
+            "{at}: {messages:?}"
+        );
         // An exception while dissecting shows as "[Malformed Packet …]"; the dissector's own expert
         // info for malformed messages (group Malformed) also sets `_ws.malformed`, so that is only
         // expected where vfu-dump says the message is malformed.
-        assert!(!messages.iter().any(|m| m.contains("Exception") || m.contains("Malformed Packet")), "{at}: {messages:?}");
-        let error = layer(f, "_ws.expert.severity").iter().any(|s| s.parse::<i64>().unwrap() >= PI_ERROR);
-        let vduse_bad = w.proto == "vduse" && w.fields.get("vduse.dev_request.req_type").is_none() && w.fields.get("vduse.dev_response.request_id").is_none();
+        assert!(
+            !messages
+                .iter()
+                .any(|m| m.contains("Exception") || m.contains("Malformed Packet")),
+            "{at}: {messages:?}"
+        );
+        let error = layer(f, "_ws.expert.severity")
+            .iter()
+            .any(|s| s.parse::<i64>().unwrap() >= PI_ERROR);
+        let vduse_bad = w.proto == "vduse"
+            && !w.fields.contains_key("vduse.dev_request.req_type")
+            && !w.fields.contains_key("vduse.dev_response.request_id");
         let bad = w.malformed.is_some() || vduse_bad;
-        assert_eq!(error, bad, "{at}: expert error {error}, vfu-dump malformed {:?}; experts {messages:?}", w.malformed);
-        assert_eq!(!layer(f, "_ws.malformed").is_empty(), bad, "{at}: _ws.malformed");
-        if let Some(rule) = &w.malformed {
+        assert_eq!(
+            error, bad,
+            "{at}: expert error {error}, vfu-dump malformed {:?}; experts {messages:?}",
+            w.malformed
+        );
+        assert_eq!(
+            !layer(f, "_ws.malformed").is_empty(),
+            bad,
+            "{at}: _ws.malformed"
+        );
+        if bad {
             malformed += 1;
-            assert!(messages.iter().any(|m| m.contains(&format!("[{rule} "))), "{at}: no expert info naming {rule}: {messages:?}");
+        }
+        if let Some(rule) = &w.malformed {
+            assert!(
+                messages.iter().any(|m| m.contains(&format!("[{rule} "))),
+                "{at}: no expert info naming {rule}: {messages:?}"
+            );
         }
         for a in &universe {
             if a.ends_with(".time") || a.ends_with(".response_to") || a.ends_with(".response_in") {
                 continue;
             }
             // A malformed message has no body in vfu-dump: compare what precedes it.
-            if bad && !w.head.contains(a) && (w.fields.contains_key(a) || !head_universe.contains(a)) {
+            if bad
+                && !w.head.contains(a)
+                && (w.fields.contains_key(a) || !head_universe.contains(a))
+            {
                 continue;
             }
             let got = layer(f, a);
@@ -524,23 +909,41 @@ fn check_capture(lua: &Path, capture: &Path) -> (usize, usize) {
         let to = layer(f, &format!("{}.response_to", w.proto));
         match w.rtt_ns {
             Some(ns) => {
-                assert_eq!(time.len(), 1, "{at}: no round-trip time, vfu-dump says {ns} ns");
+                assert_eq!(
+                    time.len(),
+                    1,
+                    "{at}: no round-trip time, vfu-dump says {ns} ns"
+                );
                 let (s, frac) = time[0].split_once('.').unwrap();
-                let got = s.parse::<i128>().unwrap() * 1_000_000_000 + format!("{frac:0<9}")[..9].parse::<i128>().unwrap();
+                let got = s.parse::<i128>().unwrap() * 1_000_000_000
+                    + format!("{frac:0<9}")[..9].parse::<i128>().unwrap();
                 assert_eq!(got, ns, "{at}: round-trip time");
                 assert_eq!(to.len(), 1, "{at}: no request link");
                 links.push((i + 1, to[0].parse::<usize>().unwrap()));
             }
-            None => assert!(time.is_empty() && to.is_empty(), "{at}: tshark pairs it ({to:?}), vfu-dump does not"),
+            None => assert!(
+                time.is_empty() && to.is_empty(),
+                "{at}: tshark pairs it ({to:?}), vfu-dump does not"
+            ),
         }
         if w.proto == "vfio_user" {
             let info = layer(f, "_ws.col.Info").join("");
-            let line = w.text_line.as_deref().unwrap_or_else(|| panic!("{at}: no text line"));
-            match (line.split_once("malformed: "), info.split_once("malformed: ")) {
+            let line = w
+                .text_line
+                .as_deref()
+                .unwrap_or_else(|| panic!("{at}: no text line"));
+            match (
+                line.split_once("malformed: "),
+                info.split_once("malformed: "),
+            ) {
                 (Some((lp, lr)), Some((ip, ir))) => {
                     assert_eq!(ip, lp, "{at}: Info column");
                     let tail = |s: &str| s.find(" at offset ").map(|i| s[i..].to_owned());
-                    assert_eq!(tail(ir), tail(lr), "{at}: Info column {info:?}, vfu-dump {line:?}");
+                    assert_eq!(
+                        tail(ir),
+                        tail(lr),
+                        "{at}: Info column {info:?}, vfu-dump {line:?}"
+                    );
                 }
                 _ => assert_eq!(info, line, "{at}: Info column"),
             }
@@ -550,9 +953,22 @@ fn check_capture(lua: &Path, capture: &Path) -> (usize, usize) {
     for (reply, request) in links {
         let f = &frames[request - 1];
         let rin = layer(f, &format!("{}.response_in", want[request - 1].proto));
-        assert_eq!(rin, vec![reply.to_string()], "{name} frame {request}: response_in");
+        assert_eq!(
+            rin,
+            vec![reply.to_string()],
+            "{name} frame {request}: response_in"
+        );
     }
     (want.len(), malformed)
+}
+
+/// A directory removed when the test ends, passed or failed.
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 #[test]
@@ -560,11 +976,17 @@ fn tshark_agrees_with_vfu_dump() {
     if !have_tshark() {
         return;
     }
-    let dir = std::env::temp_dir().join(format!("vfu-dissector-test-{}", std::process::id()));
+    let tmp =
+        TempDir(std::env::temp_dir().join(format!("vfu-dissector-test-{}", std::process::id())));
+    let dir = tmp.0.clone();
     std::fs::create_dir_all(&dir).unwrap();
     let lua = dir.join("vfio_user.lua");
     let (script, _) = run(Command::new(bin()).arg("wireshark-dissector"));
-    assert_eq!(script, vfu_dump::dissector::lua_source().unwrap(), "the command writes lua_source()");
+    assert_eq!(
+        script,
+        vfu_dump::dissector::lua_source().unwrap(),
+        "the command writes lua_source()"
+    );
     std::fs::write(&lua, &script).unwrap();
 
     let mut captures: Vec<PathBuf> = std::fs::read_dir(corpus())
@@ -578,31 +1000,83 @@ fn tshark_agrees_with_vfu_dump() {
     if messages_capture(&messages) {
         captures.push(messages);
     }
+    let edge = dir.join("edge.pcapng");
+    edge_capture(&edge);
+    captures.push(edge);
     let vduse = dir.join("vduse.pcapng");
     vduse_capture(&vduse);
     captures.push(vduse);
 
     for c in &captures {
         let (n, bad) = check_capture(&lua, c);
-        eprintln!("{}: {n} messages agree ({bad} malformed, flagged as the codec flags them)", c.display());
+        eprintln!(
+            "{}: {n} messages agree ({bad} malformed, flagged as the codec flags them)",
+            c.display()
+        );
+        // One pass (pairing as frames come), and two passes without a filter (no tree, so no field
+        // values, in the first): no Lua error either way.
+        for args in [&["-V"][..], &["-2", "-V"][..]] {
+            let out = tshark(&lua, c, args);
+            assert!(
+                !out.contains("Lua Error"),
+                "{} with {args:?}: Lua error",
+                c.display()
+            );
+        }
     }
 
     // Display filters.
     let sample = corpus().join("lvu-sample-client.pcapng");
-    let (json, _) = run(Command::new(bin()).args(["read", "--format", "json"]).arg(&sample));
-    let objs: Vec<J> = json.lines().filter(|l| l.starts_with('{')).map(Parser::parse).collect();
-    let n_cmd = |c: i128| objs.iter().filter(|o| o.get("cmd").is_some_and(|v| v.int() == c)).count();
+    let (json, _) = run(Command::new(bin())
+        .args(["read", "--format", "json"])
+        .arg(&sample));
+    let objs: Vec<J> = json
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(Parser::parse)
+        .collect();
+    let n_cmd = |c: i128| {
+        objs.iter()
+            .filter(|o| o.get("cmd").is_some_and(|v| v.int() == c))
+            .count()
+    };
     assert_eq!(count(&lua, &sample, "vfio_user.cmd == 9"), n_cmd(9));
     assert_eq!(count(&lua, &sample, "vfio_user.cmd == 2"), n_cmd(2));
-    let errors = objs.iter().filter(|o| o.get("error").is_some_and(|v| v == &J::Bool(true))).count();
+    let errors = objs
+        .iter()
+        .filter(|o| o.get("error").is_some_and(|v| v == &J::Bool(true)))
+        .count();
     assert_eq!(count(&lua, &sample, "vfio_user.flags.error == 1"), errors);
-    assert_eq!(count(&lua, &sample, "vfio_user.errno == 22"), objs.iter().filter(|o| o.get("errno").is_some_and(|v| v.int() == 22)).count());
+    assert_eq!(
+        count(&lua, &sample, "vfio_user.errno == 22"),
+        objs.iter()
+            .filter(|o| o.get("errno").is_some_and(|v| v.int() == 22))
+            .count()
+    );
     let messages = dir.join("messages.pcapng");
     if messages.exists() {
-        assert_eq!(count(&lua, &messages, "vfio_user.dma_map.address == 0x100000000 || vfio_user.dma_map"), count(&lua, &messages, "vfio_user.dma_map"));
+        assert_eq!(
+            count(
+                &lua,
+                &messages,
+                "vfio_user.dma_map.address == 0x100000000 || vfio_user.dma_map"
+            ),
+            count(&lua, &messages, "vfio_user.dma_map")
+        );
         assert!(count(&lua, &messages, "vfio_user.dma_map") > 0);
-        assert!(count(&lua, &messages, "vfio_user.device_feature.flags.feature == 2") > 0);
-        assert!(count(&lua, &messages, "vfio_user.feature_mig_state.device_state == 3") > 0);
+        assert!(
+            count(
+                &lua,
+                &messages,
+                "vfio_user.device_feature.flags.feature == 2"
+            ) > 0
+        );
+        assert!(
+            count(
+                &lua,
+                &messages,
+                "vfio_user.feature_mig_state.device_state == 3"
+            ) > 0
+        );
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }

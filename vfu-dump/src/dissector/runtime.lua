@@ -4,8 +4,17 @@
 -- from the codec's tables; nothing below names a field, a layout or a command.
 -- ------------------------------------------------------------------------------------------------
 
-local band, bor, bnot = bit32.band, bit32.bor, bit32.bnot
+-- Wireshark 4.0 embeds Lua 5.2, which has bit32 and no bit operators. Lua 5.3 and later have the
+-- operators and may lack bit32: the fallback is compiled only there, so 5.2 never parses it.
+local bit = bit32 or load("return { band = function(a, b) return a & b end, "
+  .. "bor = function(a, b) return a | b end, bnot = function(a) return ~a & 0xFFFFFFFF end }")()
+local band, bor, bnot = bit.band, bit.bor, bit.bnot
 local TWO32 = 4294967296
+
+-- An integral number as text without a fraction, whichever Lua.
+local function int(n)
+  return string.format("%d", n)
+end
 
 -- Field descriptors by key ("dma_map.flags"), and the struct key of each.
 local FD = {}
@@ -188,7 +197,7 @@ end
 
 local function flush(ctx)
   if ctx.arr then
-    ctx.sum[#ctx.sum + 1] = ctx.arr.name .. "[" .. ctx.arr.n .. "]"
+    ctx.sum[#ctx.sum + 1] = ctx.arr.name .. "[" .. int(ctx.arr.n) .. "]"
     ctx.arr = nil
   end
 end
@@ -211,7 +220,7 @@ end
 local function add_struct(ctx, parent, s, off, index, quiet)
   local tvb = ctx.tvb
   local item = parent:add(s.pf, tvb(off, s.size))
-  if index then item:append_text(" [" .. index .. "]") end
+  if index then item:append_text(" [" .. int(index) .. "]") end
   local keys = false
   if not quiet and s.key ~= G.HDR.struct then
     if index then
@@ -237,6 +246,7 @@ local function add_struct(ctx, parent, s, off, index, quiet)
       fi = item:add(fd.pf, r)
     end
     if not quiet then ctx.vals[fd.key] = v end
+    if fd.show == "errno" and v == 0 then fi:set_text(fd.name .. ": 0") end
     if fd.parts then
       for _, p in ipairs(fd.parts) do
         if p.pf then
@@ -271,7 +281,7 @@ local function add_data(ctx, kind, off, len)
     if d.word then ctx.sum[#ctx.sum + 1] = d.word .. "=" .. r:string(ENC_UTF_8) end
   else
     ctx.tree:add(d.pf, r)
-    if d.word then ctx.sum[#ctx.sum + 1] = d.word .. "=" .. len .. "B" end
+    if d.word then ctx.sum[#ctx.sum + 1] = d.word .. "=" .. int(len) .. "B" end
   end
 end
 
@@ -389,7 +399,7 @@ local function json_syntax(s)
   end
   local function open(depth)
     if depth >= G.MAX_JSON_DEPTH then
-      stop(i, "nesting deeper than " .. G.MAX_JSON_DEPTH, "json_too_large")
+      stop(i, "nesting deeper than " .. int(G.MAX_JSON_DEPTH), "json_too_large")
     end
     return depth + 1
   end
@@ -741,6 +751,9 @@ local function record_meta(tvb, pinfo, root, proto_name)
     local t = f_time()
     if t then m.ts = t.value end
   end
+  -- Field values exist only when Wireshark builds a tree for the frame (not in the first pass of
+  -- `tshark -2` without a filter): pairing needs the connection, so it waits for such a pass.
+  m.fields_ok = m.ts ~= nil
   m.dname = G.DIR[m.dir]
   root:add(X.dir, m.dname or "?"):set_generated()
   root:add(X.conn, m.conn):set_generated()
@@ -751,11 +764,33 @@ local function record_meta(tvb, pinfo, root, proto_name)
   return m
 end
 
+-- Reply time minus request time, never negative (as vfu-dump computes it).
+local function rtt(reply, request)
+  local d = reply - request
+  if d.secs < 0 then return NSTime(0, 0) end
+  return d
+end
+
 local T = {}
-local function reset() T.vfio_user = { pending = {}, frames = {} }; T.vduse = { pending = {}, frames = {} } end
+local function reset()
+  T.vfio_user = { pending = {}, frames = {}, last = 0 }
+  T.vduse = { pending = {}, frames = {}, last = 0 }
+end
 reset()
 function P_VFIO.init() reset() end
 function P_VDUSE.init() reset() end
+
+-- The pairing record of this frame when pairing is to be done now: once per frame, in frame order
+-- (a frame visited out of order, say clicked in the GUI before the first pass saw it, is not paired).
+local function pairing_slot(state, pinfo, m)
+  local fi = state.frames[pinfo.number]
+  if (fi and fi.done) or not m.fields_ok or pinfo.number <= state.last then return nil end
+  state.last = pinfo.number
+  fi = fi or {}
+  fi.done = true
+  state.frames[pinfo.number] = fi
+  return fi
+end
 
 local function show_links(root, proto_name, info)
   local X = G.X[proto_name]
@@ -801,27 +836,27 @@ function P_VFIO.dissector(tvb, pinfo, tree)
       ctx.pos, ctx.limit, ctx.reply = hdr.size, size, reply
       if reply and is_error then
         root:add_proto_expert_info(ctx.E.error_reply,
-          "Error reply: " .. (G.VS_ERRNO[errno] or "errno") .. " (" .. errno .. ")")
+          "Error reply: " .. (G.VS_ERRNO[errno] or "errno") .. " (" .. int(errno) .. ")")
       else
         local body = G.BODIES[cmd]
         local steps = G.UNKNOWN_BODY
         if body then
           steps = reply and body.reply or body.request
         else
-          root:add_proto_expert_info(ctx.E.unknown_command, "Unknown command " .. cmd)
+          root:add_proto_expert_info(ctx.E.unknown_command, "Unknown command " .. int(cmd))
         end
         run(ctx, steps)
       end
       if not ctx.failed then add_data(ctx, "trailing", ctx.pos, ctx.limit - ctx.pos) end
       flush(ctx)
     end
-    local name = G.CMD_SHORT[cmd] or ("UNKNOWN(" .. cmd .. ")")
+    local name = G.CMD_SHORT[cmd] or ("UNKNOWN(" .. int(cmd) .. ")")
     if ctx.failed then
       info = string.format("id=%d %s %dB malformed: %s", id, name, size, ctx.error)
     else
       local kind
       if reply then
-        if is_error then kind = (G.VS_ERRNO[errno] or "?") .. "(" .. errno .. ")" else kind = "ok" end
+        if is_error then kind = (G.VS_ERRNO[errno] or "?") .. "(" .. int(errno) .. ")" else kind = "ok" end
       elseif band(flags, G.F.NO_REPLY) ~= 0 then
         kind = "cmd,no-reply"
       else
@@ -832,16 +867,16 @@ function P_VFIO.dissector(tvb, pinfo, tree)
     end
     -- Pairing, as vfu-dump does it: (connection, direction, msg_id) of well-formed messages.
     local state = T.vfio_user
-    if not pinfo.visited and not ctx.failed and m.dname then
-      local fi = state.frames[pinfo.number] or {}
-      state.frames[pinfo.number] = fi
+    local slot = pairing_slot(state, pinfo, m)
+    if slot and not ctx.failed and m.dname then
+      local fi = slot
       if reply then
         local key = m.conn .. ":" .. (m.dir == G.P2P.c2s and G.P2P.s2c or G.P2P.c2s) .. ":" .. id
         local req = state.pending[key]
         if req then
           state.pending[key] = nil
           fi.request = req.frame
-          if m.ts and req.ts then fi.rtt = m.ts - req.ts end
+          fi.rtt = rtt(m.ts, req.ts)
           local ri = state.frames[req.frame]
           if ri then ri.response = pinfo.number end
         end
@@ -852,7 +887,7 @@ function P_VFIO.dissector(tvb, pinfo, tree)
     local fi = state.frames[pinfo.number]
     if fi then show_links(root, "vfio_user", fi) end
   end
-  if m.fds > 0 then info = info .. " fds=" .. m.fds end
+  if m.fds > 0 then info = info .. " fds=" .. int(m.fds) end
   if m.truncated then info = info .. " [truncated]" end
   pinfo.cols.info:set(info)
   return len
@@ -883,9 +918,13 @@ function P_VDUSE.dissector(tvb, pinfo, tree)
     if member then
       add_struct(ctx, root, S[member], V.union)
     else
-      root:add_proto_expert_info(ctx.E.unknown_command, "Unknown request type " .. t)
+      root:add_proto_expert_info(ctx.E.unknown_command, "Unknown request type " .. int(t))
     end
-    info = string.format("%s (%d) id %d", tname and ("VDUSE_" .. tname) or "VDUSE request type", t, id)
+    if tname then
+      info = string.format("VDUSE_%s (%d) id %d", tname, t, id)
+    else
+      info = string.format("VDUSE request type %d id %d", t, id)
+    end
     if member then
       local parts = {}
       for _, fd in ipairs(S[member].fields) do
@@ -896,23 +935,21 @@ function P_VDUSE.dissector(tvb, pinfo, tree)
       end
       if #parts > 0 then info = info .. " " .. table.concat(parts, " ") end
     end
-    if not pinfo.visited then
-      state.frames[pinfo.number] = state.frames[pinfo.number] or {}
+    if pairing_slot(state, pinfo, m) then
       state.pending[m.conn .. ":" .. id] = { frame = pinfo.number, ts = m.ts, type = t }
     end
   elseif m.dir == G.P2P.s2c then
     add_struct(ctx, root, S[V.response], 0)
     local id = tonum(ctx.vals[V.response_id])
     local result = tonum(ctx.vals[V.result])
-    if not pinfo.visited then
-      local fi = state.frames[pinfo.number] or {}
-      state.frames[pinfo.number] = fi
+    local fi = pairing_slot(state, pinfo, m)
+    if fi then
       local key = m.conn .. ":" .. id
       local req = state.pending[key]
       if req then
         state.pending[key] = nil
         fi.request, fi.type = req.frame, req.type
-        if m.ts and req.ts then fi.rtt = m.ts - req.ts end
+        fi.rtt = rtt(m.ts, req.ts)
         local ri = state.frames[req.frame]
         if ri then ri.response = pinfo.number end
       end

@@ -3,7 +3,7 @@
 //! [`VFIO_USER_BODIES`] says, for every command and for its request and its reply, which structs and
 //! data runs follow the 16-byte header, in wire order, with the conditions and counts that choose
 //! them. It mirrors `vfu_codec::message::decode_body` (and `Message::for_each_part` for the order of
-//! the parts) step for step; the unit tests in `dissector.rs` walk every corpus message with this
+//! the parts) step for step; the unit tests in `dissector/tests.rs` walk every corpus message with this
 //! table and compare the parts and the decode errors with the codec's own, so a change on one side
 //! that is not made on the other fails `cargo test`. [`VDUSE`] does the same for the VDUSE union.
 //!
@@ -491,11 +491,11 @@ pub const VFIO_USER_BODIES: &[BodyRule] = &[
 /// The body of a command not in [`VFIO_USER_BODIES`]: the payload, uninterpreted.
 pub const UNKNOWN_BODY: &[Step] = &[Step::Rest(DataKind::Raw)];
 
-/// The header, and the fields of it that the dissector gives short names (`vfio_user.id` …). The names
-/// are those of `vfu-dump read --format json`.
+/// The header's layout.
 pub const HEADER: Layout = Layout::of::<Header>();
 
-/// Header fields with a short display-filter name, and that name.
+/// Header fields with a short display-filter name (`vfio_user.id` …), and that name: the key
+/// `vfu-dump read --format json` gives the field.
 pub const HEADER_ALIASES: &[(FieldRef, &str)] = &[
     (field!(Header, msg_id), "id"),
     (field!(Header, command), "cmd"),

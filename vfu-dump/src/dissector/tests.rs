@@ -351,7 +351,7 @@ impl Walk<'_> {
             if at < fixed {
                 return Err(("region-cap-overlaps-fixed", base + at));
             }
-            let rest = (area + fixed).checked_sub(at).unwrap_or(0);
+            let rest = (area + fixed).saturating_sub(at);
             if at - fixed > area || rest < rc.id.layout.size {
                 return Err(("region-cap-out-of-bounds", base + at));
             }
@@ -543,7 +543,7 @@ fn body_table_mirrors_the_codec_on_edge_cases() {
     ] {
         info.flags.set(flags);
         info.cap_offset.set(cap_offset);
-        let mut area = vec![0u8; 80];
+        let mut area = [0u8; 80];
         for (id, next, n) in caps {
             let at = (cap_offset as usize).saturating_sub(32).min(64);
             area[at..at + 2].copy_from_slice(&id.to_le_bytes());
