@@ -174,6 +174,7 @@ fn help_has_examples_and_completions_generate() {
         "validate",
         "convert",
         "proxy",
+        "replay",
         "wireshark-dissector",
         "completions",
     ] {

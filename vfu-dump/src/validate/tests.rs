@@ -2923,3 +2923,22 @@ fn dma_unmap_flags_are_checked_when_the_body_does_not_decode() {
         vec![("decode/short-body", 40), ("flags-reserved", 20)]
     );
 }
+
+#[test]
+fn pipelined_overlapping_maps() {
+    let mut s = negotiated(Profile::Spec);
+    let m = |id: u16, addr: u64| {
+        enc(
+            cmd(id, Command::DMA_MAP),
+            Body::DmaMap(&DmaMap::new(3, 0, addr, 0x2000)),
+        )
+    };
+    none(&s.c(&m(1, 0x10000)));
+    none(&s.c(&m(2, 0x11000)));
+    none(&s.s(&enc(rep(1, Command::DMA_MAP), Body::Empty)));
+    only(
+        &s.s(&enc(rep(2, Command::DMA_MAP), Body::Empty)),
+        "dma-map-overlap-reply",
+        0,
+    );
+}

@@ -1946,10 +1946,21 @@ impl Conn {
                 self.reply_version(p, v, (major, minor, msg_size), ev, sink);
             }
             (Ctx::DmaMap { w, overlap }, Body::Empty) => match overlap {
-                Overlap::None => {
-                    let i = self.windows.partition_point(|x| x.addr < w.addr);
-                    self.windows.insert(i, w);
-                }
+                Overlap::None => match self.overlapping(w.addr, w.end) {
+                    // Pipelined maps: another one took the range between command and reply.
+                    Some(o) => sink.emit(
+                        Rule::DmaMapOverlapReply,
+                        0,
+                        format_args!(
+                            "the server accepted the DMA_MAP of message {}, which overlaps the window mapped meanwhile by message {}",
+                            req.index, o.index
+                        ),
+                    ),
+                    None => {
+                        let i = self.windows.partition_point(|x| x.addr < w.addr);
+                        self.windows.insert(i, w);
+                    }
+                },
                 Overlap::Exact if p == Profile::LibvfioUser => {}
                 _ => sink.emit(
                     Rule::DmaMapOverlapReply,
