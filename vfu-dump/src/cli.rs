@@ -42,6 +42,12 @@ pub enum Cmd {
         after_help = "Examples:\n  vfu-dump proxy --listen /tmp/vfu-client.sock --connect /run/device.sock\n  vfu-dump proxy --listen /tmp/c.sock --connect /tmp/s.sock -w session.pcapng --validate\n  (then point the VMM, e.g. QEMU's vfio-user-pci socket=, at /tmp/vfu-client.sock)"
     )]
     Proxy(ProxyOpts),
+    /// Play one side of a captured connection against a live peer and compare what it sends with
+    /// the capture; exit 0 matched, 1 diverged, 2 unusable input.
+    #[command(
+        after_help = "Examples:\n  vfu-dump replay session.pcapng --connect /run/device.sock          (play the client against a fresh server)\n  vfu-dump replay session.pcapng --serve /tmp/dev.sock              (play the server for a client)\n  vfu-dump replay --conn 2 --until 40 --timing original -w again.pcapng session.pcapng --connect /run/device.sock\n  vfu-dump replay -q --format json session.pcapng --connect /run/device.sock   (divergences only, as JSON)"
+    )]
+    Replay(ReplayOpts),
     /// Write a Wireshark/tshark Lua dissector for vfio-user and VDUSE, generated from the codec's tables.
     #[command(
         after_help = "Examples:\n  vfu-dump wireshark-dissector > ~/.local/lib/wireshark/plugins/vfio_user.lua\n  tshark -X lua_script:vfio_user.lua -r corpus/lvu-sample-client.pcapng -Y 'vfio_user.cmd == 2'"
@@ -252,6 +258,56 @@ pub struct ProxyOpts {
     /// Print nothing per message (forward and capture only).
     #[arg(short, long)]
     pub quiet: bool,
+}
+
+/// Pacing of what `replay` sends.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum Timing {
+    /// Keep the captured gaps: each message goes no earlier than it did in the capture.
+    Original,
+    /// Send each message as soon as the conversation allows.
+    #[default]
+    Fast,
+}
+
+/// `vfu-dump replay`.
+#[derive(Debug, Args)]
+pub struct ReplayOpts {
+    /// The capture: pcapng, pcap or sockdump; `-` is standard input.
+    #[arg(value_name = "CAPTURE")]
+    pub capture: PathBuf,
+    /// Play the client side against the server listening on this socket.
+    #[arg(
+        long,
+        value_name = "SERVER.sock",
+        conflicts_with = "serve",
+        required_unless_present = "serve"
+    )]
+    pub connect: Option<PathBuf>,
+    /// Play the server side: listen on this socket and answer one client with the captured replies.
+    #[arg(long, value_name = "SERVER.sock")]
+    pub serve: Option<PathBuf>,
+    /// Which connection of the capture (needed when it has several).
+    #[arg(long, value_name = "N")]
+    pub conn: Option<u32>,
+    /// Stop after the first N messages of the connection (both directions).
+    #[arg(long, value_name = "N")]
+    pub until: Option<u64>,
+    /// original: keep the captured gaps before what the replay sends; fast: no waiting.
+    #[arg(long, value_enum, default_value_t = Timing::Fast)]
+    pub timing: Timing,
+    /// How long to wait for each message the live peer should send, in seconds.
+    #[arg(long, default_value_t = 5.0, value_name = "SECONDS")]
+    pub timeout: f64,
+    /// Write the replayed conversation to this capture (pcapng).
+    #[arg(short = 'w', long = "write", value_name = "OUT.pcapng")]
+    pub write: Option<PathBuf>,
+    /// Print only divergences and the summary.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Output.
+    #[command(flatten)]
+    pub output: OutputOpts,
 }
 
 /// `vfu-dump completions`.

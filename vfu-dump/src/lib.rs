@@ -10,6 +10,7 @@ pub mod dissector;
 pub mod proxy;
 pub mod read;
 pub mod render;
+pub mod replay;
 pub mod stats;
 pub mod validate;
 pub mod validate_cli;

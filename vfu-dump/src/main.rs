@@ -22,6 +22,7 @@ fn main() -> ExitCode {
         }),
         Cmd::Convert(o) => vfu_dump::convert::run(o).map(|()| ExitCode::SUCCESS),
         Cmd::Proxy(o) => vfu_dump::proxy::run(o, &mut out).map(|()| ExitCode::SUCCESS),
+        Cmd::Replay(o) => vfu_dump::replay::run(o, &mut out).map(ExitCode::from),
         Cmd::WiresharkDissector => vfu_dump::dissector::generate(&mut out)
             .map(|()| ExitCode::SUCCESS)
             .map_err(RunError::Io),

@@ -1,0 +1,349 @@
+//! What a replay found ([`Divergence`], [`Report`]) and how it is shown ([`Output`]): each live
+//! message as `vfu-dump read` prints it, each divergence as a field-level diff, a summary, and
+//! optionally a capture of the replayed conversation (`-w`).
+
+use std::fmt::Write as _;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::Path;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use owo_colors::OwoColorize;
+use vfu_codec::{Direction, decode};
+
+use super::ReplayError;
+use super::compare::FieldDiff;
+use crate::capture::{PcapngWriter, Protocol, RecordRef};
+use crate::cli::OutputFormat;
+use crate::read::RoundTrips;
+use crate::render::{self, Meta, Style, json_str};
+
+/// How a live message departs from the capture.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum What {
+    /// These fields differ.
+    Fields(Vec<FieldDiff>),
+    /// The capture has this message but the live peer never sent it; why.
+    Missing(String),
+    /// The live peer sent a message the capture does not have; why it has no counterpart.
+    Unexpected(String),
+}
+
+/// One divergence.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Divergence {
+    /// The captured message concerned: its number in the capture file (`#N` in `vfu-dump read`);
+    /// `None` for a live message the capture does not have.
+    pub index: Option<u64>,
+    /// The live message's number in the replay (as in the `-w` capture); `None` when it never came.
+    pub replay_index: Option<u64>,
+    /// The message, `DEVICE_GET_REGION_INFO reply id=5`.
+    pub message: String,
+    /// What differs.
+    pub what: What,
+}
+
+impl Divergence {
+    /// The names of the fields that differ (empty for a missing or unexpected message).
+    pub fn fields(&self) -> Vec<&str> {
+        match &self.what {
+            What::Fields(f) => f.iter().map(|d| d.field.as_str()).collect(),
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// The outcome of a replay.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Report {
+    /// Every divergence, in the order found.
+    pub divergences: Vec<Divergence>,
+    /// Messages the replay sent.
+    pub sent: u64,
+    /// Messages the live peer sent.
+    pub received: u64,
+    /// Every captured message was played; `false` when the replay stopped early (the peer went
+    /// away, or an expected message did not come in time).
+    pub completed: bool,
+}
+
+impl Report {
+    /// No divergence: the exit status is 0.
+    pub fn matched(&self) -> bool {
+        self.divergences.is_empty()
+    }
+}
+
+/// Where and how a replay prints.
+pub struct Output<'a> {
+    out: &'a mut dyn Write,
+    format: OutputFormat,
+    style: Style,
+    relative: bool,
+    messages: bool,
+    conn: u32,
+    first_ts: Option<u64>,
+    seq: u64,
+    rtts: RoundTrips,
+    capture: Option<(PcapngWriter<BufWriter<File>>, String)>,
+}
+
+impl<'a> Output<'a> {
+    /// Text lines without colour, every message printed.
+    pub fn new(out: &'a mut dyn Write) -> Self {
+        Output {
+            out,
+            format: OutputFormat::Text,
+            style: Style::default(),
+            relative: false,
+            messages: true,
+            conn: 0,
+            first_ts: None,
+            seq: 0,
+            rtts: RoundTrips::default(),
+            capture: None,
+        }
+    }
+
+    /// Text or JSON.
+    pub fn format(mut self, format: OutputFormat) -> Self {
+        self.format = format;
+        self
+    }
+
+    /// Colour, `-v`, `-x` (`relative_to` is set by [`Output::relative`]).
+    pub fn style(mut self, style: Style) -> Self {
+        self.style = style;
+        self
+    }
+
+    /// Times relative to the first live message.
+    pub fn relative(mut self, on: bool) -> Self {
+        self.relative = on;
+        self
+    }
+
+    /// Whether to print a line per message (`false` is `--quiet`: divergences and the summary).
+    pub fn messages(mut self, on: bool) -> Self {
+        self.messages = on;
+        self
+    }
+
+    /// Also writes every live message to a pcapng capture at `path`, as connection 0 named `name`.
+    pub fn capture_to(mut self, path: &Path, name: &str) -> Result<Self, ReplayError> {
+        let err = |e: std::io::Error| ReplayError::Usage(format!("{}: {e}", path.display()));
+        let f = File::create(path).map_err(err)?;
+        let mut w = PcapngWriter::new(BufWriter::new(f)).map_err(err)?;
+        w.add_connection(name, Protocol::VfioUser).map_err(err)?;
+        self.capture = Some((w, path.display().to_string()));
+        Ok(self)
+    }
+
+    /// The connection number printed on message lines.
+    pub(crate) fn set_conn(&mut self, conn: u32) {
+        self.conn = conn;
+    }
+
+    fn text(&self) -> bool {
+        self.format == OutputFormat::Text
+    }
+
+    /// Notes a live message: records it, prints it; returns its number in the replay.
+    pub(crate) fn message(
+        &mut self,
+        direction: Direction,
+        bytes: &[u8],
+        fds: u32,
+    ) -> Result<u64, ReplayError> {
+        let ts_ns = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        let index = self.seq;
+        self.seq += 1;
+        if let Some((w, path)) = &mut self.capture {
+            w.write_record(&RecordRef {
+                conn: 0,
+                ts_ns,
+                direction,
+                protocol: Protocol::VfioUser,
+                fds,
+                truncated: false,
+                data: bytes,
+                index,
+                file_offset: 0,
+            })
+            .map_err(|e| ReplayError::Usage(format!("{path}: {e}")))?;
+        }
+        let decoded = decode(bytes, direction);
+        let rtt = match &decoded {
+            Ok(m) => self.rtts.observe(0, direction, ts_ns, m),
+            Err(_) => None,
+        };
+        if !self.messages {
+            return Ok(index);
+        }
+        let first = *self.first_ts.get_or_insert(ts_ns);
+        let style = Style {
+            relative_to: self.relative.then_some(first),
+            ..self.style
+        };
+        let meta = Meta {
+            index,
+            ts_ns,
+            conn: self.conn,
+            direction,
+            fds,
+            truncated: false,
+            rtt_ns: rtt,
+        };
+        match self.format {
+            OutputFormat::Text => render::write_line(self.out, &meta, bytes, &decoded, &style)?,
+            OutputFormat::Json => render::write_json(self.out, &meta, bytes, &decoded)?,
+        }
+        Ok(index)
+    }
+
+    /// Prints a divergence.
+    pub(crate) fn divergence(&mut self, d: &Divergence) -> Result<(), ReplayError> {
+        let mut s = String::new();
+        if self.text() {
+            let bang = if self.style.color {
+                format!("{}", "!!".red().bold())
+            } else {
+                "!!".to_owned()
+            };
+            let at = match (d.index, d.replay_index) {
+                (Some(i), Some(r)) => format!("#{i} {} (replay #{r})", d.message),
+                (Some(i), None) => format!("#{i} {}", d.message),
+                (None, Some(r)) => format!("replay #{r} {}", d.message),
+                (None, None) => d.message.clone(),
+            };
+            match &d.what {
+                What::Fields(fields) => {
+                    let _ = writeln!(s, "{bang} {at} differs from the capture:");
+                    for f in fields {
+                        let _ = writeln!(s, "   - {} = {}", f.field, f.captured);
+                        let _ = writeln!(s, "   + {} = {}", f.field, f.replayed);
+                    }
+                }
+                What::Missing(why) => {
+                    let _ = writeln!(s, "{bang} {at} missing: {why}");
+                }
+                What::Unexpected(why) => {
+                    let _ = writeln!(s, "{bang} {at} unexpected: {why}");
+                }
+            }
+        } else {
+            s.push_str("{\"divergence\":{\"index\":");
+            opt(&mut s, d.index);
+            s.push_str(",\"replay_index\":");
+            opt(&mut s, d.replay_index);
+            s.push_str(",\"message\":");
+            json_str(&mut s, &d.message);
+            match &d.what {
+                What::Fields(fields) => {
+                    s.push_str(",\"fields\":[");
+                    for (i, f) in fields.iter().enumerate() {
+                        if i > 0 {
+                            s.push(',');
+                        }
+                        s.push_str("{\"field\":");
+                        json_str(&mut s, &f.field);
+                        s.push_str(",\"captured\":");
+                        json_str(&mut s, &f.captured);
+                        s.push_str(",\"replayed\":");
+                        json_str(&mut s, &f.replayed);
+                        s.push('}');
+                    }
+                    s.push(']');
+                }
+                What::Missing(why) => {
+                    s.push_str(",\"missing\":");
+                    json_str(&mut s, why);
+                }
+                What::Unexpected(why) => {
+                    s.push_str(",\"unexpected\":");
+                    json_str(&mut s, why);
+                }
+            }
+            s.push_str("}}\n");
+        }
+        self.out.write_all(s.as_bytes())?;
+        Ok(())
+    }
+
+    /// Flushes what was printed so far.
+    pub(crate) fn flush_now(&mut self) -> Result<(), ReplayError> {
+        self.out.flush()?;
+        Ok(())
+    }
+
+    /// A line about the replay itself (text only).
+    pub(crate) fn note(&mut self, text: &str) -> Result<(), ReplayError> {
+        if self.text() {
+            writeln!(self.out, "-- {text}")?;
+        }
+        Ok(())
+    }
+
+    /// The closing summary; flushes the output and the capture.
+    pub(crate) fn summary(&mut self, r: &Report, what: &str) -> Result<(), ReplayError> {
+        if let Some((w, path)) = &mut self.capture {
+            w.flush()
+                .map_err(|e| ReplayError::Usage(format!("{path}: {e}")))?;
+        }
+        if self.text() {
+            let n = r.divergences.len();
+            let outcome = if n == 0 {
+                "matched".to_owned()
+            } else {
+                let mut at: Vec<String> = r
+                    .divergences
+                    .iter()
+                    .take(8)
+                    .map(|d| match (d.index, d.replay_index) {
+                        (Some(i), _) => format!("#{i}"),
+                        (None, Some(j)) => format!("replay #{j}"),
+                        (None, None) => "?".to_owned(),
+                    })
+                    .collect();
+                if n > 8 {
+                    at.push("…".to_owned());
+                }
+                format!(
+                    "{n} divergence{} ({})",
+                    if n == 1 { "" } else { "s" },
+                    at.join(", ")
+                )
+            };
+            writeln!(
+                self.out,
+                "-- {what}: {} sent, {} received{}: {outcome}",
+                r.sent,
+                r.received,
+                if r.completed { "" } else { ", stopped early" }
+            )?;
+        } else {
+            writeln!(
+                self.out,
+                "{{\"summary\":{{\"sent\":{},\"received\":{},\"divergences\":{},\"completed\":{},\"matched\":{}}}}}",
+                r.sent,
+                r.received,
+                r.divergences.len(),
+                r.completed,
+                r.matched()
+            )?;
+        }
+        self.out.flush()?;
+        Ok(())
+    }
+}
+
+fn opt(s: &mut String, v: Option<u64>) {
+    match v {
+        Some(v) => {
+            let _ = write!(s, "{v}");
+        }
+        None => s.push_str("null"),
+    }
+}
