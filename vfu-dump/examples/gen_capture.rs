@@ -1,50 +1,47 @@
 //! Writes a synthetic capture of about SIZE bytes with a realistic mix of vfio-user traffic, for the
 //! benchmarks: `cargo run --release -p vfu-dump --example gen_capture -- OUT.pcapng SIZE_MIB`.
 //!
-//! Mix per 100 exchanges (request and reply each): 60 small BAR accesses (REGION_READ/WRITE of 4 or 8
-//! bytes), 20 DMA_READ/WRITE of 4 KiB, 8 of 64 KiB, 6 DEVICE_SET_IRQS or GET_IRQ_INFO, 4 DMA_MAP/UNMAP
-//! pairs, 2 MIG_DATA_READ of 1 MiB, all on 4 connections, with increasing timestamps.
+//! Mix per 100 exchanges (a request and its reply each): 60 small BAR accesses (REGION_READ/WRITE of 4
+//! or 8 bytes), 20 DMA_READ/WRITE of 4 KiB, 8 of 64 KiB, 6 DEVICE_GET_IRQ_INFO, 4 DMA_MAP with an fd
+//! followed by its DMA_UNMAP, 2 MIG_DATA_READ of 1 MiB; on 4 connections, with increasing timestamps.
+//! Each connection first negotiates VERSION, reads the device and region info, maps a 16 MiB DMA
+//! window for the server's DMA and moves the device to PRE_COPY, so the stream validates clean.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark tool: a failure is a bug to see at once
 
 use std::fs::File;
-use std::io::BufWriter;
+use std::io::{self, BufWriter};
 
-use vfu_codec::vfio::{DmaAccess, DmaMap, DmaUnmap, IrqInfo, MigData, RegionAccess};
-use vfu_codec::{Body, Command, Direction, Header, encode};
+use vfu_codec::vfio::caps::Version;
+use vfu_codec::vfio::{
+    DeviceFeature, DeviceInfo, DmaAccess, DmaMap, DmaUnmap, FeatureMigState, IrqInfo, MigData,
+    RegionAccess, RegionInfo, VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE, VFIO_DEVICE_FEATURE_SET,
+};
+use vfu_codec::{Body, Command, Direction, FeatureData, Header, VersionBody, encode};
 use vfu_dump::capture::{PcapngWriter, Protocol, RecordRef};
-use zerocopy::little_endian::{U32, U64};
+use zerocopy::little_endian::{U16, U32, U64};
 
-fn main() -> std::io::Result<()> {
-    let args: Vec<String> = std::env::args().collect();
-    let (Some(out), Some(mib)) = (args.get(1), args.get(2).and_then(|s| s.parse::<u64>().ok()))
-    else {
-        eprintln!("usage: gen_capture OUT.pcapng SIZE_MIB");
-        std::process::exit(2);
-    };
-    let target = mib << 20;
-    let mut w = PcapngWriter::new(BufWriter::with_capacity(1 << 20, File::create(out)?))?;
-    for c in 0..4 {
-        w.add_connection(
-            &format!("vfio-user:{c}:/run/vfu-bench.sock"),
-            Protocol::VfioUser,
-        )?;
-    }
-    let data = vec![0x5au8; 1 << 20];
-    let mut buf = vec![0u8; (1 << 20) + 64];
-    let mut written = 0u64;
-    let mut ts = 1_700_000_000_000_000_000u64;
-    let mut i = 0u64;
-    let mut index = 0u64;
-    let mut emit = |w: &mut PcapngWriter<_>,
-                    conn: u32,
-                    dir: Direction,
-                    h: Header,
-                    b: Body<'_>,
-                    ts: u64,
-                    fds: u32|
-     -> std::io::Result<u64> {
-        let n = encode(&h, &b, &mut buf).expect("encode");
+const CAPS: &str = r#"{"capabilities":{"max_msg_fds":8,"max_data_xfer_size":1048576}}"#;
+
+struct Gen {
+    w: PcapngWriter<BufWriter<File>>,
+    buf: Vec<u8>,
+    index: u64,
+    written: u64,
+}
+
+impl Gen {
+    /// Writes one message.
+    fn one(
+        &mut self,
+        conn: u32,
+        dir: Direction,
+        h: Header,
+        b: &Body<'_>,
+        ts: u64,
+        fds: u32,
+    ) -> io::Result<()> {
+        let n = encode(&h, b, &mut self.buf).expect("encode");
         let rec = RecordRef {
             conn,
             ts_ns: ts,
@@ -52,17 +49,175 @@ fn main() -> std::io::Result<()> {
             protocol: Protocol::VfioUser,
             fds,
             truncated: false,
-            data: &buf[..n],
-            index,
+            data: &self.buf[..n],
+            index: self.index,
             file_offset: 0,
         };
-        index += 1;
-        w.write_record(&rec)?;
-        Ok(n as u64 + 64)
+        self.w.write_record(&rec)?;
+        self.index += 1;
+        self.written += n as u64 + 64;
+        Ok(())
+    }
+
+    /// Writes a command from `dir`'s sender and its reply `rtt` ns later.
+    #[allow(clippy::too_many_arguments)]
+    fn exchange(
+        &mut self,
+        conn: u32,
+        dir: Direction,
+        id: u16,
+        cmd: Command,
+        req: Body<'_>,
+        rep: Body<'_>,
+        ts: u64,
+        rtt: u64,
+        fds: u32,
+    ) -> io::Result<()> {
+        self.one(conn, dir, Header::command(id, cmd), &req, ts, fds)?;
+        self.one(
+            conn,
+            dir.reverse(),
+            Header::reply(id, cmd),
+            &rep,
+            ts + rtt,
+            0,
+        )
+    }
+}
+
+/// VERSION, DEVICE_GET_INFO, region info for BAR0–2, a DMA window, and the migration state PRE_COPY.
+fn preamble(g: &mut Gen, conn: u32, ts: &mut u64) -> io::Result<()> {
+    let (c2s, rtt) = (Direction::ClientToServer, 30_000);
+    let v = Version {
+        major: U16::new(0),
+        minor: U16::new(2),
     };
-    let c2s = Direction::ClientToServer;
-    let s2c = Direction::ServerToClient;
-    while written < target {
+    let vb = Body::Version(VersionBody {
+        version: &v,
+        json: Some(CAPS.as_bytes()),
+    });
+    g.exchange(conn, c2s, 0, Command::VERSION, vb, vb, *ts, rtt, 0)?;
+    let q = DeviceInfo {
+        argsz: U32::new(16),
+        ..Default::default()
+    };
+    let r = DeviceInfo {
+        flags: U32::new(3),
+        num_regions: U32::new(9),
+        num_irqs: U32::new(5),
+        ..q
+    };
+    g.exchange(
+        conn,
+        c2s,
+        1,
+        Command::DEVICE_GET_INFO,
+        Body::DeviceInfo(&q),
+        Body::DeviceInfo(&r),
+        *ts + 100_000,
+        rtt,
+        0,
+    )?;
+    for region in 0..3u32 {
+        let q = RegionInfo {
+            argsz: U32::new(32),
+            index: U32::new(region),
+            ..Default::default()
+        };
+        let r = RegionInfo {
+            flags: U32::new(3),
+            size: U64::new(0x4000),
+            ..q
+        };
+        let (qb, rb) = (
+            Body::RegionInfo {
+                info: &q,
+                caps: &[],
+            },
+            Body::RegionInfo {
+                info: &r,
+                caps: &[],
+            },
+        );
+        g.exchange(
+            conn,
+            c2s,
+            2 + region as u16,
+            Command::DEVICE_GET_REGION_INFO,
+            qb,
+            rb,
+            *ts + 200_000,
+            rtt,
+            0,
+        )?;
+    }
+    let m = DmaMap::new(3, 0, 0x1_0000_0000, 0x100_0000);
+    g.exchange(
+        conn,
+        c2s,
+        5,
+        Command::DMA_MAP,
+        Body::DmaMap(&m),
+        Body::Empty,
+        *ts + 300_000,
+        rtt,
+        1,
+    )?;
+    let f = DeviceFeature::new(
+        VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE,
+        VFIO_DEVICE_FEATURE_SET,
+    );
+    let st = FeatureMigState {
+        device_state: U32::new(6),
+        data_fd: U32::new(0),
+    };
+    let fb = Body::DeviceFeature {
+        head: &f,
+        data: FeatureData::MigState(&st),
+    };
+    g.exchange(
+        conn,
+        c2s,
+        6,
+        Command::DEVICE_FEATURE,
+        fb,
+        fb,
+        *ts + 400_000,
+        rtt,
+        0,
+    )?;
+    *ts += 500_000;
+    Ok(())
+}
+
+fn main() -> io::Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let (Some(out), Some(mib)) = (args.get(1), args.get(2).and_then(|s| s.parse::<u64>().ok()))
+    else {
+        eprintln!("usage: gen_capture OUT.pcapng SIZE_MIB");
+        std::process::exit(2);
+    };
+    let mut w = PcapngWriter::new(BufWriter::with_capacity(1 << 20, File::create(out)?))?;
+    for c in 0..4 {
+        w.add_connection(
+            &format!("vfio-user:{c}:/run/vfu-bench.sock"),
+            Protocol::VfioUser,
+        )?;
+    }
+    let mut g = Gen {
+        w,
+        buf: vec![0u8; (1 << 20) + 64],
+        index: 0,
+        written: 0,
+    };
+    let data = vec![0x5au8; 1 << 20];
+    let (c2s, s2c) = (Direction::ClientToServer, Direction::ServerToClient);
+    let mut ts = 1_700_000_000_000_000_000u64;
+    for conn in 0..4u32 {
+        preamble(&mut g, conn, &mut ts)?;
+    }
+    let mut i = 0u64;
+    while g.written < mib << 20 {
         let conn = (i % 4) as u32;
         let id = (i & 0xffff) as u16;
         let k = i % 100;
@@ -72,199 +227,120 @@ fn main() -> std::io::Result<()> {
             0..60 => {
                 let count = if k % 2 == 0 { 4 } else { 8 };
                 let a = RegionAccess::new((k % 3) as u32, (i * 8) % 0x4000, count);
-                let d = &data[..count as usize];
+                let (d, none) = (&data[..count as usize], &[][..]);
                 if k % 3 == 0 {
-                    written += emit(
-                        &mut w,
-                        conn,
-                        c2s,
-                        Header::command(id, Command::REGION_WRITE),
+                    let (q, r) = (
                         Body::RegionRw {
                             access: &a,
                             data: d,
                         },
-                        ts,
-                        0,
-                    )?;
-                    written += emit(
-                        &mut w,
-                        conn,
-                        s2c,
-                        Header::reply(id, Command::REGION_WRITE),
                         Body::RegionRw {
                             access: &a,
-                            data: &[],
+                            data: none,
                         },
-                        ts + rtt,
-                        0,
-                    )?;
+                    );
+                    g.exchange(conn, c2s, id, Command::REGION_WRITE, q, r, ts, rtt, 0)?;
                 } else {
-                    written += emit(
-                        &mut w,
-                        conn,
-                        c2s,
-                        Header::command(id, Command::REGION_READ),
+                    let (q, r) = (
                         Body::RegionRw {
                             access: &a,
-                            data: &[],
+                            data: none,
                         },
-                        ts,
-                        0,
-                    )?;
-                    written += emit(
-                        &mut w,
-                        conn,
-                        s2c,
-                        Header::reply(id, Command::REGION_READ),
                         Body::RegionRw {
                             access: &a,
                             data: d,
                         },
-                        ts + rtt,
-                        0,
-                    )?;
+                    );
+                    g.exchange(conn, c2s, id, Command::REGION_READ, q, r, ts, rtt, 0)?;
                 }
             }
             60..88 => {
                 let len = if k < 80 { 4096 } else { 65536 };
                 let a = DmaAccess::new(0x1_0000_0000 + (i * 4096) % 0x100_0000, len);
-                let d = &data[..len as usize];
+                let (d, none) = (&data[..len as usize], &[][..]);
                 if k % 2 == 0 {
-                    written += emit(
-                        &mut w,
-                        conn,
-                        s2c,
-                        Header::command(id, Command::DMA_READ),
+                    let (q, r) = (
                         Body::DmaRw {
                             access: &a,
-                            data: &[],
+                            data: none,
                         },
-                        ts,
-                        0,
-                    )?;
-                    written += emit(
-                        &mut w,
-                        conn,
-                        c2s,
-                        Header::reply(id, Command::DMA_READ),
                         Body::DmaRw {
                             access: &a,
                             data: d,
                         },
-                        ts + rtt,
-                        0,
-                    )?;
+                    );
+                    g.exchange(conn, s2c, id, Command::DMA_READ, q, r, ts, rtt, 0)?;
                 } else {
-                    written += emit(
-                        &mut w,
-                        conn,
-                        s2c,
-                        Header::command(id, Command::DMA_WRITE),
+                    let (q, r) = (
                         Body::DmaRw {
                             access: &a,
                             data: d,
                         },
-                        ts,
-                        0,
-                    )?;
-                    written += emit(
-                        &mut w,
-                        conn,
-                        c2s,
-                        Header::reply(id, Command::DMA_WRITE),
                         Body::DmaRw {
                             access: &a,
-                            data: &[],
+                            data: none,
                         },
-                        ts + rtt,
-                        0,
-                    )?;
+                    );
+                    g.exchange(conn, s2c, id, Command::DMA_WRITE, q, r, ts, rtt, 0)?;
                 }
             }
             88..94 => {
                 let q = IrqInfo {
                     argsz: U32::new(16),
-                    flags: U32::new(0),
                     index: U32::new(2),
-                    count: U32::new(0),
+                    ..Default::default()
                 };
                 let r = IrqInfo {
-                    argsz: U32::new(16),
                     flags: U32::new(1),
-                    index: U32::new(2),
                     count: U32::new(32),
+                    ..q
                 };
-                written += emit(
-                    &mut w,
+                g.exchange(
                     conn,
                     c2s,
-                    Header::command(id, Command::DEVICE_GET_IRQ_INFO),
+                    id,
+                    Command::DEVICE_GET_IRQ_INFO,
                     Body::IrqInfo(&q),
-                    ts,
-                    0,
-                )?;
-                written += emit(
-                    &mut w,
-                    conn,
-                    s2c,
-                    Header::reply(id, Command::DEVICE_GET_IRQ_INFO),
                     Body::IrqInfo(&r),
-                    ts + rtt,
+                    ts,
+                    rtt,
                     0,
                 )?;
             }
             94..98 => {
                 let addr = 0x2_0000_0000 + (i << 12);
                 let m = DmaMap::new(3, 0, addr, 0x1000);
+                g.exchange(
+                    conn,
+                    c2s,
+                    id,
+                    Command::DMA_MAP,
+                    Body::DmaMap(&m),
+                    Body::Empty,
+                    ts,
+                    rtt,
+                    1,
+                )?;
                 let u = DmaUnmap {
                     argsz: U32::new(24),
                     flags: U32::new(0),
                     address: U64::new(addr),
                     size: U64::new(0x1000),
                 };
-                written += emit(
-                    &mut w,
+                let un = Body::DmaUnmap {
+                    unmap: &u,
+                    bitmap: None,
+                    data: &[],
+                };
+                g.exchange(
                     conn,
                     c2s,
-                    Header::command(id, Command::DMA_MAP),
-                    Body::DmaMap(&m),
-                    ts,
-                    1,
-                )?;
-                written += emit(
-                    &mut w,
-                    conn,
-                    s2c,
-                    Header::reply(id, Command::DMA_MAP),
-                    Body::Empty,
-                    ts + rtt,
-                    0,
-                )?;
-                let id2 = id.wrapping_add(1);
-                written += emit(
-                    &mut w,
-                    conn,
-                    c2s,
-                    Header::command(id2, Command::DMA_UNMAP),
-                    Body::DmaUnmap {
-                        unmap: &u,
-                        bitmap: None,
-                        data: &[],
-                    },
+                    id.wrapping_add(1),
+                    Command::DMA_UNMAP,
+                    un,
+                    un,
                     ts + 2 * rtt,
-                    0,
-                )?;
-                written += emit(
-                    &mut w,
-                    conn,
-                    s2c,
-                    Header::reply(id2, Command::DMA_UNMAP),
-                    Body::DmaUnmap {
-                        unmap: &u,
-                        bitmap: None,
-                        data: &[],
-                    },
-                    ts + 3 * rtt,
+                    rtt,
                     0,
                 )?;
             }
@@ -273,39 +349,22 @@ fn main() -> std::io::Result<()> {
                     argsz: U32::new(8 + (1 << 20)),
                     size: U32::new(1 << 20),
                 };
-                let r = MigData {
-                    argsz: U32::new(8 + (1 << 20)),
-                    size: U32::new(1 << 20),
-                };
-                written += emit(
-                    &mut w,
-                    conn,
-                    c2s,
-                    Header::command(id, Command::MIG_DATA_READ),
+                let (qb, rb) = (
                     Body::MigData {
                         head: &q,
                         data: &[],
                     },
-                    ts,
-                    0,
-                )?;
-                written += emit(
-                    &mut w,
-                    conn,
-                    s2c,
-                    Header::reply(id, Command::MIG_DATA_READ),
                     Body::MigData {
-                        head: &r,
+                        head: &q,
                         data: &data,
                     },
-                    ts + rtt,
-                    0,
-                )?;
+                );
+                g.exchange(conn, c2s, id, Command::MIG_DATA_READ, qb, rb, ts, rtt, 0)?;
             }
         }
         i += 1;
     }
-    w.flush()?;
-    eprintln!("wrote {index} messages, about {} MiB", written >> 20);
+    g.w.flush()?;
+    eprintln!("wrote {} messages, about {} MiB", g.index, g.written >> 20);
     Ok(())
 }
