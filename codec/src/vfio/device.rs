@@ -352,10 +352,16 @@ pub const MAX_REGION_CAPS: usize = 64;
 /// count from payload byte 0, so the capability at payload offset `o` starts at `area[o - 32]`. Each
 /// step checks that the capability lies inside the payload, past the fixed part, that its body fits,
 /// and that `next` moves strictly forward (which rules out loops). After an error it yields nothing more.
+///
+/// A pointer that leads nowhere (inside the fixed part, past the payload, or backwards) is reported at
+/// the offset of the pointer itself: the reply's `cap_offset` field, or the previous capability's
+/// `next` field, so the offset always names a byte of the message.
 #[derive(Clone, Debug)]
 pub struct CapIter<'a> {
     area: &'a [u8],
     next: usize,
+    /// Payload offset of the field that holds `next`.
+    from: usize,
     base: usize,
     seen: usize,
     done: bool,
@@ -371,6 +377,7 @@ impl<'a> CapIter<'a> {
         CapIter {
             area,
             next: first as usize,
+            from: core::mem::offset_of!(RegionInfo, cap_offset),
             base,
             seen: 0,
             done: first == 0,
@@ -381,29 +388,34 @@ impl<'a> CapIter<'a> {
         let at = self.next;
         let payload = FIXED + self.area.len();
         let err = |rule: Rule| DecodeError::new(self.base.saturating_add(at), rule);
+        let bad_pointer = |rule: Rule| DecodeError::new(self.base + self.from, rule);
         if at < FIXED {
-            return Err(err(Rule::CapOverlapsFixed {
+            return Err(bad_pointer(Rule::CapOverlapsFixed {
                 cap_offset: at as u32,
             }));
         }
         let Some(rest) = self.area.get(at - FIXED..) else {
-            return Err(err(Rule::CapOutOfBounds {
+            return Err(bad_pointer(Rule::CapOutOfBounds {
                 cap_offset: at as u32,
                 payload,
             }));
         };
         let Ok((header, _)) = CapHeader::ref_from_prefix(rest) else {
-            return Err(err(Rule::CapOutOfBounds {
+            return Err(bad_pointer(Rule::CapOutOfBounds {
                 cap_offset: at as u32,
                 payload,
             }));
         };
         let next = header.next.get() as usize;
+        let next_field = at + core::mem::offset_of!(CapHeader, next);
         if next != 0 && next <= at {
-            return Err(err(Rule::CapLoop {
-                cap_offset: at as u32,
-                next: next as u32,
-            }));
+            return Err(DecodeError::new(
+                self.base + next_field,
+                Rule::CapLoop {
+                    cap_offset: at as u32,
+                    next: next as u32,
+                },
+            ));
         }
         self.seen += 1;
         if self.seen > MAX_REGION_CAPS {
@@ -445,6 +457,7 @@ impl<'a> CapIter<'a> {
             self.done = true;
         }
         self.next = next;
+        self.from = next_field;
         Ok(cap)
     }
 }
@@ -610,7 +623,7 @@ mod tests {
             &[
                 Ok(32),
                 Err((
-                    16 + 48,
+                    16 + 52, // the `next` field that points back
                     Rule::CapLoop {
                         cap_offset: 48,
                         next: 32
@@ -622,7 +635,7 @@ mod tests {
         assert_eq!(
             &rules(&self_loop[..48], 40)[..],
             &[Err((
-                16 + 40,
+                16 + 44,
                 Rule::CapLoop {
                     cap_offset: 40,
                     next: 40
@@ -636,7 +649,7 @@ mod tests {
         let a = [0u8; 32];
         assert_eq!(
             &rules(&a, 8)[..],
-            &[Err((16 + 8, Rule::CapOverlapsFixed { cap_offset: 8 }))]
+            &[Err((16 + 12, Rule::CapOverlapsFixed { cap_offset: 8 }))]
         );
     }
 
@@ -648,7 +661,7 @@ mod tests {
             &[
                 Ok(32),
                 Err((
-                    16 + 4000,
+                    16 + 36,
                     Rule::CapOutOfBounds {
                         cap_offset: 4000,
                         payload: 48

@@ -601,24 +601,27 @@ function OPS.region_caps(ctx, st)
   if first == 0 then return OPS.rest(ctx, { kind = "cap_area" }) end
   local hdr = S[st.header]
   local caps, at, seen = {}, first, 0
+  -- A pointer that leads nowhere is reported at the pointer itself: the cap_offset field, then each
+  -- capability's next field (as the codec's CapIter does).
+  local from = FD[st.first].off
   while true do
     local rest = area - (at - fixed)
     if at < fixed then
       OPS.rest(ctx, { kind = "cap_area" })
       return fail(ctx, "cap_overlaps_fixed",
-        string.format("region capability at payload offset %d overlaps the %d-byte fixed part", at, fixed), base + at)
+        string.format("region capability at payload offset %d overlaps the %d-byte fixed part", at, fixed), base + from)
     end
     if rest < hdr.size then
       OPS.rest(ctx, { kind = "cap_area" })
       return fail(ctx, "cap_out_of_bounds",
-        string.format("region capability at payload offset %d is outside the %d-byte payload", at, fixed + area), base + at)
+        string.format("region capability at payload offset %d is outside the %d-byte payload", at, fixed + area), base + from)
     end
     local id = tonum((read_field(tvb, base + at, FD[st.id])))
     local nxt = tonum((read_field(tvb, base + at, FD[st.next])))
     if nxt ~= 0 and nxt <= at then
       OPS.rest(ctx, { kind = "cap_area" })
       return fail(ctx, "cap_loop",
-        string.format("region capability at payload offset %d has next = %d, which does not move forward", at, nxt), base + at)
+        string.format("region capability at payload offset %d has next = %d, which does not move forward", at, nxt), base + at + FD[st.next].off)
     end
     seen = seen + 1
     if seen > st.max then
@@ -651,6 +654,7 @@ function OPS.region_caps(ctx, st)
     end
     caps[#caps + 1] = cap
     if nxt == 0 then break end
+    from = at + FD[st.next].off
     at = nxt
   end
   -- In chain order (which is offset order), with the gaps as capability-area bytes.
