@@ -9,8 +9,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use vfu_codec::vduse::{
-    RequestBody, ResponseBody, VduseDevStatus, VduseIovaRange, VduseVqGroupAsid, VduseVqState, VduseVqStatePacked,
-    encode_request, encode_response,
+    RequestBody, ResponseBody, VduseDevStatus, VduseIovaRange, VduseVqGroupAsid, VduseVqState,
+    VduseVqStatePacked, encode_request, encode_response,
 };
 use vfu_codec::vfio::device::VFIO_REGION_INFO_FLAG_CAPS;
 use vfu_codec::{Body, Direction, decode};
@@ -18,7 +18,11 @@ use vfu_dump::capture::{self, OpenOptions, PcapngWriter, Protocol, Record};
 use vfu_dump::validate::Profile;
 use vfu_fuzz::format::{self, OwnedEvent};
 
-const CAPTURES: &[&str] = &["lvu-sample-client", "lvu-sample-client-migrated", "lvu-pytest-subset"];
+const CAPTURES: &[&str] = &[
+    "lvu-sample-client",
+    "lvu-sample-client-migrated",
+    "lvu-pytest-subset",
+];
 
 struct Seeds {
     root: PathBuf,
@@ -50,7 +54,10 @@ fn load(corpus: &Path, stem: &str) -> (Vec<Record>, Vec<u8>) {
 fn describe(data: &[u8], direction: Direction) -> String {
     match decode(data, direction) {
         Ok(m) => {
-            let cmd = m.command().short_name().map_or_else(|| format!("cmd{}", m.command().0), |n| n.to_ascii_lowercase());
+            let cmd = m.command().short_name().map_or_else(
+                || format!("cmd{}", m.command().0),
+                |n| n.to_ascii_lowercase(),
+            );
             let kind = if m.header.is_error() && m.is_reply() {
                 "error"
             } else if m.is_reply() {
@@ -78,14 +85,22 @@ fn event(r: &Record) -> OwnedEvent {
 fn main() {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let corpus = repo.join("corpus");
-    let mut s = Seeds { root: Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus"), written: 0, bytes: 0 };
+    let mut s = Seeds {
+        root: Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus"),
+        written: 0,
+        bytes: 0,
+    };
 
     // Golden messages: message, render, roundtrip (as raw bytes for the description), frame.
     let mut golden: Vec<(String, Vec<u8>)> = Vec::new();
     for entry in fs::read_dir(corpus.join("messages")).expect("corpus/messages") {
         let path = entry.expect("dir entry").path();
         if path.extension().is_some_and(|e| e == "bin") {
-            let name = path.file_name().expect("file name").to_string_lossy().into_owned();
+            let name = path
+                .file_name()
+                .expect("file name")
+                .to_string_lossy()
+                .into_owned();
             golden.push((name, fs::read(&path).expect("read golden message")));
         }
     }
@@ -120,15 +135,71 @@ fn main() {
 
     // Handwritten capabilities texts for the parser's corners.
     for (name, text) in [
-        ("escaped-key.json", r#"{"capabilities":{"max\u005fmsg_fds":4,"x\"y":1}}"#),
-        ("ill-typed.json", r#"{"capabilities":{"max_msg_fds":"8","pgsizes":-1,"write_multiple":1,"migration":23}}"#),
-        ("duplicates.json", r#"{"capabilities":{"max_msg_fds":1,"max_msg_fds":2},"capabilities":{}}"#),
-        ("nested-unknown.json", r#"{"capabilities":{"vendor":{"a":[1,2,{"b":null}],"c":"\ud83d\ude00"}},"z":[]}"#),
-        ("twin-socket.json", r#"{"capabilities":{"twin_socket":{"supported":true,"fd_index":0}}}"#),
+        (
+            "escaped-key.json",
+            r#"{"capabilities":{"max\u005fmsg_fds":4,"x\"y":1}}"#,
+        ),
+        (
+            "ill-typed.json",
+            r#"{"capabilities":{"max_msg_fds":"8","pgsizes":-1,"write_multiple":1,"migration":23}}"#,
+        ),
+        (
+            "duplicates.json",
+            r#"{"capabilities":{"max_msg_fds":1,"max_msg_fds":2},"capabilities":{}}"#,
+        ),
+        (
+            "nested-unknown.json",
+            r#"{"capabilities":{"vendor":{"a":[1,2,{"b":null}],"c":"\ud83d\ude00"}},"z":[]}"#,
+        ),
+        (
+            "twin-socket.json",
+            r#"{"capabilities":{"twin_socket":{"supported":true,"fd_index":0}}}"#,
+        ),
         ("deep.json", r#"{"a":[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]}"#),
-        ("numbers.json", r#"{"capabilities":{"max_dma_maps":18446744073709551615,"x":-0.5e+3,"y":1E2}}"#),
+        (
+            "numbers.json",
+            r#"{"capabilities":{"max_dma_maps":18446744073709551615,"x":-0.5e+3,"y":1E2}}"#,
+        ),
     ] {
         s.put("version_caps", name, text.as_bytes());
+    }
+
+    // Capability chains and IO_FDS entries the corpus does not have: every kind of capability in one
+    // chain, a loop, a pointer past the area; spec and shadow entries with and without a telling argsz.
+    let cap = |id: u16, next: u32, body: &[u8]| {
+        let mut c = id.to_le_bytes().to_vec();
+        c.extend(1u16.to_le_bytes());
+        c.extend(next.to_le_bytes());
+        c.extend_from_slice(body);
+        c
+    };
+    let mut chain = 32u32.to_le_bytes().to_vec();
+    let mut sparse = 2u32.to_le_bytes().to_vec();
+    sparse.extend([0u8; 4]);
+    sparse.extend([0x11u8; 32]);
+    chain.extend(cap(1, 32 + 48, &sparse)); // SPARSE_MMAP, 2 areas: 48 bytes
+    chain.extend(cap(2, 32 + 64, &[3, 0, 0, 0, 1, 0, 0, 0])); // TYPE
+    let mut fds = 1u32.to_le_bytes().to_vec();
+    fds.extend([0u8; 4]);
+    fds.extend([0x22u8; 32]);
+    chain.extend(cap(16, 32 + 112, &fds)); // SPARSE_MMAP_FDS, 1 area: 48 bytes
+    chain.extend(cap(0x7777, 0, &[0xee; 8])); // unknown
+    s.put("region_caps", "chain-all-kinds.bin", &chain);
+    let mut looped = 32u32.to_le_bytes().to_vec();
+    looped.extend(cap(2, 32, &[0u8; 8]));
+    s.put("region_caps", "chain-loop.bin", &looped);
+    let mut far = 32u32.to_le_bytes().to_vec();
+    far.extend(cap(2, 4000, &[0u8; 8]));
+    s.put("region_caps", "next-past-the-area.bin", &far);
+    for (name, stride, n, argsz) in [
+        ("spec-2-entries.bin", 40usize, 2u32, 16 + 80u32),
+        ("shadow-3-entries-argsz-from-bytes.bin", 48, 3, 0),
+        ("count-beyond-the-bytes.bin", 40, 9, 16 + 360),
+    ] {
+        let mut v = argsz.to_le_bytes().to_vec();
+        v.extend(n.to_le_bytes());
+        v.extend((0..stride * n.min(3) as usize).map(|i| i as u8));
+        s.put("io_fds", name, &v);
     }
 
     // The real captures.
@@ -139,12 +210,20 @@ fn main() {
         for r in &recs {
             let what = describe(&r.data, r.direction);
             if seen.insert(what.clone()) {
-                s.put("message", &format!("{stem}-{:04}-{what}.bin", r.index), &r.data);
+                s.put(
+                    "message",
+                    &format!("{stem}-{:04}-{what}.bin", r.index),
+                    &r.data,
+                );
                 if let Ok(m) = decode(&r.data, r.direction) {
                     if let Body::Version(v) = m.body
                         && let Some(j) = v.json
                     {
-                        s.put("version_caps", &format!("{stem}-{:04}-{what}.json", r.index), j);
+                        s.put(
+                            "version_caps",
+                            &format!("{stem}-{:04}-{what}.json", r.index),
+                            j,
+                        );
                     }
                     if let Some(area) = region_area(&m) {
                         s.put("region_caps", &format!("{stem}-{:04}.bin", r.index), &area);
@@ -157,34 +236,73 @@ fn main() {
         }
         // frame: each direction's stream of the first 64 messages.
         for d in [Direction::ClientToServer, Direction::ServerToClient] {
-            let stream: Vec<u8> =
-                recs.iter().take(64).filter(|r| r.direction == d).flat_map(|r| r.data.iter().copied()).collect();
-            s.put("frame", &format!("{stem}-first64-{}.bin", d.short()), &stream);
+            let stream: Vec<u8> = recs
+                .iter()
+                .take(64)
+                .filter(|r| r.direction == d)
+                .flat_map(|r| r.data.iter().copied())
+                .collect();
+            s.put(
+                "frame",
+                &format!("{stem}-first64-{}.bin", d.short()),
+                &stream,
+            );
         }
         // validator: the first 64 messages under each profile.
         let first: Vec<OwnedEvent> = recs.iter().take(64).map(event).collect();
         for p in Profile::ALL {
-            s.put("validator", &format!("{stem}-first64-{p}.bin"), &format::encode_events(p, &first));
+            s.put(
+                "validator",
+                &format!("{stem}-first64-{p}.bin"),
+                &format::encode_events(p, &first),
+            );
         }
         // capture_pcapng: the file's own first 16 blocks after the header blocks, and the first 16
         // messages written again by PcapngWriter.
         if let Some(cut) = recs.get(16).map(|r| r.file_offset as usize) {
-            s.put("capture_pcapng", &format!("{stem}-prefix16.pcapng"), &file[..cut]);
+            s.put(
+                "capture_pcapng",
+                &format!("{stem}-prefix16.pcapng"),
+                &file[..cut],
+            );
         }
-        s.put("capture_pcapng", &format!("{stem}-first16-rewritten.pcapng"), &rewrite(&recs[..16.min(recs.len())]));
+        s.put(
+            "capture_pcapng",
+            &format!("{stem}-first16-rewritten.pcapng"),
+            &rewrite(&recs[..16.min(recs.len())]),
+        );
         // capture_pcap: link type 252 records in each byte order and resolution; a raw stream.
         for (big, nanos) in [(false, false), (true, false), (false, true), (true, true)] {
-            let mut p = vec![format::pcap_selector(big, nanos, format::LINKTYPE_UPPER_PDU)];
+            let mut p = vec![format::pcap_selector(
+                big,
+                nanos,
+                format::LINKTYPE_UPPER_PDU,
+            )];
             for (i, r) in recs.iter().take(16).enumerate() {
                 let pdu = format::pdu_packet("vfio_user", Some(r.direction), &r.data);
-                p.extend(format::pcap_record(big, 1_700_000_000 + i as u32, i as u32 * 10, &pdu, pdu.len()));
+                p.extend(format::pcap_record(
+                    big,
+                    1_700_000_000 + i as u32,
+                    i as u32 * 10,
+                    &pdu,
+                    pdu.len(),
+                ));
             }
             let order = if big { "be" } else { "le" };
             let res = if nanos { "ns" } else { "us" };
-            s.put("capture_pcap", &format!("{stem}-first16-pdu-{order}-{res}.pcap"), &p);
+            s.put(
+                "capture_pcap",
+                &format!("{stem}-first16-pdu-{order}-{res}.pcap"),
+                &p,
+            );
         }
         let mut raw = vec![format::raw_selector(Direction::ClientToServer)];
-        raw.extend(recs.iter().take(64).filter(|r| r.direction == Direction::ClientToServer).flat_map(|r| r.data.clone()));
+        raw.extend(
+            recs.iter()
+                .take(64)
+                .filter(|r| r.direction == Direction::ClientToServer)
+                .flat_map(|r| r.data.clone()),
+        );
         s.put("capture_pcap", &format!("{stem}-first64-c2s-raw.bin"), &raw);
         // capture_sockdump: the first 32 messages as sends, some split in two, some joined.
         let path = format!("/run/{stem}.sock");
@@ -192,7 +310,11 @@ fn main() {
         let mut i = 0;
         while i < recs.len().min(32) {
             let r = &recs[i];
-            let (pid, peer) = if r.direction == Direction::ClientToServer { (100, 200) } else { (200, 100) };
+            let (pid, peer) = if r.direction == Direction::ClientToServer {
+                (100, 200)
+            } else {
+                (200, 100)
+            };
             if i % 5 == 1 && r.data.len() > 20 {
                 let (a, b) = r.data.split_at(r.data.len() / 2);
                 for part in [a, b] {
@@ -210,17 +332,35 @@ fn main() {
             }
             i += 1;
         }
-        s.put("capture_sockdump", &format!("{stem}-first32-sends.pcap"), &sd);
+        s.put(
+            "capture_sockdump",
+            &format!("{stem}-first32-sends.pcap"),
+            &sd,
+        );
     }
 
     // sockdump corners: a cut send, a same-process connection, big-endian nanosecond header.
     let (recs, _) = load(&corpus, CAPTURES[0]);
     let mut cut = vec![0u8];
     for (i, r) in recs.iter().take(8).enumerate() {
-        let (pid, peer) = if r.direction == Direction::ClientToServer { (7, 8) } else { (8, 7) };
+        let (pid, peer) = if r.direction == Direction::ClientToServer {
+            (7, 8)
+        } else {
+            (8, 7)
+        };
         let rec = format::sockdump_record("/tmp/s", pid, peer, &r.data);
-        let keep = if i == 3 { rec.len() - r.data.len() / 2 } else { rec.len() };
-        cut.extend(format::pcap_record(false, 2, i as u32, &rec[..keep], rec.len()));
+        let keep = if i == 3 {
+            rec.len() - r.data.len() / 2
+        } else {
+            rec.len()
+        };
+        cut.extend(format::pcap_record(
+            false,
+            2,
+            i as u32,
+            &rec[..keep],
+            rec.len(),
+        ));
     }
     s.put("capture_sockdump", "cut-send.pcap", &cut);
     let mut same = vec![3u8];
@@ -234,15 +374,30 @@ fn main() {
     let state = VduseVqState::new_split(1, 7);
     let packed = VduseVqState::new_packed(2, VduseVqStatePacked::new(1, 2, 3, 4));
     let status = VduseDevStatus { status: 0x0f };
-    let range = VduseIovaRange { start: 0x1000.into(), last: 0x1fff.into() };
-    let asid = VduseVqGroupAsid { group: 1.into(), asid: 2.into() };
+    let range = VduseIovaRange {
+        start: 0x1000.into(),
+        last: 0x1fff.into(),
+    };
+    let asid = VduseVqGroupAsid {
+        group: 1.into(),
+        asid: 2.into(),
+    };
     let raw = [0x5au8; 128];
     let requests: [(&str, RequestBody<'_>); 5] = [
         ("request-get_vq_state.bin", RequestBody::GetVqState(&state)),
         ("request-set_status.bin", RequestBody::SetStatus(&status)),
         ("request-update_iotlb.bin", RequestBody::UpdateIotlb(&range)),
-        ("request-set_vq_group_asid.bin", RequestBody::SetVqGroupAsid(&asid)),
-        ("request-unknown-type-9.bin", RequestBody::Unknown { req_type: 9, raw: &raw }),
+        (
+            "request-set_vq_group_asid.bin",
+            RequestBody::SetVqGroupAsid(&asid),
+        ),
+        (
+            "request-unknown-type-9.bin",
+            RequestBody::Unknown {
+                req_type: 9,
+                raw: &raw,
+            },
+        ),
     ];
     let mut vduse_events = Vec::new();
     for (i, (name, body)) in requests.iter().enumerate() {
@@ -257,8 +412,13 @@ fn main() {
             fds: 0,
             bytes: buf.to_vec(),
         });
-        let body = if i == 0 { ResponseBody::GetVqState(&packed) } else { ResponseBody::Raw(&[0; 128]) };
-        encode_response(i as u32 + 1, u32::from(i == 4), &body, &mut buf).expect("encode VDUSE response");
+        let body = if i == 0 {
+            ResponseBody::GetVqState(&packed)
+        } else {
+            ResponseBody::Raw(&[0; 128])
+        };
+        encode_response(i as u32 + 1, u32::from(i == 4), &body, &mut buf)
+            .expect("encode VDUSE response");
         s.put("vduse", &name.replace("request", "response"), &buf);
         vduse_events.push(OwnedEvent {
             conn: 1,
@@ -269,20 +429,46 @@ fn main() {
             bytes: buf.to_vec(),
         });
     }
-    s.put("validator", "vduse-session.bin", &format::encode_events(Profile::Spec, &vduse_events));
+    s.put(
+        "validator",
+        "vduse-session.bin",
+        &format::encode_events(Profile::Spec, &vduse_events),
+    );
     let mut vfio_events = Vec::new();
     for (name, data) in &golden {
-        let direction = if name.contains("-reply") { Direction::ServerToClient } else { Direction::ClientToServer };
-        vfio_events.push(OwnedEvent { conn: 0, direction, vduse: false, truncated: false, fds: 0, bytes: data.clone() });
+        let direction = if name.contains("-reply") {
+            Direction::ServerToClient
+        } else {
+            Direction::ClientToServer
+        };
+        vfio_events.push(OwnedEvent {
+            conn: 0,
+            direction,
+            vduse: false,
+            truncated: false,
+            fds: 0,
+            bytes: data.clone(),
+        });
     }
-    s.put("validator", "golden-messages.bin", &format::encode_events(Profile::Spec, &vfio_events));
+    s.put(
+        "validator",
+        "golden-messages.bin",
+        &format::encode_events(Profile::Spec, &vfio_events),
+    );
 
-    eprintln!("wrote {} seeds, {} bytes, under {}", s.written, s.bytes, s.root.display());
+    eprintln!(
+        "wrote {} seeds, {} bytes, under {}",
+        s.written,
+        s.bytes,
+        s.root.display()
+    );
 }
 
 /// The `region_caps` input of a region-info reply with capabilities: `cap_offset` and the area.
 fn region_area(m: &vfu_codec::Message<'_>) -> Option<Vec<u8>> {
-    let Body::RegionInfo { info, caps } = m.body else { return None };
+    let Body::RegionInfo { info, caps } = m.body else {
+        return None;
+    };
     if !m.is_reply() || info.flags.get() & VFIO_REGION_INFO_FLAG_CAPS == 0 {
         return None;
     }
@@ -293,7 +479,9 @@ fn region_area(m: &vfu_codec::Message<'_>) -> Option<Vec<u8>> {
 
 /// The `io_fds` input of an IO_FDS reply with entries: `argsz`, `count` and the bytes after the head.
 fn io_fds(data: &[u8], m: &vfu_codec::Message<'_>) -> Option<Vec<u8>> {
-    let Body::RegionIoFds { head, entries } = m.body else { return None };
+    let Body::RegionIoFds { head, entries } = m.body else {
+        return None;
+    };
     if !m.is_reply() || entries.is_empty() {
         return None;
     }
@@ -309,7 +497,12 @@ fn rewrite(recs: &[Record]) -> Vec<u8> {
     let mut conns = Vec::new();
     for r in recs {
         while conns.len() <= r.conn as usize {
-            let id = w.add_connection(&format!("vfio-user:{}:/run/dev.sock", conns.len()), Protocol::VfioUser).expect("idb");
+            let id = w
+                .add_connection(
+                    &format!("vfio-user:{}:/run/dev.sock", conns.len()),
+                    Protocol::VfioUser,
+                )
+                .expect("idb");
             conns.push(id);
         }
         let mut rec = r.as_ref();

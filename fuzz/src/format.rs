@@ -56,8 +56,16 @@ pub fn parse_events(data: &[u8]) -> (Profile, Vec<Event<'_>>) {
         events.push(Event {
             conn: u32::from((flags >> 3) & 3),
             index: events.len() as u64,
-            direction: if flags & 1 == 0 { Direction::ClientToServer } else { Direction::ServerToClient },
-            protocol: if flags & 2 == 0 { Protocol::VfioUser } else { Protocol::Vduse },
+            direction: if flags & 1 == 0 {
+                Direction::ClientToServer
+            } else {
+                Direction::ServerToClient
+            },
+            protocol: if flags & 2 == 0 {
+                Protocol::VfioUser
+            } else {
+                Protocol::Vduse
+            },
             fds: u32::from(head[1]),
             truncated: flags & 4 != 0,
             bytes,
@@ -89,8 +97,20 @@ pub fn encode_events(profile: Profile, events: &[OwnedEvent]) -> Vec<u8> {
 pub fn pcap_header(big: bool, nanos: bool, link_type: u32) -> Vec<u8> {
     let magic: u32 = if nanos { 0xA1B2_3C4D } else { 0xA1B2_C3D4 };
     let mut h = Vec::with_capacity(24);
-    let u16b = |v: u16| if big { v.to_be_bytes() } else { v.to_le_bytes() };
-    let u32b = |v: u32| if big { v.to_be_bytes() } else { v.to_le_bytes() };
+    let u16b = |v: u16| {
+        if big {
+            v.to_be_bytes()
+        } else {
+            v.to_le_bytes()
+        }
+    };
+    let u32b = |v: u32| {
+        if big {
+            v.to_be_bytes()
+        } else {
+            v.to_le_bytes()
+        }
+    };
     h.extend(u32b(magic));
     h.extend(u16b(2));
     h.extend(u16b(4));
@@ -105,7 +125,11 @@ pub fn pcap_header(big: bool, nanos: bool, link_type: u32) -> Vec<u8> {
 pub fn pcap_record(big: bool, ts_sec: u32, ts_frac: u32, data: &[u8], orig: usize) -> Vec<u8> {
     let mut r = Vec::with_capacity(16 + data.len());
     for w in [ts_sec, ts_frac, data.len() as u32, orig as u32] {
-        r.extend(if big { w.to_be_bytes() } else { w.to_le_bytes() });
+        r.extend(if big {
+            w.to_be_bytes()
+        } else {
+            w.to_le_bytes()
+        });
     }
     r.extend_from_slice(data);
     r
@@ -115,7 +139,7 @@ pub fn pcap_record(big: bool, ts_sec: u32, ts_frac: u32, data: &[u8], orig: usiz
 pub fn pdu_packet(dissector: &str, direction: Option<Direction>, msg: &[u8]) -> Vec<u8> {
     let mut p = Vec::with_capacity(32 + msg.len());
     let mut name = dissector.as_bytes().to_vec();
-    while name.len() % 4 != 0 {
+    while !name.len().is_multiple_of(4) {
         name.push(0);
     }
     p.extend(12u16.to_be_bytes());
@@ -154,7 +178,11 @@ pub fn pcap_input(sel: u8, rest: &[u8]) -> (Vec<u8>, OpenOptions) {
         1 => LINKTYPE_SOCKDUMP,
         2 => LINKTYPE_OTHER,
         _ => {
-            let d = if sel & 16 == 0 { Direction::ClientToServer } else { Direction::ServerToClient };
+            let d = if sel & 16 == 0 {
+                Direction::ClientToServer
+            } else {
+                Direction::ServerToClient
+            };
             return (rest.to_vec(), OpenOptions::raw(d));
         }
     };

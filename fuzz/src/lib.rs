@@ -42,7 +42,10 @@ pub fn message(data: &[u8]) {
     let s2c = decode(data, Direction::ServerToClient);
     match (&c2s, &s2c) {
         (Ok(a), Ok(b)) => {
-            assert_eq!((a.header, a.body, a.trailing), (b.header, b.body, b.trailing));
+            assert_eq!(
+                (a.header, a.body, a.trailing),
+                (b.header, b.body, b.trailing)
+            );
             check_decoded(data, a);
         }
         (Err(a), Err(b)) => {
@@ -68,10 +71,18 @@ pub fn check_decoded(data: &[u8], m: &Message<'_>) {
         let bytes = match p {
             Part::Struct { bytes, .. } | Part::Data { bytes, .. } => bytes,
         };
-        assert_eq!(data.get(at..at + len), Some(bytes), "part at {at} is not the input's bytes");
+        assert_eq!(
+            data.get(at..at + len),
+            Some(bytes),
+            "part at {at} is not the input's bytes"
+        );
         end = end.max(at + len);
     });
-    assert_eq!(end, data.len(), "the parts do not reach the end of the message");
+    assert_eq!(
+        end,
+        data.len(),
+        "the parts do not reach the end of the message"
+    );
     // A reply's capability chain was checked by decode: walking it again finds no error.
     if let Some(caps) = m.body.region_caps() {
         let mut last = 0;
@@ -82,7 +93,10 @@ pub fn check_decoded(data: &[u8], m: &Message<'_>) {
                     assert!(c.offset() > last && c.offset() >= 32);
                     last = c.offset();
                 }
-                Err(e) => assert!(!m.is_reply(), "decode accepted a reply whose chain fails: {e}"),
+                Err(e) => assert!(
+                    !m.is_reply(),
+                    "decode accepted a reply whose chain fails: {e}"
+                ),
             }
         }
     }
@@ -97,7 +111,12 @@ pub fn check_decoded(data: &[u8], m: &Message<'_>) {
 /// An error names an offset in the input: at most its length (an error about missing bytes names the
 /// end), and its text mentions it.
 pub fn check_error(data: &[u8], e: &DecodeError) {
-    assert!(e.offset <= data.len(), "error offset {} past the {}-byte input: {e}", e.offset, data.len());
+    assert!(
+        e.offset <= data.len(),
+        "error offset {} past the {}-byte input: {e}",
+        e.offset,
+        data.len()
+    );
     let _ = e.to_string();
 }
 
@@ -142,7 +161,11 @@ pub fn version_caps(data: &[u8]) {
     let caps = match parse_capabilities(data) {
         Ok(c) => c,
         Err((at, rule)) => {
-            assert!(at <= data.len(), "error offset {at} past the {}-byte text: {rule}", data.len());
+            assert!(
+                at <= data.len(),
+                "error offset {at} past the {}-byte text: {rule}",
+                data.len()
+            );
             return;
         }
     };
@@ -153,8 +176,12 @@ pub fn version_caps(data: &[u8]) {
         caps.ill_typed().count(),
     );
     let text = emit(&caps);
-    let again = parse_capabilities(&text)
-        .unwrap_or_else(|e| panic!("emitted text does not parse: {e:?}: {}", String::from_utf8_lossy(&text)));
+    let again = parse_capabilities(&text).unwrap_or_else(|e| {
+        panic!(
+            "emitted text does not parse: {e:?}: {}",
+            String::from_utf8_lossy(&text)
+        )
+    });
     if emit_round_trips(&again) {
         let text2 = emit(&again);
         let third = parse_capabilities(&text2).expect("emitted text parses");
@@ -207,7 +234,10 @@ pub fn emit_round_trips(caps: &Capabilities<'_>) -> bool {
         let key: String = u.key_chars().collect();
         field_set(u.scope, &key)
     });
-    let sorted = caps.unknown.windows(2).all(|w| order(w[0].scope) <= order(w[1].scope));
+    let sorted = caps
+        .unknown
+        .windows(2)
+        .all(|w| order(w[0].scope) <= order(w[1].scope));
     caps.duplicate_keys == 0 && !ill_and_set && sorted
 }
 
@@ -233,7 +263,10 @@ pub fn region_caps(data: &[u8]) {
             Ok(c) => {
                 let at = c.offset();
                 assert!(at >= 32 && at > last, "capability at {at} after {last}");
-                assert!(at - 32 + 8 <= area.len(), "capability at {at} outside the area");
+                assert!(
+                    at - 32 + 8 <= area.len(),
+                    "capability at {at} outside the area"
+                );
                 let end = match c {
                     RegionCap::SparseMmap { head, areas, .. } => {
                         assert_eq!(areas.len(), head.nr_areas.get() as usize);
@@ -246,7 +279,10 @@ pub fn region_caps(data: &[u8]) {
                     RegionCap::Type { .. } => 16,
                     RegionCap::Unknown { .. } => 8,
                 };
-                assert!(at - 32 + end <= area.len(), "capability at {at} runs past the area");
+                assert!(
+                    at - 32 + end <= area.len(),
+                    "capability at {at} runs past the area"
+                );
                 last = at;
             }
             Err(e) => {
@@ -338,11 +374,17 @@ pub fn vduse(data: &[u8]) {
             assert_eq!(req.raw.as_bytes(), data);
             let _ = req.to_string();
             let mut buf = [0u8; VDUSE_MSG_SIZE];
-            assert_eq!(encode_request(req.request_id(), &req.body, &mut buf), Ok(VDUSE_MSG_SIZE));
+            assert_eq!(
+                encode_request(req.request_id(), &req.body, &mut buf),
+                Ok(VDUSE_MSG_SIZE)
+            );
             let again = decode_request(&buf).expect("an encoded request decodes");
             assert_eq!(again.body, req.body);
             assert_eq!(again.request_id(), req.request_id());
-            assert_eq!(VduseDevRequest::new(req.request_id(), &req.body).as_bytes(), &buf[..]);
+            assert_eq!(
+                VduseDevRequest::new(req.request_id(), &req.body).as_bytes(),
+                &buf[..]
+            );
             assert!(encode_request(0, &req.body, &mut buf[..VDUSE_MSG_SIZE - 1]).is_err());
         }
         Err(e) => {
@@ -353,7 +395,11 @@ pub fn vduse(data: &[u8]) {
     match decode_response(data) {
         Ok(resp) => {
             assert_eq!(resp.as_bytes(), data);
-            for t in REQUEST_TYPE_NAMES.iter().map(|n| n.value as u32).chain([VDUSE_GET_VQ_STATE, 99]) {
+            for t in REQUEST_TYPE_NAMES
+                .iter()
+                .map(|n| n.value as u32)
+                .chain([VDUSE_GET_VQ_STATE, 99])
+            {
                 let body = resp.body(t);
                 let mut buf = [0u8; VDUSE_MSG_SIZE];
                 assert_eq!(
@@ -362,7 +408,11 @@ pub fn vduse(data: &[u8]) {
                 );
                 let again = decode_response(&buf).expect("an encoded response decodes");
                 assert_eq!(again.body(t), body);
-                assert_eq!(VduseDevResponse::new(resp.request_id.get(), resp.result.get(), &body).as_bytes(), &buf[..]);
+                assert_eq!(
+                    VduseDevResponse::new(resp.request_id.get(), resp.result.get(), &body)
+                        .as_bytes(),
+                    &buf[..]
+                );
             }
             let _ = resp.is_ok();
         }
@@ -373,15 +423,34 @@ pub fn vduse(data: &[u8]) {
         let rec = record(data, direction, Protocol::Vduse);
         let _ = vfu_dump::vduse_render::is_bad(&rec);
         let pairing = vfu_dump::vduse_render::observe(&rec, &mut rtts);
-        for format in [vfu_dump::cli::OutputFormat::Text, vfu_dump::cli::OutputFormat::Json] {
-            let style = Style { color: direction == Direction::ServerToClient, verbose: true, hex: true, relative_to: None };
-            vfu_dump::vduse_render::write(&mut io::sink(), &rec, &pairing, format, &style).expect("sink");
+        for format in [
+            vfu_dump::cli::OutputFormat::Text,
+            vfu_dump::cli::OutputFormat::Json,
+        ] {
+            let style = Style {
+                color: direction == Direction::ServerToClient,
+                verbose: true,
+                hex: true,
+                relative_to: None,
+            };
+            vfu_dump::vduse_render::write(&mut io::sink(), &rec, &pairing, format, &style)
+                .expect("sink");
         }
     }
 }
 
 fn record(data: &[u8], direction: Direction, protocol: Protocol) -> RecordRef<'_> {
-    RecordRef { conn: 0, ts_ns: 1, direction, protocol, fds: 0, truncated: false, data, index: 0, file_offset: 0 }
+    RecordRef {
+        conn: 0,
+        ts_ns: 1,
+        direction,
+        protocol,
+        fds: 0,
+        truncated: false,
+        data,
+        index: 0,
+        file_offset: 0,
+    }
 }
 
 /// `render`: the first byte picks the direction and style, the rest is one vfio-user message, shown
@@ -390,7 +459,11 @@ pub fn render(data: &[u8]) {
     let Some((&sel, msg)) = data.split_first() else {
         return;
     };
-    let direction = if sel & 1 == 0 { Direction::ClientToServer } else { Direction::ServerToClient };
+    let direction = if sel & 1 == 0 {
+        Direction::ClientToServer
+    } else {
+        Direction::ServerToClient
+    };
     let decoded = decode(msg, direction);
     let meta = Meta {
         index: u64::from(sel),
@@ -401,7 +474,12 @@ pub fn render(data: &[u8]) {
         truncated: sel & 2 != 0,
         rtt_ns: (sel & 4 != 0).then_some(1234),
     };
-    let style = Style { color: sel & 8 != 0, verbose: true, hex: true, relative_to: None };
+    let style = Style {
+        color: sel & 8 != 0,
+        verbose: true,
+        hex: true,
+        relative_to: None,
+    };
     let mut out = Vec::new();
     render::write_line(&mut out, &meta, msg, &decoded, &style).expect("vec");
     render::write_json(&mut out, &meta, msg, &decoded).expect("vec");
@@ -410,7 +488,10 @@ pub fn render(data: &[u8]) {
         render::write_hex(&mut io::sink(), m, msg, &style).expect("sink");
         let _ = render::key_fields(m);
     }
-    assert!(std::str::from_utf8(&out).is_ok(), "the renderer wrote bytes that are not UTF-8");
+    assert!(
+        std::str::from_utf8(&out).is_ok(),
+        "the renderer wrote bytes that are not UTF-8"
+    );
 }
 
 /// `validator`: a sequence of messages ([`format::parse_events`]) through the stateful validator, as
@@ -430,7 +511,10 @@ pub fn validator(data: &[u8]) {
         }
     }
     for f in v.finish() {
-        assert!(conns.contains(&f.conn), "finding about an unseen connection: {f}");
+        assert!(
+            conns.contains(&f.conn),
+            "finding about an unseen connection: {f}"
+        );
         let _ = f.to_string();
     }
 }
@@ -441,7 +525,11 @@ pub fn check_findings(ev: &Event<'_>, findings: &[Finding]) {
         assert_eq!(f.conn, ev.conn, "{f}");
         assert!(f.index <= ev.index, "finding about a later message: {f}");
         if f.index == ev.index {
-            assert!(f.offset <= ev.bytes.len(), "finding offset past the {}-byte message: {f}", ev.bytes.len());
+            assert!(
+                f.offset <= ev.bytes.len(),
+                "finding offset past the {}-byte message: {f}",
+                ev.bytes.len()
+            );
         }
         assert!(validate::rule_by_id(f.rule.id).is_some(), "{f}");
         let _ = f.to_string();
@@ -465,7 +553,11 @@ pub fn read_capture(input: &[u8], opts: &OpenOptions) -> (u64, bool) {
         match reader.next_record() {
             Ok(Some(rec)) => {
                 assert_eq!(rec.index, n);
-                assert!(rec.file_offset < len, "record at {} of a {len}-byte input", rec.file_offset);
+                assert!(
+                    rec.file_offset < len,
+                    "record at {} of a {len}-byte input",
+                    rec.file_offset
+                );
                 assert!(rec.data.len() as u64 <= len);
                 let (conn, protocol, direction) = (rec.conn, rec.protocol, rec.direction);
                 if protocol == Protocol::VfioUser
@@ -475,7 +567,11 @@ pub fn read_capture(input: &[u8], opts: &OpenOptions) -> (u64, bool) {
                     check_decoded(rec.data, &m);
                 }
                 let known = reader.connections();
-                assert!((conn as usize) < known.len(), "record on connection {conn} of {}", known.len());
+                assert!(
+                    (conn as usize) < known.len(),
+                    "record on connection {conn} of {}",
+                    known.len()
+                );
                 assert_eq!(known[conn as usize].id, conn);
                 n += 1;
                 if n >= MAX_RECORDS {
@@ -486,7 +582,10 @@ pub fn read_capture(input: &[u8], opts: &OpenOptions) -> (u64, bool) {
             Err(e) => {
                 assert!(e.offset().is_some_and(|o| o <= len), "{e}");
                 let _ = e.to_string();
-                assert!(matches!(reader.next_record(), Ok(None)), "the reader went on after an error");
+                assert!(
+                    matches!(reader.next_record(), Ok(None)),
+                    "the reader went on after an error"
+                );
                 return (n, true);
             }
         }

@@ -13,7 +13,8 @@ use arbitrary::Arbitrary;
 use vfu_codec::header::{VFIO_USER_F_ERROR, VFIO_USER_F_NO_REPLY, VFIO_USER_F_RESERVED};
 use vfu_codec::message::body_len;
 use vfu_codec::vfio::caps::{
-    Capabilities, MAX_UNKNOWN_KEYS, Migration, Scope, TwinSocket, UnknownKey, Version, parse_capabilities,
+    Capabilities, MAX_UNKNOWN_KEYS, Migration, Scope, TwinSocket, UnknownKey, Version,
+    parse_capabilities,
 };
 use vfu_codec::vfio::dma::dirty_bitmap_bytes;
 use vfu_codec::vfio::*;
@@ -72,35 +73,88 @@ pub enum Kind {
 #[derive(Arbitrary, Debug)]
 #[allow(missing_docs)]
 pub enum BodyDesc {
-    Version { major: u16, minor: u16, caps: Option<CapsDesc> },
+    Version {
+        major: u16,
+        minor: u16,
+        caps: Option<CapsDesc>,
+    },
     DmaMap([u8; 32]),
-    DmaUnmap { unmap: [u8; 24], dirty: Option<([u8; 16], Vec<u8>)> },
+    DmaUnmap {
+        unmap: [u8; 24],
+        dirty: Option<([u8; 16], Vec<u8>)>,
+    },
     DeviceInfo([u8; 16]),
-    RegionInfo { info: [u8; 32], caps_flag: bool, area: CapAreaDesc },
-    RegionIoFds { head: [u8; 16], entries: IoFdsDesc },
+    RegionInfo {
+        info: [u8; 32],
+        caps_flag: bool,
+        area: CapAreaDesc,
+    },
+    RegionIoFds {
+        head: [u8; 16],
+        entries: IoFdsDesc,
+    },
     IrqInfo([u8; 16]),
-    SetIrqs { set: [u8; 20], bools: Option<Vec<u8>> },
-    RegionRw { write: bool, access: Option<[u8; 16]>, data: Vec<u8> },
-    DmaRw { write: bool, access: Option<[u8; 16]>, data: Vec<u8> },
+    SetIrqs {
+        set: [u8; 20],
+        bools: Option<Vec<u8>>,
+    },
+    RegionRw {
+        write: bool,
+        access: Option<[u8; 16]>,
+        data: Vec<u8>,
+    },
+    DmaRw {
+        write: bool,
+        access: Option<[u8; 16]>,
+        data: Vec<u8>,
+    },
     DeviceReset,
-    DirtyPages { head: [u8; 8], range: Option<([u8; 32], Vec<u8>)> },
-    WriteMulti { head: [u8; 8], entries: Vec<[u8; 24]> },
-    DeviceFeature { head: [u8; 8], data: FeatureDesc },
-    MigData { write: bool, head: Option<[u8; 8]>, data: Vec<u8> },
+    DirtyPages {
+        head: [u8; 8],
+        range: Option<([u8; 32], Vec<u8>)>,
+    },
+    WriteMulti {
+        head: [u8; 8],
+        entries: Vec<[u8; 24]>,
+    },
+    DeviceFeature {
+        head: [u8; 8],
+        data: FeatureDesc,
+    },
+    MigData {
+        write: bool,
+        head: Option<[u8; 8]>,
+        data: Vec<u8>,
+    },
     PrecopyInfo([u8; 24]),
-    Unknown { command: u16, payload: Vec<u8> },
+    Unknown {
+        command: u16,
+        payload: Vec<u8>,
+    },
 }
 
 /// DEVICE_FEATURE data.
 #[derive(Arbitrary, Debug)]
 #[allow(missing_docs)]
 pub enum FeatureDesc {
-    None { feature: u16 },
+    None {
+        feature: u16,
+    },
     Migration([u8; 8]),
     MigState([u8; 8]),
-    Logging { stop: bool, control: [u8; 16], ranges: Vec<[u8; 16]> },
-    Report { report: [u8; 24], bitmap: Vec<u8> },
-    Raw { feature: u16, bytes: Vec<u8> },
+    Logging {
+        stop: bool,
+        control: [u8; 16],
+        ranges: Vec<[u8; 16]>,
+    },
+    Report {
+        report: [u8; 24],
+        bitmap: Vec<u8>,
+    },
+    Raw {
+        feature: u16,
+        bytes: Vec<u8>,
+    },
 }
 
 /// IO_FDS reply entries.
@@ -158,9 +212,17 @@ pub struct CapsDesc {
 #[allow(missing_docs)]
 pub enum MemberDesc {
     /// A key no object knows (written `x…`), with any JSON value.
-    Unknown { scope: ScopeDesc, key: Vec<u8>, value: ValueDesc },
+    Unknown {
+        scope: ScopeDesc,
+        key: Vec<u8>,
+        value: ValueDesc,
+    },
     /// A known key of the object with a value of the wrong type (only where the field is absent).
-    IllTyped { scope: ScopeDesc, which: u8, value: u8 },
+    IllTyped {
+        scope: ScopeDesc,
+        which: u8,
+        value: u8,
+    },
 }
 
 /// Which object.
@@ -262,7 +324,17 @@ enum Want {
 /// A value of the wrong type for `want`.
 fn bad_value(want: Want, pick: u8) -> String {
     let choices: &[&str] = match want {
-        Want::Uint => &["\"8\"", "-1", "1.5", "1e3", "18446744073709551616", "true", "null", "[]", "{}"],
+        Want::Uint => &[
+            "\"8\"",
+            "-1",
+            "1.5",
+            "1e3",
+            "18446744073709551616",
+            "true",
+            "null",
+            "[]",
+            "{}",
+        ],
         Want::Bool => &["\"true\"", "1", "0", "null", "[]", "{}"],
         Want::Object => &["\"x\"", "23", "true", "null", "[]"],
     };
@@ -298,8 +370,14 @@ pub fn caps_json(d: &CapsDesc) -> Vec<u8> {
         max_dma_maps: d.max_dma_maps,
         pgsizes: d.pgsizes,
         write_multiple: d.write_multiple,
-        migration: d.migration.map(|(pgsize, max_bitmap_size)| Migration { pgsize, max_bitmap_size }),
-        twin_socket: d.twin_socket.map(|(supported, fd_index)| TwinSocket { supported, fd_index }),
+        migration: d.migration.map(|(pgsize, max_bitmap_size)| Migration {
+            pgsize,
+            max_bitmap_size,
+        }),
+        twin_socket: d.twin_socket.map(|(supported, fd_index)| TwinSocket {
+            supported,
+            fd_index,
+        }),
         ..Capabilities::default()
     };
     let is_set = |caps: &Capabilities<'_>, scope: Scope, key: &str| -> bool {
@@ -325,8 +403,14 @@ pub fn caps_json(d: &CapsDesc) -> Vec<u8> {
             break;
         }
         let (scope, key, value, ill) = match m {
-            MemberDesc::Unknown { scope, key, value } => (scope_of(*scope), key_text(key), value_text(value), false),
-            MemberDesc::IllTyped { scope, which, value } => {
+            MemberDesc::Unknown { scope, key, value } => {
+                (scope_of(*scope), key_text(key), value_text(value), false)
+            }
+            MemberDesc::IllTyped {
+                scope,
+                which,
+                value,
+            } => {
                 let scope = scope_of(*scope);
                 let keys = known_keys(scope);
                 if keys.is_empty() {
@@ -345,9 +429,15 @@ pub fn caps_json(d: &CapsDesc) -> Vec<u8> {
         members.push((scope, key, value, ill));
     }
     // An object named by an ill-typed member cannot also be written for its own members.
-    let ill_object = |name: &str| members.iter().any(|(s, k, _, ill)| *ill && *s == Scope::Capabilities && k == name);
+    let ill_object = |name: &str| {
+        members
+            .iter()
+            .any(|(s, k, _, ill)| *ill && *s == Scope::Capabilities && k == name)
+    };
     let (no_migration, no_twin) = (ill_object("migration"), ill_object("twin_socket"));
-    members.retain(|(s, ..)| !(no_migration && *s == Scope::Migration || no_twin && *s == Scope::TwinSocket));
+    members.retain(|(s, ..)| {
+        !(no_migration && *s == Scope::Migration || no_twin && *s == Scope::TwinSocket)
+    });
     // Members of an inner object make it present.
     if members.iter().any(|(s, ..)| *s == Scope::Migration) && caps.migration.is_none() {
         caps.migration = Some(Migration::default());
@@ -358,13 +448,22 @@ pub fn caps_json(d: &CapsDesc) -> Vec<u8> {
     members.sort_by_key(|(s, ..)| emit_order(*s));
     for (scope, key, value, ill_typed) in &members {
         caps.unknown
-            .push(UnknownKey { scope: *scope, key, value, ill_typed: *ill_typed })
+            .push(UnknownKey {
+                scope: *scope,
+                key,
+                value,
+                ill_typed: *ill_typed,
+            })
             .expect("at most MAX_UNKNOWN_KEYS members");
     }
     let text = crate::emit(&caps);
     {
-        let parsed = parse_capabilities(&text)
-            .unwrap_or_else(|e| panic!("emitted capabilities do not parse: {e:?}: {}", String::from_utf8_lossy(&text)));
+        let parsed = parse_capabilities(&text).unwrap_or_else(|e| {
+            panic!(
+                "emitted capabilities do not parse: {e:?}: {}",
+                String::from_utf8_lossy(&text)
+            )
+        });
         assert_eq!(parsed, caps, "{}", String::from_utf8_lossy(&text));
     }
     text
@@ -397,7 +496,10 @@ fn cap_area(d: &CapAreaDesc) -> (Vec<u8>, u32) {
                 b.extend(concat(areas, 16));
                 (VFIO_REGION_INFO_CAP_SPARSE_MMAP, b)
             }
-            CapKind::Type { region_type, subtype } => {
+            CapKind::Type {
+                region_type,
+                subtype,
+            } => {
                 let mut b = region_type.to_le_bytes().to_vec();
                 b.extend(subtype.to_le_bytes());
                 (VFIO_REGION_INFO_CAP_TYPE, b)
@@ -410,9 +512,9 @@ fn cap_area(d: &CapAreaDesc) -> (Vec<u8>, u32) {
             }
             CapKind::Unknown { id, body } => {
                 let id = match *id {
-                    VFIO_REGION_INFO_CAP_SPARSE_MMAP | VFIO_REGION_INFO_CAP_TYPE | VFIO_REGION_INFO_CAP_SPARSE_MMAP_FDS => {
-                        id + 100
-                    }
+                    VFIO_REGION_INFO_CAP_SPARSE_MMAP
+                    | VFIO_REGION_INFO_CAP_TYPE
+                    | VFIO_REGION_INFO_CAP_SPARSE_MMAP_FDS => id + 100,
                     other => other,
                 };
                 (id, body.iter().take(64).copied().collect())
@@ -439,8 +541,13 @@ fn check(header: &Header, body: &Body<'_>, trailing: &[u8]) {
         .unwrap_or_else(|e| panic!("encode_exact failed: {e:?} for {body:?}"));
     assert_eq!(n, need);
     assert!(encode_exact(header, body, trailing, &mut buf.clone()[..n - 1]).is_err());
-    let direction = if header.is_reply() { Direction::ServerToClient } else { Direction::ClientToServer };
-    let m = decode(&buf, direction).unwrap_or_else(|e| panic!("encoder output does not decode: {e}\n{body:?}"));
+    let direction = if header.is_reply() {
+        Direction::ServerToClient
+    } else {
+        Direction::ClientToServer
+    };
+    let m = decode(&buf, direction)
+        .unwrap_or_else(|e| panic!("encoder output does not decode: {e}\n{body:?}"));
     let mut want = *header;
     want.msg_size.set(n as u32);
     assert_eq!(*m.header, want);
@@ -452,11 +559,19 @@ fn check(header: &Header, body: &Body<'_>, trailing: &[u8]) {
 /// The `roundtrip` target.
 pub fn roundtrip(d: &MessageDesc) {
     let (reply, mut flags) = match d.kind {
-        Kind::Command { no_reply, error_bit } => {
-            (false, u32::from(no_reply) * VFIO_USER_F_NO_REPLY | u32::from(error_bit) * VFIO_USER_F_ERROR)
-        }
-        Kind::Reply { no_reply } => (true, 1 | u32::from(no_reply) * VFIO_USER_F_NO_REPLY),
-        Kind::ErrorReply { no_reply } => (true, 1 | VFIO_USER_F_ERROR | u32::from(no_reply) * VFIO_USER_F_NO_REPLY),
+        Kind::Command {
+            no_reply,
+            error_bit,
+        } => (
+            false,
+            (u32::from(no_reply) * VFIO_USER_F_NO_REPLY)
+                | (u32::from(error_bit) * VFIO_USER_F_ERROR),
+        ),
+        Kind::Reply { no_reply } => (true, 1 | (u32::from(no_reply) * VFIO_USER_F_NO_REPLY)),
+        Kind::ErrorReply { no_reply } => (
+            true,
+            1 | VFIO_USER_F_ERROR | (u32::from(no_reply) * VFIO_USER_F_NO_REPLY),
+        ),
     };
     flags |= d.reserved_flags & VFIO_USER_F_RESERVED;
     let header = |cmd: Command| Header::new(d.msg_id, cmd, flags, d.error_no);
@@ -468,12 +583,20 @@ pub fn roundtrip(d: &MessageDesc) {
     let none: &[u8] = &[];
     match &d.body {
         BodyDesc::Version { major, minor, caps } => {
-            let v = Version { major: (*major).into(), minor: (*minor).into() };
+            let v = Version {
+                major: (*major).into(),
+                minor: (*minor).into(),
+            };
             let json = caps.as_ref().map(caps_json);
-            let body = Body::Version(VersionBody { version: &v, json: json.as_deref() });
+            let body = Body::Version(VersionBody {
+                version: &v,
+                json: json.as_deref(),
+            });
             check(&header(Command::VERSION), &body, none);
         }
-        BodyDesc::DmaMap(b) if !reply => check(&header(Command::DMA_MAP), &Body::DmaMap(&read(b)), t),
+        BodyDesc::DmaMap(b) if !reply => {
+            check(&header(Command::DMA_MAP), &Body::DmaMap(&read(b)), t)
+        }
         BodyDesc::DmaMap(_) => check(&header(Command::DMA_MAP), &Body::Empty, t),
         BodyDesc::DmaUnmap { unmap, dirty } => {
             let mut u: DmaUnmap = read(unmap);
@@ -486,27 +609,58 @@ pub fn roundtrip(d: &MessageDesc) {
                     if reply {
                         b.size.set(data.len() as u64);
                     }
-                    let body = Body::DmaUnmap { unmap: &u, bitmap: Some(&b), data };
+                    let body = Body::DmaUnmap {
+                        unmap: &u,
+                        bitmap: Some(&b),
+                        data,
+                    };
                     check(&header(Command::DMA_UNMAP), &body, t);
                 }
                 None => {
                     u.flags.set(f & !VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP);
-                    check(&header(Command::DMA_UNMAP), &Body::DmaUnmap { unmap: &u, bitmap: None, data: none }, t);
+                    check(
+                        &header(Command::DMA_UNMAP),
+                        &Body::DmaUnmap {
+                            unmap: &u,
+                            bitmap: None,
+                            data: none,
+                        },
+                        t,
+                    );
                 }
             }
         }
-        BodyDesc::DeviceInfo(b) => check(&header(Command::DEVICE_GET_INFO), &Body::DeviceInfo(&read(b)), t),
-        BodyDesc::RegionInfo { info, caps_flag, area } => {
+        BodyDesc::DeviceInfo(b) => check(
+            &header(Command::DEVICE_GET_INFO),
+            &Body::DeviceInfo(&read(b)),
+            t,
+        ),
+        BodyDesc::RegionInfo {
+            info,
+            caps_flag,
+            area,
+        } => {
             let mut i: RegionInfo = read(info);
             let (bytes, first) = cap_area(area);
             if reply {
                 let f = i.flags.get() & !VFIO_REGION_INFO_FLAG_CAPS;
-                i.flags.set(if *caps_flag { f | VFIO_REGION_INFO_FLAG_CAPS } else { f });
+                i.flags.set(if *caps_flag {
+                    f | VFIO_REGION_INFO_FLAG_CAPS
+                } else {
+                    f
+                });
                 if *caps_flag {
                     i.cap_offset.set(first);
                 }
             }
-            check(&header(Command::DEVICE_GET_REGION_INFO), &Body::RegionInfo { info: &i, caps: &bytes }, none);
+            check(
+                &header(Command::DEVICE_GET_REGION_INFO),
+                &Body::RegionInfo {
+                    info: &i,
+                    caps: &bytes,
+                },
+                none,
+            );
         }
         BodyDesc::RegionIoFds { head, entries } => {
             let mut h: RegionIoFds = read(head);
@@ -528,10 +682,20 @@ pub fn roundtrip(d: &MessageDesc) {
                     h.argsz.set(16 + entries.as_bytes().len() as u32);
                 }
             }
-            check(&header(Command::DEVICE_GET_REGION_IO_FDS), &Body::RegionIoFds { head: &h, entries }, t);
+            check(
+                &header(Command::DEVICE_GET_REGION_IO_FDS),
+                &Body::RegionIoFds { head: &h, entries },
+                t,
+            );
         }
-        BodyDesc::IrqInfo(b) => check(&header(Command::DEVICE_GET_IRQ_INFO), &Body::IrqInfo(&read(b)), t),
-        BodyDesc::SetIrqs { .. } if reply => check(&header(Command::DEVICE_SET_IRQS), &Body::Empty, t),
+        BodyDesc::IrqInfo(b) => check(
+            &header(Command::DEVICE_GET_IRQ_INFO),
+            &Body::IrqInfo(&read(b)),
+            t,
+        ),
+        BodyDesc::SetIrqs { .. } if reply => {
+            check(&header(Command::DEVICE_SET_IRQS), &Body::Empty, t)
+        }
         BodyDesc::SetIrqs { set, bools } => {
             let mut s: IrqSet = read(set);
             let f = s.flags.get();
@@ -546,10 +710,22 @@ pub fn roundtrip(d: &MessageDesc) {
                     none
                 }
             };
-            check(&header(Command::DEVICE_SET_IRQS), &Body::SetIrqs { set: &s, data }, t);
+            check(
+                &header(Command::DEVICE_SET_IRQS),
+                &Body::SetIrqs { set: &s, data },
+                t,
+            );
         }
-        BodyDesc::RegionRw { write, access, data } => {
-            let cmd = if *write { Command::REGION_WRITE } else { Command::REGION_READ };
+        BodyDesc::RegionRw {
+            write,
+            access,
+            data,
+        } => {
+            let cmd = if *write {
+                Command::REGION_WRITE
+            } else {
+                Command::REGION_READ
+            };
             match access {
                 None if reply => check(&header(cmd), &Body::Empty, none),
                 _ => {
@@ -562,8 +738,16 @@ pub fn roundtrip(d: &MessageDesc) {
                 }
             }
         }
-        BodyDesc::DmaRw { write, access, data } => {
-            let cmd = if *write { Command::DMA_WRITE } else { Command::DMA_READ };
+        BodyDesc::DmaRw {
+            write,
+            access,
+            data,
+        } => {
+            let cmd = if *write {
+                Command::DMA_WRITE
+            } else {
+                Command::DMA_READ
+            };
             match access {
                 None if reply && *write => check(&header(cmd), &Body::Empty, none),
                 _ => {
@@ -588,28 +772,50 @@ pub fn roundtrip(d: &MessageDesc) {
                     if reply {
                         r.bitmap_size.set(bitmap.len() as u64);
                     }
-                    let body = Body::DirtyPages { head: &h, range: Some(&r), bitmap };
+                    let body = Body::DirtyPages {
+                        head: &h,
+                        range: Some(&r),
+                        bitmap,
+                    };
                     check(&header(Command::DIRTY_PAGES), &body, t);
                 }
                 None => {
                     h.flags.set(f & !VFIO_IOMMU_DIRTY_PAGES_FLAG_GET_BITMAP);
-                    let body = Body::DirtyPages { head: &h, range: None, bitmap: none };
+                    let body = Body::DirtyPages {
+                        head: &h,
+                        range: None,
+                        bitmap: none,
+                    };
                     check(&header(Command::DIRTY_PAGES), &body, t);
                 }
             }
         }
         BodyDesc::WriteMulti { head, entries } => {
             let mut h: RegionWriteMulti = read(head);
-            let bytes = if reply { Vec::new() } else { concat(entries, 64) };
+            let bytes = if reply {
+                Vec::new()
+            } else {
+                concat(entries, 64)
+            };
             let entries: &[RegionWriteEntry] = slice_of(&bytes);
             if !reply {
                 h.wr_cnt.set(entries.len() as u64);
             }
-            check(&header(Command::REGION_WRITE_MULTI), &Body::WriteMulti { head: &h, entries }, t);
+            check(
+                &header(Command::REGION_WRITE_MULTI),
+                &Body::WriteMulti { head: &h, entries },
+                t,
+            );
         }
-        BodyDesc::DeviceFeature { head, data } => feature(reply, header(Command::DEVICE_FEATURE), read(head), data, t),
+        BodyDesc::DeviceFeature { head, data } => {
+            feature(reply, header(Command::DEVICE_FEATURE), read(head), data, t)
+        }
         BodyDesc::MigData { write, head, data } => {
-            let cmd = if *write { Command::MIG_DATA_WRITE } else { Command::MIG_DATA_READ };
+            let cmd = if *write {
+                Command::MIG_DATA_WRITE
+            } else {
+                Command::MIG_DATA_READ
+            };
             match head {
                 None if reply && *write => check(&header(cmd), &Body::Empty, none),
                 _ => {
@@ -622,7 +828,11 @@ pub fn roundtrip(d: &MessageDesc) {
                 }
             }
         }
-        BodyDesc::PrecopyInfo(b) => check(&header(Command::GET_PRECOPY_INFO), &Body::PrecopyInfo(&read(b)), t),
+        BodyDesc::PrecopyInfo(b) => check(
+            &header(Command::GET_PRECOPY_INFO),
+            &Body::PrecopyInfo(&read(b)),
+            t,
+        ),
         BodyDesc::Unknown { command, payload } => {
             check(&header(command_of(&d.body)), &Body::Unknown(payload), none);
             let _ = command;
@@ -639,48 +849,93 @@ fn feature(reply: bool, header: Header, mut head: DeviceFeature, d: &FeatureDesc
     match d {
         FeatureDesc::None { feature } => {
             set_feature(*feature);
-            check(&header, &Body::DeviceFeature { head: &head, data: FeatureData::None }, none);
+            check(
+                &header,
+                &Body::DeviceFeature {
+                    head: &head,
+                    data: FeatureData::None,
+                },
+                none,
+            );
         }
         FeatureDesc::Migration(b) => {
             set_feature(VFIO_DEVICE_FEATURE_MIGRATION);
             let m: FeatureMigration = read(b);
-            check(&header, &Body::DeviceFeature { head: &head, data: FeatureData::Migration(&m) }, t);
+            check(
+                &header,
+                &Body::DeviceFeature {
+                    head: &head,
+                    data: FeatureData::Migration(&m),
+                },
+                t,
+            );
         }
         FeatureDesc::MigState(b) => {
             set_feature(VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE);
             let m: FeatureMigState = read(b);
-            check(&header, &Body::DeviceFeature { head: &head, data: FeatureData::MigState(&m) }, t);
+            check(
+                &header,
+                &Body::DeviceFeature {
+                    head: &head,
+                    data: FeatureData::MigState(&m),
+                },
+                t,
+            );
         }
-        FeatureDesc::Logging { stop, control, ranges } => {
-            set_feature(if *stop { VFIO_DEVICE_FEATURE_DMA_LOGGING_STOP } else { VFIO_DEVICE_FEATURE_DMA_LOGGING_START });
+        FeatureDesc::Logging {
+            stop,
+            control,
+            ranges,
+        } => {
+            set_feature(if *stop {
+                VFIO_DEVICE_FEATURE_DMA_LOGGING_STOP
+            } else {
+                VFIO_DEVICE_FEATURE_DMA_LOGGING_START
+            });
             let mut c: DmaLoggingControl = read(control);
             let bytes = concat(ranges, 64);
             let ranges: &[DmaLoggingRange] = slice_of(&bytes);
             c.num_ranges.set(ranges.len() as u32);
-            let data = FeatureData::LoggingControl { control: &c, ranges };
+            let data = FeatureData::LoggingControl {
+                control: &c,
+                ranges,
+            };
             check(&header, &Body::DeviceFeature { head: &head, data }, t);
         }
         FeatureDesc::Report { report, bitmap } => {
             set_feature(VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT);
             let r: DmaLoggingReport = read(report);
             if !reply {
-                let data = FeatureData::LoggingReport { report: &r, bitmap: none };
+                let data = FeatureData::LoggingReport {
+                    report: &r,
+                    bitmap: none,
+                };
                 check(&header, &Body::DeviceFeature { head: &head, data }, t);
                 return;
             }
-            let want = if r.page_size.get() == 0 { None } else { dirty_bitmap_bytes(r.length.get(), r.page_size.get()) };
+            let want = if r.page_size.get() == 0 {
+                None
+            } else {
+                dirty_bitmap_bytes(r.length.get(), r.page_size.get())
+            };
             match want {
                 Some(n) if n <= MAX_REPORT_BITMAP => {
                     let mut b = bitmap.clone();
                     b.resize(n as usize, 0);
-                    let data = FeatureData::LoggingReport { report: &r, bitmap: &b };
+                    let data = FeatureData::LoggingReport {
+                        report: &r,
+                        bitmap: &b,
+                    };
                     check(&header, &Body::DeviceFeature { head: &head, data }, t);
                 }
                 _ => {
                     // The size cannot be computed or is larger than what follows: the bitmap is
                     // everything after the report.
                     let b = &bitmap[..bitmap.len().min(MAX_REPORT_BITMAP as usize)];
-                    let data = FeatureData::LoggingReport { report: &r, bitmap: b };
+                    let data = FeatureData::LoggingReport {
+                        report: &r,
+                        bitmap: b,
+                    };
                     check(&header, &Body::DeviceFeature { head: &head, data }, none);
                 }
             }
@@ -699,7 +954,14 @@ fn feature(reply: bool, header: Header, mut head: DeviceFeature, d: &FeatureDesc
             if raw.is_empty() {
                 raw.push(0);
             }
-            check(&header, &Body::DeviceFeature { head: &head, data: FeatureData::Raw(&raw) }, none);
+            check(
+                &header,
+                &Body::DeviceFeature {
+                    head: &head,
+                    data: FeatureData::Raw(&raw),
+                },
+                none,
+            );
         }
     }
 }

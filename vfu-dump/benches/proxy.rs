@@ -1,1 +1,404 @@
-fn main() {}
+//! Benchmark of `vfu-dump proxy` (figures in BENCHMARKS.md, "## vfu-dump proxy"; run it with
+//! `scripts/bench-proxy.sh`).
+//!
+//! In one run, alternating between the set-ups round by round so that drift in the machine's speed
+//! falls on all of them alike:
+//!
+//! 1. synchronous DEVICE_GET_INFO round trips: direct, through `vfu-dump proxy` (decoding and
+//!    printing to /dev/null), the same with `-w` (capture), and through
+//!    `socat UNIX-LISTEN:…,fork UNIX-CONNECT:…`;
+//! 2. 1 MiB REGION_WRITE throughput over the same four paths;
+//! 3. the proxy process's peak RSS (VmHWM) after 10,000 and after 1,000,000 messages (with `-w`);
+//! 4. heap allocations per message in an in-process proxy (capture on, printing off: the forwarding
+//!    and recording path), counted by a global allocator.
+//!
+//! The server and client are minimal hand-written vfio-user peers that allocate nothing per message,
+//! so every figure is the transport's. `VFU_BENCH_QUICK=1` shortens everything (a smoke run).
+
+#![allow(clippy::unwrap_used)]
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use vfu_dump::proxy::{Config, Proxy};
+
+// ---------------------------------------------------------------------------------------------------
+// Allocation counting
+
+struct Counting;
+
+static ALLOCS: AtomicU64 = AtomicU64::new(0);
+
+// SAFETY: every call is passed unchanged to the system allocator; only a counter is added.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: the caller's contract is forwarded.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: as above.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: as above.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: as above.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+// ---------------------------------------------------------------------------------------------------
+// Peers
+
+const MIB: usize = 1 << 20;
+
+fn header(id: u16, cmd: u16, size: usize, flags: u32) -> [u8; 16] {
+    let mut h = [0u8; 16];
+    h[0..2].copy_from_slice(&id.to_le_bytes());
+    h[2..4].copy_from_slice(&cmd.to_le_bytes());
+    h[4..8].copy_from_slice(&(size as u32).to_le_bytes());
+    h[8..12].copy_from_slice(&flags.to_le_bytes());
+    h
+}
+
+/// A minimal device: VERSION, DEVICE_GET_INFO and REGION_WRITE, one thread per connection, one
+/// buffer reused for every message.
+fn serve(path: &Path) {
+    let listener = UnixListener::bind(path).unwrap();
+    std::thread::spawn(move || {
+        for s in listener.incoming() {
+            let Ok(mut s) = s else { continue };
+            std::thread::spawn(move || {
+                let mut buf = vec![0u8; 2 * MIB];
+                // BAR0: REGION_WRITE data lands here, as in a device.
+                let mut bar0 = vec![0u8; 2 * MIB];
+                let mut reply = [0u8; 256];
+                loop {
+                    if s.read_exact(&mut buf[..16]).is_err() {
+                        return;
+                    }
+                    let size = u32::from_le_bytes(buf[4..8].try_into().unwrap()) as usize;
+                    if !(16..=buf.len()).contains(&size)
+                        || s.read_exact(&mut buf[16..size]).is_err()
+                    {
+                        return;
+                    }
+                    let id = u16::from_le_bytes([buf[0], buf[1]]);
+                    let cmd = u16::from_le_bytes([buf[2], buf[3]]);
+                    let n = match cmd {
+                        1 => {
+                            let json = b"{\"capabilities\":{\"max_msg_fds\":8,\"max_data_xfer_size\":1048576}}\0";
+                            let n = 20 + json.len();
+                            reply[..16].copy_from_slice(&header(id, 1, n, 1));
+                            reply[16..20].fill(0);
+                            reply[20..n].copy_from_slice(json);
+                            n
+                        }
+                        4 => {
+                            reply[..16].copy_from_slice(&header(id, 4, 32, 1));
+                            for (i, v) in [16u32, 3, 9, 5].iter().enumerate() {
+                                reply[16 + 4 * i..20 + 4 * i].copy_from_slice(&v.to_le_bytes());
+                            }
+                            32
+                        }
+                        10 => {
+                            let count =
+                                u32::from_le_bytes(buf[28..32].try_into().unwrap()) as usize;
+                            let count = count.min(size - 32).min(bar0.len());
+                            bar0[..count].copy_from_slice(&buf[32..32 + count]);
+                            reply[..16].copy_from_slice(&header(id, 10, 32, 1));
+                            reply[16..32].copy_from_slice(&buf[16..32]);
+                            32
+                        }
+                        _ => {
+                            reply[..16].copy_from_slice(&header(id, cmd, 16, 1 | 0x20));
+                            reply[12..16].copy_from_slice(&38u32.to_le_bytes());
+                            16
+                        }
+                    };
+                    if s.write_all(&reply[..n]).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+}
+
+/// A client after VERSION.
+fn client(path: &Path) -> UnixStream {
+    let mut s = UnixStream::connect(path).unwrap();
+    let json = b"{\"capabilities\":{\"max_msg_fds\":8}}\0";
+    let mut v = header(0, 1, 20 + json.len(), 0).to_vec();
+    v.extend_from_slice(&[0, 0, 0, 0]);
+    v.extend_from_slice(json);
+    s.write_all(&v).unwrap();
+    let mut h = [0u8; 16];
+    s.read_exact(&mut h).unwrap();
+    let size = u32::from_le_bytes(h[4..8].try_into().unwrap()) as usize;
+    let mut rest = vec![0u8; size - 16];
+    s.read_exact(&mut rest).unwrap();
+    s
+}
+
+fn get_info() -> [u8; 32] {
+    let mut m = [0u8; 32];
+    m[..16].copy_from_slice(&header(1, 4, 32, 0));
+    m[16..20].copy_from_slice(&16u32.to_le_bytes());
+    m
+}
+
+/// `n` synchronous DEVICE_GET_INFO round trips on `s`; mean time per round trip.
+fn round_trips(s: &mut UnixStream, n: u32) -> Duration {
+    let req = get_info();
+    let mut rep = [0u8; 32];
+    let t = Instant::now();
+    for _ in 0..n {
+        s.write_all(&req).unwrap();
+        s.read_exact(&mut rep).unwrap();
+    }
+    t.elapsed() / n
+}
+
+/// `n` synchronous REGION_WRITEs of `size` bytes; bytes per second.
+fn region_writes(s: &mut UnixStream, n: u32, size: usize) -> f64 {
+    let mut m = vec![0xA5u8; 32 + size];
+    m[..16].copy_from_slice(&header(2, 10, 32 + size, 0));
+    m[16..32].fill(0);
+    m[28..32].copy_from_slice(&(size as u32).to_le_bytes());
+    let mut rep = [0u8; 32];
+    let t = Instant::now();
+    for _ in 0..n {
+        s.write_all(&m).unwrap();
+        s.read_exact(&mut rep).unwrap();
+    }
+    (size as f64 * f64::from(n)) / t.elapsed().as_secs_f64()
+}
+
+// ---------------------------------------------------------------------------------------------------
+// The set-ups
+
+struct Path4 {
+    name: &'static str,
+    path: PathBuf,
+    child: Option<Child>,
+}
+
+/// Stops the child when dropped (also when the benchmark panics).
+impl Drop for Path4 {
+    fn drop(&mut self) {
+        if let Some(c) = &mut self.child {
+            stop(c);
+        }
+    }
+}
+
+fn wait_for(path: &Path) {
+    let t = Instant::now();
+    while UnixStream::connect(path).is_err() {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "{} never came up",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn spawn_proxy(dir: &Path, name: &str, server: &Path, capture: bool) -> Child {
+    spawn_proxy_with(dir, name, server, capture, &[])
+}
+
+fn spawn_proxy_with(dir: &Path, name: &str, server: &Path, capture: bool, extra: &[&str]) -> Child {
+    let listen = dir.join(format!("{name}.sock"));
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_vfu-dump"));
+    cmd.arg("proxy")
+        .arg("--listen")
+        .arg(&listen)
+        .arg("--connect")
+        .arg(server)
+        .args(extra);
+    if capture {
+        cmd.arg("-w").arg(dir.join(format!("{name}.pcapng")));
+    }
+    let child = cmd
+        .stdout(Stdio::from(File::create("/dev/null").unwrap()))
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for(&listen);
+    child
+}
+
+fn spawn_socat(dir: &Path, server: &Path) -> Option<Child> {
+    let listen = dir.join("socat.sock");
+    let child = Command::new("socat")
+        .arg(format!("UNIX-LISTEN:{},fork", listen.display()))
+        .arg(format!("UNIX-CONNECT:{}", server.display()))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    wait_for(&listen);
+    Some(child)
+}
+
+fn stop(child: &mut Child) {
+    let _ = rustix::process::kill_process(
+        rustix::process::Pid::from_child(child),
+        rustix::process::Signal::TERM,
+    );
+    let _ = child.wait();
+}
+
+fn vm_hwm_kib(pid: u32) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = s.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; `cargo test --benches` passes nothing we need: both run the same.
+    let quick = std::env::var_os("VFU_BENCH_QUICK").is_some_and(|v| v != "0");
+    let (rounds, rtts, writes, rss_total) = if quick {
+        (2, 2_000, 20, 50_000)
+    } else {
+        (7, 20_000, 300, 1_000_000)
+    };
+
+    let dir = std::env::temp_dir().join(format!("vfu-bench-proxy-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let server = dir.join("server.sock");
+    serve(&server);
+    wait_for(&server);
+
+    let mut setups = vec![
+        Path4 {
+            name: "direct",
+            path: server.clone(),
+            child: None,
+        },
+        Path4 {
+            name: "vfu-dump proxy (decode to /dev/null)",
+            path: dir.join("proxy.sock"),
+            child: Some(spawn_proxy(&dir, "proxy", &server, false)),
+        },
+        Path4 {
+            name: "vfu-dump proxy -w (decode + capture)",
+            path: dir.join("proxy-w.sock"),
+            child: Some(spawn_proxy(&dir, "proxy-w", &server, true)),
+        },
+    ];
+    setups.push(Path4 {
+        name: "vfu-dump proxy -q (forward only)",
+        path: dir.join("proxy-q.sock"),
+        child: Some(spawn_proxy_with(&dir, "proxy-q", &server, false, &["-q"])),
+    });
+    match spawn_socat(&dir, &server) {
+        Some(c) => setups.push(Path4 {
+            name: "socat",
+            path: dir.join("socat.sock"),
+            child: Some(c),
+        }),
+        None => eprintln!("socat not found: its rows are left out (apt-get install socat)"),
+    }
+
+    // 1 and 2, alternating.
+    let mut rtt: Vec<Vec<f64>> = vec![Vec::new(); setups.len()];
+    let mut tput: Vec<Vec<f64>> = vec![Vec::new(); setups.len()];
+    for round in 0..=rounds {
+        for (i, s) in setups.iter().enumerate() {
+            let mut c = client(&s.path);
+            let per = round_trips(&mut c, rtts);
+            let bps = region_writes(&mut c, writes, MIB);
+            // Round 0 warms up (page cache, CPU frequency, the proxy's buffer pool).
+            if round > 0 {
+                rtt[i].push(per.as_nanos() as f64);
+                tput[i].push(bps);
+            }
+        }
+    }
+    let direct_rtt = median(&mut rtt[0].clone());
+    let direct_tput = median(&mut tput[0].clone());
+    println!(
+        "| path | round trip (median of {rounds} rounds × {rtts}) | vs direct | 1 MiB REGION_WRITE (median of {rounds} × {writes}) | vs direct |"
+    );
+    println!("|---|---|---|---|---|");
+    for (i, s) in setups.iter().enumerate() {
+        let r = median(&mut rtt[i]);
+        let t = median(&mut tput[i]);
+        println!(
+            "| {} | {:.1} µs | {:.2}× | {:.0} MiB/s | {:.0} % |",
+            s.name,
+            r / 1e3,
+            r / direct_rtt,
+            t / MIB as f64,
+            100.0 * t / direct_tput
+        );
+    }
+    drop(setups);
+
+    // 3. Peak RSS of a proxy process with capture, 10,000 then `rss_total` messages.
+    let mut p = Path4 {
+        name: "rss",
+        path: dir.join("rss.sock"),
+        child: Some(spawn_proxy(&dir, "rss", &server, true)),
+    };
+    let pid = p.child.as_ref().unwrap().id();
+    let mut c = client(&p.path);
+    round_trips(&mut c, 5_000 - 1);
+    let at_10k = vm_hwm_kib(pid);
+    round_trips(&mut c, (rss_total / 2 - 5_000) as u32);
+    let at_end = vm_hwm_kib(pid);
+    drop(c);
+    if let Some(mut c) = p.child.take() {
+        stop(&mut c);
+    }
+    println!();
+    println!(
+        "peak RSS (VmHWM) of `vfu-dump proxy -w`: {at_10k} KiB after 10,000 messages, {at_end} KiB after {rss_total} messages ({:+} KiB)",
+        at_end as i64 - at_10k as i64
+    );
+
+    // 4. Allocations per message, in-process, capture on and printing off.
+    let mut cfg = Config::new(dir.join("inproc.sock"), &server);
+    cfg.capture = Some(dir.join("inproc.pcapng"));
+    let proxy = Proxy::start(cfg).unwrap();
+    let mut c = client(&dir.join("inproc.sock"));
+    round_trips(&mut c, 10_000);
+    std::thread::sleep(Duration::from_millis(50));
+    let n = 100_000u32;
+    let before = ALLOCS.load(Ordering::Relaxed);
+    round_trips(&mut c, n);
+    std::thread::sleep(Duration::from_millis(50));
+    let allocs = ALLOCS.load(Ordering::Relaxed) - before;
+    drop(c);
+    let s = proxy.shutdown().unwrap();
+    println!(
+        "heap allocations in the whole process (client, server, proxy with capture) over {} messages: {allocs} ({:.5} per message); {} messages recorded",
+        2 * n,
+        allocs as f64 / f64::from(2 * n),
+        s.messages
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

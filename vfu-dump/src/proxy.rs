@@ -45,20 +45,23 @@
 //! still arrives is recorded.
 //!
 //! **Recording never waits on printing; forwarding never waits on decoding.** A forwarder receives
-//! into a buffer of a shared pool, forwards from it, and then hands that same buffer to the recorder
-//! thread through a bounded channel (no copy, and no allocation once the pool has grown). The
-//! recorder frames each direction into whole messages, writes the capture (one record per message,
-//! one interface per connection) and offers a copy of each message to the printer thread, which
-//! decodes, validates, filters and renders it. The two hand-offs behave differently, on purpose:
+//! into a buffer of a shared pool, hands a reference to that same buffer to the recorder thread
+//! through a bounded channel (no copy, and no allocation once the pool has grown), and only then
+//! forwards from it: a peer can answer a message only after receiving it, so the recorder always
+//! sees a message before its reply, whichever thread carried each. The recorder frames each
+//! direction into whole messages, writes the capture (one record per message, one interface per
+//! connection) and offers each message to the printer thread (a copy, or for a message reassembled
+//! from several reads the reassembly buffer itself), which decodes, validates, filters and renders
+//! it. The two hand-offs behave differently, on purpose:
 //!
 //! - recorder → printer is **lossy**: the printer's queue is bounded (messages and bytes); when it is
 //!   full (a slow terminal), the message is not printed and counted, and a line says how many were
 //!   skipped. The capture still has them. Validation after such a gap may report findings that a
 //!   complete view would not.
-//! - forwarder → recorder is **lossless**: when the pool is exhausted the forwarder waits for the
-//!   recorder. That happens only if writing the capture is slower than the traffic (a disk that cannot
-//!   keep up); the alternatives were losing records or buffering without bound, and the capture is
-//!   the record of truth. Without `-w` the recorder does no I/O and cannot fall behind.
+//! - forwarder → recorder is **lossless**: when the recorder's queue is full the forwarder waits
+//!   for the recorder. That happens only if writing the capture is slower than the traffic (a disk
+//!   that cannot keep up); the alternatives were losing records or buffering without bound, and the
+//!   capture is the record of truth. Without `-w` the recorder does no I/O and cannot fall behind.
 //!
 //! Both consumer threads batch: after a busy turn they sleep briefly instead of being woken per
 //! message, so under load a forwarded message costs no wake-up system call.
@@ -93,6 +96,10 @@ use crate::render::Style;
 use crate::validate::Profile;
 
 pub use print::Sink;
+
+/// How many events (mostly chunks of at most 256 KiB) may wait for the recorder; a forwarder whose
+/// chunk finds the queue full waits (see "Recording never waits on printing" above).
+pub(crate) const RECORDER_QUEUE: usize = 256;
 
 /// What to print, and where.
 pub struct PrintOptions {
@@ -311,7 +318,7 @@ impl Proxy {
         stop_rx.set_nonblocking(true)?;
         stop_tx.set_nonblocking(true)?;
 
-        let (tx, rx) = sync_channel(1024);
+        let (tx, rx) = sync_channel(RECORDER_QUEUE);
         let ctx = Arc::new(Ctx {
             server: config.connect.clone(),
             connect_timeout: config.connect_timeout,

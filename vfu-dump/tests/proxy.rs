@@ -40,7 +40,23 @@ fn shared() -> RwLockReadGuard<'static, ()> {
     FDS.read().unwrap_or_else(PoisonError::into_inner)
 }
 
-fn tmp() -> PathBuf {
+/// A fresh directory, removed when dropped.
+struct Tmp(PathBuf);
+
+impl std::ops::Deref for Tmp {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Tmp {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn tmp() -> Tmp {
     static N: AtomicUsize = AtomicUsize::new(0);
     let d = std::env::temp_dir().join(format!(
         "vfu-px-{}-{}",
@@ -49,7 +65,7 @@ fn tmp() -> PathBuf {
     ));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
-    d
+    Tmp(d)
 }
 
 /// Printed output, shared with the proxy's printer.
@@ -183,6 +199,8 @@ struct Log {
 /// when `echo` is set, sends the bytes back.
 struct Peer {
     logs: Arc<Mutex<Vec<Log>>>,
+    /// Bytes received so far, on all connections.
+    received: Arc<AtomicUsize>,
     active: Arc<AtomicUsize>,
     stop: Arc<AtomicBool>,
     path: PathBuf,
@@ -195,7 +213,13 @@ impl Peer {
         let logs = Arc::new(Mutex::new(Vec::new()));
         let active = Arc::new(AtomicUsize::new(0));
         let stop = Arc::new(AtomicBool::new(false));
-        let (l2, a2, s2) = (Arc::clone(&logs), Arc::clone(&active), Arc::clone(&stop));
+        let received = Arc::new(AtomicUsize::new(0));
+        let (l2, a2, s2, r2) = (
+            Arc::clone(&logs),
+            Arc::clone(&active),
+            Arc::clone(&stop),
+            Arc::clone(&received),
+        );
         let thread = std::thread::spawn(move || {
             for s in listener.incoming() {
                 if s2.load(Ordering::SeqCst) {
@@ -203,7 +227,7 @@ impl Peer {
                 }
                 let Ok(mut s) = s else { continue };
                 a2.fetch_add(1, Ordering::SeqCst);
-                let (logs, active) = (Arc::clone(&l2), Arc::clone(&a2));
+                let (logs, active, received) = (Arc::clone(&l2), Arc::clone(&a2), Arc::clone(&r2));
                 std::thread::spawn(move || {
                     let mut log = Log::default();
                     let mut buf = vec![0u8; 1 << 16];
@@ -214,6 +238,7 @@ impl Peer {
                             Ok(n) => n,
                         };
                         log.bytes.extend_from_slice(&buf[..n]);
+                        received.fetch_add(n, Ordering::SeqCst);
                         log.fds.extend(fds.drain(..).map(inode));
                         if echo {
                             let _ = s.write_all(&buf[..n]);
@@ -227,6 +252,7 @@ impl Peer {
         });
         Peer {
             logs,
+            received,
             active,
             stop,
             path: path.to_owned(),
@@ -377,6 +403,29 @@ fn forwards_bytes_and_descriptors_and_records_them() {
     );
     assert!(text.contains("-- c0 open: vfio-user:0:"), "{text}");
     assert!(text.contains("-- summary: 1 connections"), "{text}");
+}
+
+/// Many clients at once, all connected before any of them speaks: each is served (an idle
+/// connection ties up nothing that the others need).
+#[test]
+fn serves_many_clients_at_once() {
+    let _g = shared();
+    let d = tmp();
+    let peer = Peer::start(&d.join("s.sock"), true);
+    let proxy = start(&d, true, None);
+    let mut clients: Vec<UnixStream> = (0..100).map(|_| connect(&d.join("c.sock"))).collect();
+    wait_until("100 connections", || {
+        peer.active.load(Ordering::SeqCst) == 100
+    });
+    for (i, c) in clients.iter_mut().enumerate().rev() {
+        let m = msg(i as u16, 13, 0, &[]);
+        c.write_all(&m).unwrap();
+        assert_eq!(read_exactly(c, 16), m);
+    }
+    drop(clients);
+    wait_until("all connections to end", || proxy.active_connections() == 0);
+    let s = proxy.shutdown().unwrap();
+    assert_eq!((s.connections, s.messages), (100, 200));
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -809,7 +858,8 @@ fn hostile_clients_are_forwarded_reported_and_survived() {
         s.oversized >= 1 && s.truncated >= 4 && s.malformed >= 4,
         "{s:?}"
     );
-    assert_eq!(s.forward_errors, 0);
+    // Only the echo of the cut message can find its client gone (a race with the close).
+    assert!(s.forward_errors <= 1, "{s:?}");
     let text = out.text();
     assert!(text.contains("declares msg_size 4294967295"), "{text}");
     assert!(
@@ -901,8 +951,7 @@ fn sigterm_flushes_the_capture_and_exits_zero() {
     // Half a message in flight when the signal comes.
     c.write_all(&msg(2, 10, 0, &[1; 40])[..30]).unwrap();
     wait_until("the partial message at the peer", || {
-        std::thread::sleep(Duration::from_millis(20));
-        true
+        peer.received.load(Ordering::SeqCst) == 16 + 30
     });
     rustix::process::kill_process(
         rustix::process::Pid::from_child(&child),
@@ -1039,7 +1088,11 @@ mod rust_vmm {
             argsz: 32,
             flags: VFIO_REGION_INFO_FLAG_READ
                 | VFIO_REGION_INFO_FLAG_WRITE
-                | if region1.is_some() { VFIO_REGION_INFO_FLAG_MMAP } else { 0 },
+                | if region1.is_some() {
+                    VFIO_REGION_INFO_FLAG_MMAP
+                } else {
+                    0
+                },
             index: 1,
             cap_offset: 0,
             size: 0x1000,
@@ -1069,7 +1122,11 @@ mod rust_vmm {
         // empty.
         for index in 2..9 {
             regions.push(ServerRegion {
-                region_info: vfio_region_info { argsz: 32, index, ..Default::default() },
+                region_info: vfio_region_info {
+                    argsz: 32,
+                    index,
+                    ..Default::default()
+                },
                 sparse_areas: vec![],
                 mmap_fd: None,
             });
@@ -1115,7 +1172,10 @@ mod rust_vmm {
         if let Some(r1) = client.region(1).unwrap().file_offset.as_ref() {
             let mut head = [0u8; 8];
             r1.file().read_exact_at(&mut head, 0).unwrap();
-            seen.push(format!("region 1 memory {:?}", String::from_utf8_lossy(&head)));
+            seen.push(format!(
+                "region 1 memory {:?}",
+                String::from_utf8_lossy(&head)
+            ));
         }
         seen.push(format!("irq {:?}", client.get_irq_info(0).unwrap()));
         client.region_write(0, 0x10, b"hello").unwrap();
@@ -1177,7 +1237,9 @@ mod rust_vmm {
 
     /// Runs a session directly and then through a proxy that captures; returns both transcripts,
     /// the capture and the proxy's summary and output.
-    fn direct_and_proxied(mmap_region: bool) -> (Vec<String>, Vec<String>, Capture, Summary, String) {
+    fn direct_and_proxied(
+        mmap_region: bool,
+    ) -> (Vec<String>, Vec<String>, Capture, Summary, String) {
         let d = tmp();
         let mem = region1_memory();
         let region1 = mmap_region.then_some(&mem);
@@ -1193,7 +1255,13 @@ mod rust_vmm {
         server.join().unwrap().unwrap();
         wait_until("the connection to end", || proxy.active_connections() == 0);
         let summary = proxy.shutdown().unwrap();
-        (direct, proxied, read_capture(&d.join("cap.pcapng")), summary, out.text())
+        (
+            direct,
+            proxied,
+            read_capture(&d.join("cap.pcapng")),
+            summary,
+            out.text(),
+        )
     }
 
     /// The same session directly and through the proxy gives the same results; the capture decodes
@@ -1220,7 +1288,10 @@ mod rust_vmm {
         let _g = shared();
         let (direct, proxied, cap, summary, text) = direct_and_proxied(false);
         assert_eq!(direct, proxied);
-        assert!(direct.contains(&"guest memory \"DMA works\"".to_owned()), "{direct:#?}");
+        assert!(
+            direct.contains(&"guest memory \"DMA works\"".to_owned()),
+            "{direct:#?}"
+        );
         assert!(direct.contains(&"interrupts 1".to_owned()), "{direct:#?}");
         for r in &cap.records {
             if let Err(e) = vfu_codec::decode(&r.data, r.direction) {
@@ -1237,7 +1308,10 @@ mod rust_vmm {
         let seen: Vec<_> = findings.iter().map(|f| (f.index, f.rule.id)).collect();
         assert_eq!(
             seen,
-            [(0, "version-legacy-migration"), (1, "version-legacy-migration")],
+            [
+                (0, "version-legacy-migration"),
+                (1, "version-legacy-migration")
+            ],
             "{findings:#?}\n{text}"
         );
     }
@@ -1256,7 +1330,10 @@ mod rust_vmm {
         let _g = shared();
         let (direct, proxied, cap, summary, text) = direct_and_proxied(true);
         assert_eq!(direct, proxied);
-        assert!(direct.contains(&"region 1 memory \"BAR1 mem\"".to_owned()), "{direct:#?}");
+        assert!(
+            direct.contains(&"region 1 memory \"BAR1 mem\"".to_owned()),
+            "{direct:#?}"
+        );
         let mut bad = Vec::new();
         for r in &cap.records {
             if let Err(e) = vfu_codec::decode(&r.data, r.direction) {
@@ -1265,7 +1342,11 @@ mod rust_vmm {
         }
         // The one departure: the reply to region 1's first GET_REGION_INFO (16 + 32 bytes).
         assert_eq!(bad.len(), 1, "{bad:?}");
-        assert_eq!((bad[0].1, bad[0].2), ("region-cap-out-of-bounds", 48), "{bad:?}");
+        assert_eq!(
+            (bad[0].1, bad[0].2),
+            ("region-cap-out-of-bounds", 48),
+            "{bad:?}"
+        );
         assert_eq!(summary.malformed, 1);
         // DMA_MAP, SET_IRQS, and region 1's second info reply.
         assert_eq!(cap.records.iter().map(|r| u64::from(r.fds)).sum::<u64>(), 3);

@@ -29,8 +29,11 @@ pub enum Sink {
 const MAX_ITEMS: usize = 16_384;
 /// Most message bytes waiting to be printed.
 const MAX_BYTES: usize = 32 << 20;
-/// Message buffers kept for reuse are at most this large.
+/// Message buffers kept for reuse: any number up to this size, and a few larger ones (whole large
+/// messages travel in them: reallocating them per message would fault fresh pages in each time).
 const KEEP_BUFFER: usize = 64 << 10;
+const KEEP_BIG: usize = 8;
+const KEEP_BIG_BUFFER: usize = 4 << 20;
 /// How long the printer pauses after a busy turn (batching; see the module documentation).
 const BATCH_PAUSE: Duration = Duration::from_millis(1);
 
@@ -69,6 +72,7 @@ struct Inner {
     bytes: usize,
     dropped: u64,
     free: Vec<Vec<u8>>,
+    free_big: Vec<Vec<u8>>,
     closed: bool,
     waiting: bool,
 }
@@ -87,6 +91,7 @@ impl Queue {
                 bytes: 0,
                 dropped: 0,
                 free: Vec::with_capacity(256),
+                free_big: Vec::with_capacity(KEEP_BIG),
                 closed: false,
                 waiting: false,
             }),
@@ -112,11 +117,33 @@ impl Queue {
             q.dropped += 1;
             return false;
         }
-        let mut buf = q.free.pop().unwrap_or_default();
+        let mut buf = if data.len() > KEEP_BUFFER {
+            q.free_big.pop()
+        } else {
+            q.free.pop()
+        }
+        .unwrap_or_default();
         buf.clear();
         buf.extend_from_slice(data);
         q.bytes += buf.len();
         m.data = buf;
+        q.items.push_back(Item::Msg(m));
+        self.wake(&mut q);
+        true
+    }
+
+    /// Offers a message held in `buf` without copying it: on success `buf` is swapped for an empty
+    /// buffer from the reuse list. `false` when the queue is full (the message is dropped and counted;
+    /// `buf` is left as it was).
+    pub(crate) fn push_owned(&self, mut m: PMsg, buf: &mut Vec<u8>) -> bool {
+        let mut q = self.lock();
+        if q.items.len() >= MAX_ITEMS || q.bytes + buf.len() > MAX_BYTES {
+            q.dropped += 1;
+            return false;
+        }
+        let replacement = q.free_big.pop().unwrap_or_default();
+        m.data = std::mem::replace(buf, replacement);
+        q.bytes += m.data.len();
         q.items.push_back(Item::Msg(m));
         self.wake(&mut q);
         true
@@ -157,12 +184,15 @@ impl Queue {
         Some(q.dropped)
     }
 
-    fn recycle(&self, buf: Vec<u8>) {
+    fn recycle(&self, mut buf: Vec<u8>) {
+        buf.clear();
+        let mut q = self.lock();
         if buf.capacity() <= KEEP_BUFFER {
-            let mut q = self.lock();
             if q.free.len() < q.free.capacity() {
                 q.free.push(buf);
             }
+        } else if buf.capacity() <= KEEP_BIG_BUFFER && q.free_big.len() < KEEP_BIG {
+            q.free_big.push(buf);
         }
     }
 }

@@ -69,7 +69,45 @@ struct Sinks {
 }
 
 impl Sinks {
+    /// Records one message: capture, counts, and a copy offered to the printer.
     fn emit(&mut self, conn: u32, dir: Direction, ts: u64, fds: u32, truncated: bool, data: &[u8]) {
+        let m = self.record(conn, dir, ts, fds, truncated, data);
+        if let (Some(m), Some((q, true))) = (m, &self.printq)
+            && !q.push_msg(m, data)
+        {
+            self.summary.not_printed += 1;
+        }
+    }
+
+    /// As [`emit`](Self::emit), for a message reassembled in `buf`: the printer gets the buffer
+    /// itself (and `buf` an empty one), not a copy.
+    fn emit_owned(
+        &mut self,
+        conn: u32,
+        dir: Direction,
+        ts: u64,
+        fds: u32,
+        truncated: bool,
+        buf: &mut Vec<u8>,
+    ) {
+        let m = self.record(conn, dir, ts, fds, truncated, buf);
+        if let (Some(m), Some((q, true))) = (m, &self.printq)
+            && !q.push_owned(m, buf)
+        {
+            self.summary.not_printed += 1;
+        }
+    }
+
+    /// Writes the capture record and counts; returns the printer's message head when it wants one.
+    fn record(
+        &mut self,
+        conn: u32,
+        dir: Direction,
+        ts: u64,
+        fds: u32,
+        truncated: bool,
+        data: &[u8],
+    ) -> Option<PMsg> {
         let index = self.index;
         self.index += 1;
         let rec = RecordRef {
@@ -96,20 +134,15 @@ impl Sinks {
             s.malformed += 1;
         }
         *self.per_conn.entry(conn).or_default() += 1;
-        if let Some((q, true)) = &self.printq {
-            let m = PMsg {
-                index,
-                conn,
-                dir,
-                ts,
-                fds,
-                truncated,
-                data: Vec::new(),
-            };
-            if !q.push_msg(m, data) {
-                self.summary.not_printed += 1;
-            }
-        }
+        matches!(self.printq, Some((_, true))).then(|| PMsg {
+            index,
+            conn,
+            dir,
+            ts,
+            fds,
+            truncated,
+            data: Vec::new(),
+        })
     }
 
     fn note(&mut self, conn: u32, text: String) {
@@ -145,16 +178,10 @@ fn side(dir: Direction) -> &'static str {
 impl Stream {
     /// Frames one chunk, recording each message as it completes. The `nfds` descriptors go to the
     /// message that holds the chunk's byte `fds_at`.
-    fn feed(
-        &mut self,
-        out: &mut Sinks,
-        conn: u32,
-        dir: Direction,
-        ts: u64,
-        data: &[u8],
-        fds_at: usize,
-        nfds: u32,
-    ) {
+    fn feed(&mut self, out: &mut Sinks, c: &Chunk) {
+        let (conn, dir, ts, fds_at) = (c.conn, c.dir, c.ts, c.fds_at);
+        let data = &c.buf[c.start..c.start + c.len];
+        let nfds = c.nfds;
         let mut pending = nfds;
         let mut take_fds = |a: usize, b: usize| -> u32 {
             if pending > 0 && a <= fds_at && fds_at < b {
@@ -193,7 +220,7 @@ impl Stream {
                 }
                 let size = u64::from(msg_size(&self.buf).unwrap_or(0));
                 if size < HEADER_SIZE as u64 {
-                    out.emit(conn, dir, ts, self.fds, false, &self.buf);
+                    out.emit_owned(conn, dir, ts, self.fds, false, &mut self.buf);
                     self.reset();
                     continue;
                 }
@@ -221,10 +248,10 @@ impl Stream {
             let left = r - k as u64;
             self.remaining = Some(left);
             if left == 0 {
-                out.emit(conn, dir, ts, self.fds, self.piece, &self.buf);
+                out.emit_owned(conn, dir, ts, self.fds, self.piece, &mut self.buf);
                 self.reset();
             } else if self.buf.len() >= MAX_MSG {
-                out.emit(conn, dir, ts, self.fds, true, &self.buf);
+                out.emit_owned(conn, dir, ts, self.fds, true, &mut self.buf);
                 self.buf.clear();
                 self.fds = 0;
                 self.piece = true;
@@ -247,27 +274,26 @@ impl Stream {
 
     /// The stream ended: what is held becomes a truncated record.
     fn end(&mut self, out: &mut Sinks, conn: u32, dir: Direction, ts: u64) {
-        if !self.buf.is_empty() {
+        let text = if self.piece {
+            format!(
+                "{}: the stream ended inside an oversized message",
+                side(dir)
+            )
+        } else if self.buf.is_empty() {
+            String::new()
+        } else {
             let declared = msg_size(&self.buf).map_or(String::new(), |s| format!(" of {s}"));
-            let text = format!(
+            format!(
                 "{}: the stream ended inside a message ({} bytes{declared}); recorded as truncated",
                 side(dir),
                 self.buf.len()
-            );
-            if self.piece {
-                out.emit(conn, dir, ts, self.fds, true, &self.buf);
-            } else {
-                out.emit(conn, dir, ts, self.fds, true, &self.buf);
-                out.note(conn, text);
-            }
-        } else if self.piece {
-            out.note(
-                conn,
-                format!(
-                    "{}: the stream ended inside an oversized message",
-                    side(dir)
-                ),
-            );
+            )
+        };
+        if !self.buf.is_empty() {
+            out.emit_owned(conn, dir, ts, self.fds, true, &mut self.buf);
+        }
+        if !text.is_empty() {
+            out.note(conn, text);
         }
         self.reset();
     }
@@ -325,15 +351,7 @@ pub(crate) fn run(
                     Direction::ServerToClient => out.summary.bytes_s2c += c.len as u64,
                 }
                 let s = streams.entry(key).or_default();
-                s.feed(
-                    &mut out,
-                    c.conn,
-                    c.dir,
-                    c.ts,
-                    &c.buf[c.start..c.start + c.len],
-                    c.fds_at,
-                    c.nfds,
-                );
+                s.feed(&mut out, &c);
                 ctx.pool.put(c.buf);
             }
             RecEvent::Eof { conn, dir, ts } => {
