@@ -347,19 +347,21 @@ impl Walk<'_> {
         let mut caps = Vec::new();
         let mut at = first;
         let mut seen = 0;
+        // A pointer that leads nowhere is reported at the pointer: cap_offset, then each `next`.
+        let mut from = rc.first.field().unwrap().offset;
         loop {
             if at < fixed {
-                return Err(("region-cap-overlaps-fixed", base + at));
+                return Err(("region-cap-overlaps-fixed", base + from));
             }
             let rest = (area + fixed).saturating_sub(at);
             if at - fixed > area || rest < rc.id.layout.size {
-                return Err(("region-cap-out-of-bounds", base + at));
+                return Err(("region-cap-out-of-bounds", base + from));
             }
             let bytes = &self.b[base + at..];
             let id = id_f.read_u64(bytes).unwrap();
             let next = next_f.read_u64(bytes).unwrap() as usize;
             if next != 0 && next <= at {
-                return Err(("region-cap-loop", base + at));
+                return Err(("region-cap-loop", base + at + next_f.offset));
             }
             seen += 1;
             if seen > rc.max {
@@ -386,6 +388,7 @@ impl Walk<'_> {
             if next == 0 {
                 break;
             }
+            from = at + next_f.offset;
             at = next;
         }
         let mut pos = fixed;
