@@ -97,9 +97,9 @@ use crate::validate::Profile;
 
 pub use print::Sink;
 
-/// How many events (mostly chunks of at most 256 KiB) may wait for the recorder; a forwarder whose
+/// How many events (mostly chunks of 8 or 256 KiB) may wait for the recorder; a forwarder whose
 /// chunk finds the queue full waits (see "Recording never waits on printing" above).
-pub(crate) const RECORDER_QUEUE: usize = 256;
+pub(crate) const RECORDER_QUEUE: usize = 64;
 
 /// What to print, and where.
 pub struct PrintOptions {

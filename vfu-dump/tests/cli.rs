@@ -1,4 +1,6 @@
 //! Golden CLI tests: `vfu-dump` run on the corpus, its output compared with `corpus/expected/cli/*`
+
+#![allow(clippy::unwrap_used)] // test helpers: a failure is a test failure
 //! (`VFU_BLESS=1` rewrites them), plus exit statuses and the README's rule table.
 
 use std::path::{Path, PathBuf};

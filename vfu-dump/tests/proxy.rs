@@ -943,8 +943,25 @@ fn sigterm_flushes_the_capture_and_exits_zero() {
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    wait_until("the listen socket", || d.join("c.sock").exists());
-    let mut c = connect(&d.join("c.sock"));
+    // Killed if the test fails before the signal.
+    struct Kill(Option<std::process::Child>);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            if let Some(c) = &mut self.0 {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+    }
+    let mut child = Kill(Some(child));
+    // The socket file appears at bind(), connections are accepted from listen() on.
+    let mut c = None;
+    wait_until("the listen socket", || {
+        c = UnixStream::connect(d.join("c.sock")).ok();
+        c.is_some()
+    });
+    let mut c = c.unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let ping = msg(1, 13, 0, &[]);
     c.write_all(&ping).unwrap();
     assert_eq!(read_exactly(&mut c, 16), ping);
@@ -953,6 +970,7 @@ fn sigterm_flushes_the_capture_and_exits_zero() {
     wait_until("the partial message at the peer", || {
         peer.received.load(Ordering::SeqCst) == 16 + 30
     });
+    let child = child.0.take().unwrap();
     rustix::process::kill_process(
         rustix::process::Pid::from_child(&child),
         rustix::process::Signal::TERM,

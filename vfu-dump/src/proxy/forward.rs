@@ -10,7 +10,7 @@ use std::thread::JoinHandle;
 use rustix::net::Shutdown;
 use vfu_codec::{Body, Command, Direction, HEADER_SIZE, Header};
 
-use super::pool::{Buf, CHUNK};
+use super::pool::{Buf, SMALL};
 use super::record::Chunk;
 use super::sock::{self, CMSG_SPACE, MAX_FDS};
 use super::{Ctx, NoteKind, RecEvent};
@@ -265,7 +265,7 @@ impl Forwarder {
         loop {
             let mut buf = match held.take() {
                 Some(b) => b,
-                None => self.ctx.pool.take(),
+                None => self.ctx.pool.take(false),
             };
             let Some(b) = Arc::get_mut(&mut buf) else {
                 continue;
@@ -310,7 +310,7 @@ impl Forwarder {
                 // A VERSION reply may carry the twin socket: hold it back until it is whole.
                 if let Some(size) = version_reply_size(&b[p..len])
                     && size <= MAX_VERSION_REPLY
-                    && p + size <= CHUNK
+                    && p + size <= b.len()
                 {
                     while len < p + size {
                         let mut more = Vec::new();
@@ -347,7 +347,9 @@ impl Forwarder {
             // it has written: a writer that blocks right after waking its reader lets the kernel
             // run the reader on the writer's processor (a synchronous wake-up), which matters for
             // round trips.
-            held = Some(self.ctx.pool.take());
+            // A large buffer next while data comes in bulk.
+            let bulk = len == buf.len() || self.scan.remaining > SMALL as u64;
+            held = Some(self.ctx.pool.take(bulk));
             match &extra {
                 None => self.forward(&buf[..len], &fds, fds_at, twin.as_ref()),
                 Some((split, more)) => {

@@ -9,56 +9,71 @@
 //! The pool itself never makes anyone wait: a forwarder blocked in `recvmsg` on an idle connection
 //! holds a buffer, so a bound on buffers would be a bound on connections. What bounds memory is the
 //! recorder's channel ([`super::RECORDER_QUEUE`] chunks): when it is full, the forwarder waits for
-//! the recorder, the capture's backpressure (see the module documentation of [`super`]). Beyond
-//! [`KEEP`] free buffers, returned ones are freed.
+//! the recorder, the capture's backpressure (see the module documentation of [`super`]). Beyond a
+//! few free buffers, returned ones are freed.
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-/// The size of one chunk buffer: the most one `recvmsg` reads. A UNIX stream socket rarely holds
-/// more than its 208 KiB default send buffer, so one read usually empties it.
-pub(crate) const CHUNK: usize = 256 << 10;
+/// A small buffer: what a read of ordinary messages needs.
+pub(crate) const SMALL: usize = 8 << 10;
 
-/// How many free buffers are kept for reuse.
-pub(crate) const KEEP: usize = 64;
+/// A large buffer: the most one `recvmsg` reads. A UNIX stream socket rarely holds more than its
+/// 208 KiB default send buffer, so one read usually empties it. Forwarders use large buffers only
+/// while data comes faster than small ones take it (a read filled its buffer, or a large message is
+/// under way), so that a burst of small messages pins 8 KiB per read in flight, not 256 KiB.
+pub(crate) const LARGE: usize = 256 << 10;
 
-/// A chunk buffer of [`CHUNK`] bytes.
+/// How many free buffers of each size are kept for reuse.
+const KEEP_SMALL: usize = 256;
+const KEEP_LARGE: usize = 16;
+
+/// A chunk buffer of [`SMALL`] or [`LARGE`] bytes.
 pub(crate) type Buf = Arc<Vec<u8>>;
 
 /// The pool.
 pub(crate) struct Pool {
-    free: Mutex<Vec<Buf>>,
+    small: Mutex<Vec<Buf>>,
+    large: Mutex<Vec<Buf>>,
+}
+
+fn lock(m: &Mutex<Vec<Buf>>) -> MutexGuard<'_, Vec<Buf>> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl Pool {
     pub(crate) fn new() -> Self {
         Pool {
-            free: Mutex::new(Vec::with_capacity(KEEP)),
+            small: Mutex::new(Vec::with_capacity(KEEP_SMALL)),
+            large: Mutex::new(Vec::with_capacity(KEEP_LARGE)),
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, Vec<Buf>> {
-        self.free.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// A buffer nobody else holds (contents unspecified).
-    pub(crate) fn take(&self) -> Buf {
-        let mut f = self.lock();
+    /// A buffer nobody else holds (contents unspecified), large or small.
+    pub(crate) fn take(&self, large: bool) -> Buf {
+        let (list, size) = if large {
+            (&self.large, LARGE)
+        } else {
+            (&self.small, SMALL)
+        };
+        let mut f = lock(list);
         // A buffer given back by the recorder may still be held by its forwarder for a moment (the
         // count only goes down).
         if let Some(i) = f.iter().rposition(|b| Arc::strong_count(b) == 1) {
             return f.swap_remove(i);
         }
         drop(f);
-        // Zeroed memory comes from the kernel untouched: only the bytes a read fills cost resident
-        // memory.
-        Arc::new(vec![0; CHUNK])
+        Arc::new(vec![0; size])
     }
 
     /// Gives a reference back.
     pub(crate) fn put(&self, buf: Buf) {
-        debug_assert_eq!(buf.len(), CHUNK);
-        let mut f = self.lock();
-        if f.len() < KEEP {
+        let (list, keep) = if buf.len() == LARGE {
+            (&self.large, KEEP_LARGE)
+        } else {
+            (&self.small, KEEP_SMALL)
+        };
+        let mut f = lock(list);
+        if f.len() < keep {
             f.push(buf);
         }
     }
@@ -71,16 +86,17 @@ mod tests {
     #[test]
     fn reuses_buffers() {
         let p = Pool::new();
-        let a = p.take();
+        let a = p.take(false);
         let ptr = a.as_ptr();
         let shared = Arc::clone(&a);
         p.put(a);
         // Still held elsewhere: not handed out.
-        let b = p.take();
+        let b = p.take(false);
         assert_ne!(b.as_ptr(), ptr);
         drop(shared);
-        let c = p.take();
+        let c = p.take(false);
         assert_eq!(c.as_ptr(), ptr);
-        assert_eq!(c.len(), CHUNK);
+        assert_eq!(c.len(), SMALL);
+        assert_eq!(p.take(true).len(), LARGE);
     }
 }

@@ -26,7 +26,7 @@ pub enum Sink {
 }
 
 /// Most messages waiting to be printed.
-const MAX_ITEMS: usize = 16_384;
+const MAX_ITEMS: usize = 4096;
 /// Most message bytes waiting to be printed.
 const MAX_BYTES: usize = 32 << 20;
 /// Message buffers kept for reuse: any number up to this size, and a few larger ones (whole large
