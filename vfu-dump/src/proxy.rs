@@ -27,8 +27,9 @@
 //! came with a chunk in which a message starts, sends the bytes before that message first and the
 //! rest with the descriptors, which is where every vfio-user sender puts them (with the header). The
 //! capture attaches them to the same message, the rule of `capture-format.md`. When a chunk holds
-//! several message starts there is no telling which one the sender gave the descriptors to; the
-//! first is taken.
+//! several message starts, the last one gets them: Linux (`unix_stream_read_generic`) ends a read
+//! right after the `sendmsg` that carried descriptors, so that `sendmsg` is the last one in the chunk,
+//! and the bytes before it came without descriptors.
 //!
 //! **Twin socket.** When a VERSION reply carries descriptors and its capabilities say
 //! `twin_socket: {supported: true, fd_index: i}` with `i` naming one of them, the proxy makes a

@@ -160,10 +160,11 @@ pub(crate) struct Scan {
 }
 
 impl Scan {
-    /// Advances over `data`; returns the offset of the first message that starts in it.
+    /// Advances over `data`; returns the offset of the last message that starts in it (where the
+    /// descriptors of a read belong: Linux ends a read right after the `sendmsg` that carried them).
     pub(crate) fn feed(&mut self, data: &[u8]) -> Option<usize> {
         let mut pos = 0;
-        let mut first = None;
+        let mut last = None;
         while pos < data.len() {
             if self.remaining > 0 {
                 let k = self.remaining.min((data.len() - pos) as u64);
@@ -172,7 +173,7 @@ impl Scan {
                 continue;
             }
             if self.have == 0 {
-                first.get_or_insert(pos);
+                last = Some(pos);
                 // Fast path: a whole header in the chunk.
                 if data.len() - pos >= HEADER_SIZE
                     && let Some(size) = vfu_codec::frame::msg_size(&data[pos..])
@@ -193,7 +194,7 @@ impl Scan {
                 self.remaining = u64::from(size).saturating_sub(HEADER_SIZE as u64);
             }
         }
-        first
+        last
     }
 }
 
@@ -529,7 +530,7 @@ mod tests {
     }
 
     #[test]
-    fn scan_finds_first_message_start() {
+    fn scan_finds_the_last_message_start() {
         let mut s = Scan::default();
         let mut stream = Vec::new();
         stream.extend_from_slice(&header(20));
@@ -545,11 +546,17 @@ mod tests {
         big.resize(100, 0);
         assert_eq!(s.feed(&big[..50]), Some(0));
         assert_eq!(s.feed(&big[50..]), None);
+        // Two whole messages and the start of a third in one read: the third (at 32) gets the descriptors.
+        let mut s = Scan::default();
+        let mut three = header(16).to_vec();
+        three.extend_from_slice(&header(16));
+        three.extend_from_slice(&header(40));
+        assert_eq!(s.feed(&three[..40]), Some(32));
         // msg_size below 16 consumes the 16 header bytes.
         let mut s = Scan::default();
         let mut bad = header(3).to_vec();
         bad.extend_from_slice(&header(16));
-        assert_eq!(s.feed(&bad[..20]), Some(0));
+        assert_eq!(s.feed(&bad[..20]), Some(16)); // the second header starts at 16
         assert_eq!(s.feed(&bad[20..]), None);
     }
 }
