@@ -1381,3 +1381,166 @@ mod rust_vmm {
         );
     }
 }
+
+// ---------------------------------------------------------------------------------------------------
+// Abuse (issue 6, point 5)
+
+/// Resident set size of this process, in KiB.
+fn rss_kib() -> u64 {
+    let s = std::fs::read_to_string("/proc/self/status").unwrap();
+    s.lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+/// A server whose first connection is never read (a peer that stopped reading), and whose other
+/// connections echo what they receive, closing every descriptor that comes with it.
+struct Staller {
+    held: Arc<Mutex<Vec<UnixStream>>>,
+    stop: Arc<AtomicBool>,
+    path: PathBuf,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Staller {
+    fn start(path: &Path) -> Staller {
+        let listener = UnixListener::bind(path).unwrap();
+        let held = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (h2, s2) = (Arc::clone(&held), Arc::clone(&stop));
+        let thread = std::thread::spawn(move || {
+            let mut n = 0;
+            for s in listener.incoming() {
+                if s2.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(mut s) = s else { continue };
+                n += 1;
+                if n == 1 {
+                    h2.lock().unwrap().push(s);
+                    continue;
+                }
+                std::thread::spawn(move || {
+                    let mut buf = vec![0u8; 1 << 16];
+                    let mut fds = Vec::new();
+                    while let Ok(n) = recv_fds(&s, &mut buf, &mut fds) {
+                        if n == 0 {
+                            break;
+                        }
+                        fds.clear();
+                        if s.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        Staller {
+            held,
+            stop,
+            path: path.to_owned(),
+            thread: Some(thread),
+        }
+    }
+
+    /// Closes the connection that was never read.
+    fn release(&self) {
+        self.held.lock().unwrap().clear();
+    }
+}
+
+impl Drop for Staller {
+    fn drop(&mut self) {
+        self.release();
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = UnixStream::connect(&self.path);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A server that stops reading makes the proxy stop reading too (bounded memory, the client's writes
+/// block), while other connections keep their round trips; a client sending 253 descriptors per
+/// message in a loop leaks none; and afterwards the process has the descriptors it had before.
+#[test]
+fn abuse_backpressure_and_descriptor_floods() {
+    let _g = FDS.write().unwrap_or_else(PoisonError::into_inner);
+    let d = tmp();
+    let fds_before = open_fds();
+    let server = Staller::start(&d.join("s.sock"));
+    let proxy = start(&d, true, None);
+    let cpath = d.join("c.sock");
+    let rss_before = rss_kib();
+
+    // 1. The stalled connection: push 64 KiB REGION_WRITEs until the proxy stops taking them.
+    let stalled = connect(&cpath);
+    stalled.set_nonblocking(true).unwrap();
+    let mut w = vec![0u8; 16];
+    w[12..16].copy_from_slice(&(65536u32 - 32).to_le_bytes());
+    let big = msg(1, 10, 0, &[w, vec![0xab; 65536 - 32]].concat());
+    let (mut sent, mut blocked_since) = (0usize, None::<Instant>);
+    while sent < 256 << 20 {
+        match (&stalled).write(&big) {
+            Ok(n) => {
+                sent += n;
+                blocked_since = None;
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                let t = *blocked_since.get_or_insert_with(Instant::now);
+                if t.elapsed() > Duration::from_millis(300) {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            Err(e) => panic!("write: {e}"),
+        }
+    }
+    assert!(
+        sent < 32 << 20,
+        "the proxy kept taking bytes from a client whose server stopped reading: {sent} bytes"
+    );
+
+    // 2. Meanwhile another connection works.
+    let mut other = connect(&cpath);
+    for i in 0..100u16 {
+        let m = msg(i, 13, 0, &[]);
+        other.write_all(&m).unwrap();
+        assert_eq!(read_exactly(&mut other, m.len()), m);
+    }
+
+    // 3. 253 eventfds with every message, 200 times, echoed back without them.
+    let evs: Vec<OwnedFd> = (0..253)
+        .map(|_| rustix::event::eventfd(0, rustix::event::EventfdFlags::CLOEXEC).unwrap())
+        .collect();
+    let borrowed: Vec<BorrowedFd<'_>> = evs.iter().map(AsFd::as_fd).collect();
+    let mut flood = connect(&cpath);
+    let mut set = Vec::new();
+    for v in [20u32, 0x24, 2, 0, 253] {
+        set.extend_from_slice(&v.to_le_bytes());
+    }
+    let m = msg(7, 8, 0, &set);
+    for _ in 0..200 {
+        assert_eq!(send_fds(&flood, &m, &borrowed).unwrap(), m.len());
+        assert_eq!(read_exactly(&mut flood, m.len()), m);
+    }
+    let rss_after = rss_kib();
+    assert!(
+        rss_after < rss_before + (64 << 10),
+        "RSS grew from {rss_before} KiB to {rss_after} KiB"
+    );
+
+    // 4. Everything closes; no descriptor is left behind (counted with the proxy and server gone).
+    drop((stalled, other, flood, borrowed));
+    drop(evs);
+    server.release();
+    wait_until("every connection to end", || {
+        proxy.active_connections() == 0
+    });
+    let s = proxy.shutdown().unwrap();
+    assert!(s.fds >= 200 * 253, "{} descriptors forwarded", s.fds);
+    drop(server);
+    wait_until("the descriptors to be closed", || open_fds() <= fds_before);
+    assert_eq!(open_fds(), fds_before);
+}
