@@ -43,7 +43,15 @@ if command -v tshark >/dev/null; then
     read -r s m < <(best tshark -r "$cap" -q -z io,stat,0); row "tshark -r FILE -q -z io,stat,0" "$s" "$m"; tshark_s=$s
     frames=$(tshark -r "$cap" -q -z io,stat,0 2>/dev/null | awk -F'|' '/<>/{gsub(/ /,"",$3); print $3}')
     echo "(tshark counted $frames frames; the capture has $msgs messages)"
-    awk -v c="$cat_s" -v r="$read_s" -v t="$tshark_s" 'BEGIN{printf "\nread --stats: %.2f of cat throughput (target >= 0.5), %.1fx tshark (target >= 20)\n", c/r, t/r}'
+    # The same with vfu-dump's generated dissector loaded, so that tshark decodes vfio-user as we do
+    # (one run: it is slow).
+    "$bin/vfu-dump" wireshark-dissector >"$dir/vfio_user.lua"
+    t0=$EPOCHREALTIME
+    /usr/bin/time -f '%M' -o "$dir/t" tshark -X lua_script:"$dir/vfio_user.lua" -r "$cap" -q -z io,stat,0 >/dev/null 2>"$dir/err" || true
+    t1=$EPOCHREALTIME
+    s=$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.4f", b - a}')
+    row "tshark -X lua_script:vfio_user.lua … (decoding vfio-user)" "$s" "$(tail -1 "$dir/t")"; tshark_lua_s=$s
+    awk -v c="$cat_s" -v r="$read_s" -v t="$tshark_s" -v l="$tshark_lua_s" 'BEGIN{printf "\nread --stats: %.2f of cat throughput (target >= 0.5), %.1fx bare tshark, %.0fx tshark decoding vfio-user (target >= 20)\n", c/r, t/r, l/r}'
 fi
 bigcap="$dir/mix-$big.pcapng"
 [ -f "$bigcap" ] || "$bin/examples/gen_capture" "$bigcap" "$big"
