@@ -75,7 +75,7 @@ mod forward;
 mod pool;
 mod print;
 mod record;
-mod sock;
+pub(crate) mod sock;
 
 use std::collections::HashMap;
 use std::fs::File;

@@ -160,8 +160,11 @@ pub(crate) fn send_all(dst: BorrowedFd<'_>, data: &[u8], fds: &[BorrowedFd<'_>])
     let mut space = [MaybeUninit::<u8>::uninit(); CMSG_SPACE];
     while off < data.len() {
         let mut ctl = SendAncillaryBuffer::new(&mut space);
-        if with_fds {
-            ctl.push(SendAncillaryMessage::ScmRights(fds));
+        if with_fds && !ctl.push(SendAncillaryMessage::ScmRights(fds)) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{} descriptors do not fit one message", fds.len()),
+            ));
         }
         match rustix::net::sendmsg(
             dst,

@@ -7,7 +7,7 @@
 use std::collections::VecDeque;
 use std::io;
 use std::mem::MaybeUninit;
-use std::os::fd::{BorrowedFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::os::unix::fs::FileTypeExt;
 use std::path::Path;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, sync_channel};
@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 
 use rustix::io::Errno;
 use rustix::net::{
-    AddressFamily, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, SendAncillaryBuffer,
-    SendAncillaryMessage, SendFlags, SocketAddrUnix, SocketFlags, SocketType,
+    AddressFamily, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, SocketAddrUnix,
+    SocketFlags, SocketType,
 };
 use vfu_codec::frame::{Frame, frame};
 
@@ -103,40 +103,8 @@ pub(crate) fn accept(listener: &OwnedFd) -> io::Result<OwnedFd> {
     }
 }
 
-/// Sends `data` whole on `fd`, with `fds` on its first byte. Never raises SIGPIPE.
-pub(crate) fn send(fd: BorrowedFd<'_>, data: &[u8], fds: &[BorrowedFd<'_>]) -> io::Result<()> {
-    let mut off = 0;
-    let mut with_fds = !fds.is_empty();
-    let mut space = [MaybeUninit::<u8>::uninit(); CMSG_SPACE];
-    while off < data.len() {
-        let mut ctl = SendAncillaryBuffer::new(&mut space);
-        if with_fds && !ctl.push(SendAncillaryMessage::ScmRights(fds)) {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("{} descriptors do not fit one message", fds.len()),
-            ));
-        }
-        match rustix::net::sendmsg(
-            fd,
-            &[io::IoSlice::new(&data[off..])],
-            &mut ctl,
-            SendFlags::NOSIGNAL,
-        ) {
-            Ok(n) => {
-                off += n;
-                with_fds = false;
-            }
-            Err(Errno::INTR) => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Ok(())
-}
-
-/// `shutdown(2)`, ignoring "not connected".
-pub(crate) fn shutdown(fd: BorrowedFd<'_>, how: rustix::net::Shutdown) {
-    let _ = rustix::net::shutdown(fd, how);
-}
+// Sending (descriptors on the first byte, no SIGPIPE) and shutdown are the proxy's.
+pub(crate) use crate::proxy::sock::{send_all as send, shutdown};
 
 /// Receives on a thread of its own, so that the peer is never blocked writing to the replay while
 /// the replay is blocked writing to it (a large DMA_WRITE against a large REGION_WRITE).
