@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use vfu_codec::vfio::DmaAccess;
 use vfu_codec::{Body, Command, Direction, Header, decode, encode_to_vec};
 
-use super::compare::{Side as Msg, Skip, compare};
+use super::compare::{Side as Msg, Skip};
 use super::memory::{EIO, Memory};
 use super::plan::{Fds, Plan, Role, describe};
 use super::report::{Divergence, Output, Report, What};
@@ -301,21 +301,8 @@ impl Client<'_, '_, '_> {
             match reply {
                 Some(j) => {
                     let c = &steps[j].record;
-                    let diffs = compare(
-                        Msg {
-                            bytes: &c.data,
-                            fds: c.fds,
-                        },
-                        live,
-                        Skip::default(),
-                    );
-                    if !diffs.is_empty() {
-                        self.diverge(Divergence {
-                            index: Some(c.index),
-                            replay_index: Some(seq),
-                            message: describe(&c.data),
-                            what: What::Fields(diffs),
-                        })?;
+                    if let Some(d) = Divergence::of_fields(c, live, Skip::default(), seq) {
+                        self.diverge(d)?;
                     }
                 }
                 None if !self.plan.cut => {
@@ -345,21 +332,8 @@ impl Client<'_, '_, '_> {
                 let skip = Skip {
                     data: h.cmd() == Command::DMA_WRITE && self.mem.ever_fd_backed(),
                 };
-                let diffs = compare(
-                    Msg {
-                        bytes: &c.data,
-                        fds: c.fds,
-                    },
-                    live,
-                    skip,
-                );
-                if !diffs.is_empty() {
-                    self.diverge(Divergence {
-                        index: Some(c.index),
-                        replay_index: Some(seq),
-                        message: describe(&c.data),
-                        what: What::Fields(diffs),
-                    })?;
+                if let Some(d) = Divergence::of_fields(c, live, skip, seq) {
+                    self.diverge(d)?;
                 }
             }
             None if !self.plan.cut => {

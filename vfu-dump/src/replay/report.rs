@@ -12,8 +12,9 @@ use owo_colors::OwoColorize;
 use vfu_codec::{Direction, decode};
 
 use super::ReplayError;
-use super::compare::FieldDiff;
-use crate::capture::{PcapngWriter, Protocol, RecordRef};
+use super::compare::{FieldDiff, Side, Skip, compare};
+use super::plan::describe;
+use crate::capture::{PcapngWriter, Protocol, Record, RecordRef};
 use crate::cli::OutputFormat;
 use crate::read::RoundTrips;
 use crate::render::{self, Meta, Style, json_str};
@@ -44,6 +45,31 @@ pub struct Divergence {
 }
 
 impl Divergence {
+    /// Compares the captured message `captured` with the live message `live` (the replay's message
+    /// number `replay_index`) by the comparison rule; a divergence naming every differing field, or
+    /// `None` when they match.
+    pub(crate) fn of_fields(
+        captured: &Record,
+        live: Side<'_>,
+        skip: Skip,
+        replay_index: u64,
+    ) -> Option<Divergence> {
+        let diffs = compare(
+            Side {
+                bytes: &captured.data,
+                fds: captured.fds,
+            },
+            live,
+            skip,
+        );
+        (!diffs.is_empty()).then(|| Divergence {
+            index: Some(captured.index),
+            replay_index: Some(replay_index),
+            message: describe(&captured.data),
+            what: What::Fields(diffs),
+        })
+    }
+
     /// The names of the fields that differ (empty for a missing or unexpected message).
     pub fn fields(&self) -> Vec<&str> {
         match &self.what {

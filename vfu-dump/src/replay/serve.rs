@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use vfu_codec::{Body, Command, Direction, Header, encode_to_vec};
 
-use super::compare::{Side as Msg, Skip, compare};
+use super::compare::{Side as Msg, Skip};
 use super::plan::{Plan, Role, describe};
 use super::report::{Divergence, Output, Report, What};
 use super::wire::{self, Incoming, Reader};
@@ -326,21 +326,8 @@ impl Server<'_, '_, '_> {
                 let skip = Skip {
                     data: cmd == Command::DMA_READ,
                 };
-                let diffs = compare(
-                    Msg {
-                        bytes: &c.data,
-                        fds: c.fds,
-                    },
-                    live,
-                    skip,
-                );
-                if !diffs.is_empty() {
-                    self.diverge(Divergence {
-                        index: Some(c.index),
-                        replay_index: Some(seq),
-                        message: describe(&c.data),
-                        what: What::Fields(diffs),
-                    })?;
+                if let Some(d) = Divergence::of_fields(c, live, skip, seq) {
+                    self.diverge(d)?;
                 }
             }
             return Ok(());
@@ -380,21 +367,8 @@ impl Server<'_, '_, '_> {
         };
         self.consumed[pos] = true;
         let c = &steps[pos].record;
-        let diffs = compare(
-            Msg {
-                bytes: &c.data,
-                fds: c.fds,
-            },
-            live,
-            Skip::default(),
-        );
-        if !diffs.is_empty() {
-            self.diverge(Divergence {
-                index: Some(c.index),
-                replay_index: Some(seq),
-                message: describe(&c.data),
-                what: What::Fields(diffs),
-            })?;
+        if let Some(d) = Divergence::of_fields(c, live, Skip::default(), seq) {
+            self.diverge(d)?;
         }
         match steps[pos].role {
             Role::ClientCommand { reply: Some(j) } => {
