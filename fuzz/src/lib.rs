@@ -212,27 +212,9 @@ pub fn emit_round_trips(caps: &Capabilities<'_>) -> bool {
             Scope::TopLevel => 3,
         }
     }
-    let field_set = |scope: Scope, key: &str| -> bool {
-        let m = caps.migration.unwrap_or_default();
-        let t = caps.twin_socket.unwrap_or_default();
-        match (scope, key) {
-            (Scope::Capabilities, "max_msg_fds") => caps.max_msg_fds.is_some(),
-            (Scope::Capabilities, "max_data_xfer_size") => caps.max_data_xfer_size.is_some(),
-            (Scope::Capabilities, "max_dma_maps") => caps.max_dma_maps.is_some(),
-            (Scope::Capabilities, "pgsizes") => caps.pgsizes.is_some(),
-            (Scope::Capabilities, "write_multiple") => caps.write_multiple.is_some(),
-            (Scope::Capabilities, "migration") => caps.migration.is_some(),
-            (Scope::Capabilities, "twin_socket") => caps.twin_socket.is_some(),
-            (Scope::Migration, "pgsize") => m.pgsize.is_some(),
-            (Scope::Migration, "max_bitmap_size") => m.max_bitmap_size.is_some(),
-            (Scope::TwinSocket, "supported") => t.supported.is_some(),
-            (Scope::TwinSocket, "fd_index") => t.fd_index.is_some(),
-            _ => false,
-        }
-    };
     let ill_and_set = caps.ill_typed().any(|u| {
         let key: String = u.key_chars().collect();
-        field_set(u.scope, &key)
+        known_is_set(caps, u.scope, &key)
     });
     let sorted = caps
         .unknown
@@ -616,4 +598,24 @@ pub fn capture_sockdump(data: &[u8]) {
     let mut input = format::pcap_header(sel & 1 != 0, sel & 2 != 0, format::LINKTYPE_SOCKDUMP);
     input.extend_from_slice(rest);
     read_capture(&input, &OpenOptions::default());
+}
+
+/// Whether the known capability `key` of `scope` has a value in `caps`.
+pub(crate) fn known_is_set(caps: &Capabilities<'_>, scope: Scope, key: &str) -> bool {
+    let m = caps.migration.unwrap_or_default();
+    let t = caps.twin_socket.unwrap_or_default();
+    match (scope, key) {
+        (Scope::Capabilities, "max_msg_fds") => caps.max_msg_fds.is_some(),
+        (Scope::Capabilities, "max_data_xfer_size") => caps.max_data_xfer_size.is_some(),
+        (Scope::Capabilities, "max_dma_maps") => caps.max_dma_maps.is_some(),
+        (Scope::Capabilities, "pgsizes") => caps.pgsizes.is_some(),
+        (Scope::Capabilities, "write_multiple") => caps.write_multiple.is_some(),
+        (Scope::Capabilities, "migration") => caps.migration.is_some(),
+        (Scope::Capabilities, "twin_socket") => caps.twin_socket.is_some(),
+        (Scope::Migration, "pgsize") => m.pgsize.is_some(),
+        (Scope::Migration, "max_bitmap_size") => m.max_bitmap_size.is_some(),
+        (Scope::TwinSocket, "supported") => t.supported.is_some(),
+        (Scope::TwinSocket, "fd_index") => t.fd_index.is_some(),
+        _ => false,
+    }
 }

@@ -380,24 +380,6 @@ pub fn caps_json(d: &CapsDesc) -> Vec<u8> {
         }),
         ..Capabilities::default()
     };
-    let is_set = |caps: &Capabilities<'_>, scope: Scope, key: &str| -> bool {
-        let m = caps.migration.unwrap_or_default();
-        let t = caps.twin_socket.unwrap_or_default();
-        match (scope, key) {
-            (Scope::Capabilities, "max_msg_fds") => caps.max_msg_fds.is_some(),
-            (Scope::Capabilities, "max_data_xfer_size") => caps.max_data_xfer_size.is_some(),
-            (Scope::Capabilities, "max_dma_maps") => caps.max_dma_maps.is_some(),
-            (Scope::Capabilities, "pgsizes") => caps.pgsizes.is_some(),
-            (Scope::Capabilities, "write_multiple") => caps.write_multiple.is_some(),
-            (Scope::Capabilities, "migration") => caps.migration.is_some(),
-            (Scope::Capabilities, "twin_socket") => caps.twin_socket.is_some(),
-            (Scope::Migration, "pgsize") => m.pgsize.is_some(),
-            (Scope::Migration, "max_bitmap_size") => m.max_bitmap_size.is_some(),
-            (Scope::TwinSocket, "supported") => t.supported.is_some(),
-            (Scope::TwinSocket, "fd_index") => t.fd_index.is_some(),
-            _ => false,
-        }
-    };
     for m in &d.members {
         if members.len() >= MAX_UNKNOWN_KEYS {
             break;
@@ -417,7 +399,7 @@ pub fn caps_json(d: &CapsDesc) -> Vec<u8> {
                     continue;
                 }
                 let (key, want) = keys[usize::from(*which) % keys.len()];
-                if is_set(&caps, scope, key) {
+                if crate::known_is_set(&caps, scope, key) {
                     continue;
                 }
                 (scope, key.to_owned(), bad_value(want, *value), true)
