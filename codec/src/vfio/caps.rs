@@ -364,6 +364,8 @@ impl<'a> Capabilities<'a> {
     }
 
     /// Forgets all that an earlier member with key `k` set, before a duplicate replaces it.
+    #[cold]
+    #[inline(never)]
     fn forget(&mut self, k: Known) {
         let scope = k.scope();
         self.unknown
@@ -416,6 +418,7 @@ impl<'a> Capabilities<'a> {
     }
 
     /// Keeps an unknown or ill-typed member; a repeated unknown key replaces the earlier value in place.
+    #[inline(never)]
     fn record(&mut self, u: UnknownKey<'a>, at_key: &[u8]) -> Result<(), nom::Err<Fail>> {
         if !u.ill_typed
             && let Some(old) = self
@@ -820,13 +823,54 @@ static PLAIN: [bool; 256] = {
     t
 };
 
+/// How many bytes at the start of `s` are plain (see [`PLAIN`]).
+///
+/// Eight bytes at a time: in a little-endian word, `(x - 0x01…01 * n) & !x & 0x80…80` marks the bytes
+/// below `n` (exactly for the lowest one; a borrow only reaches bytes above a marked one), so XOR with
+/// `"` and `\` and a test below 1 find those, a test below 0x20 finds control characters, and the top
+/// bit finds non-ASCII. The lowest mark is the first byte that is not plain.
+#[inline(always)]
+fn plain_len(s: &[u8]) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    #[inline(always)]
+    fn below(x: u64, n: u8) -> u64 {
+        x.wrapping_sub(ONES * u64::from(n)) & !x
+    }
+    let mut chunks = s.chunks_exact(8);
+    let mut n = 0;
+    for chunk in &mut chunks {
+        let w = u64::from_le_bytes(<[u8; 8]>::try_from(chunk).unwrap_or([0; 8]));
+        let marks = (below(w ^ (ONES * u64::from(b'"')), 1)
+            | below(w ^ (ONES * u64::from(b'\\')), 1)
+            | below(w, 0x20)
+            | w)
+            & HIGH;
+        if marks != 0 {
+            return n + (marks.trailing_zeros() / 8) as usize;
+        }
+        n += 8;
+    }
+    n + chunks
+        .remainder()
+        .iter()
+        .take_while(|&&b| PLAIN[usize::from(b)])
+        .count()
+}
+
+/// `s` split after its plain bytes.
+#[inline(always)]
+fn split_plain(s: &[u8]) -> (&[u8], &[u8]) {
+    s.split_at(plain_len(s).min(s.len()))
+}
+
 /// A string at `i` (at its opening quote); returns the raw text between the quotes and whether it has
 /// escapes.
 #[inline(always)]
 fn string(i: &[u8]) -> PResult<'_, (&[u8], bool)> {
     let (body, ()) = expect(i, b'"', syn!("expected a string"))?;
     // The common case, plain text up to the closing quote, inline; the rest out of line.
-    let (rest, plain) = take_while::<_, _, Fail>(|b: u8| PLAIN[usize::from(b)])(body)?;
+    let (plain, rest) = split_plain(body);
     match rest.split_first() {
         Some((b'"', after)) => Ok((after, (plain, false))),
         _ => string_rest(body, rest),
@@ -834,6 +878,7 @@ fn string(i: &[u8]) -> PResult<'_, (&[u8], bool)> {
 }
 
 /// The rest of the string whose text starts at `body`, from `r` (at a byte that is not plain).
+#[inline(never)]
 fn string_rest<'a>(body: &'a [u8], mut r: &'a [u8]) -> PResult<'a, (&'a [u8], bool)> {
     let mut escaped = false;
     loop {
@@ -847,7 +892,7 @@ fn string_rest<'a>(body: &'a [u8], mut r: &'a [u8]) -> PResult<'a, (&'a [u8], bo
             Some(_) => return fail(r, syn!("control character in string")),
             None => return fail(r, syn!("unterminated string")),
         }
-        r = take_while::<_, _, Fail>(|b: u8| PLAIN[usize::from(b)])(r)?.0;
+        r = split_plain(r).1;
     }
 }
 
@@ -934,6 +979,31 @@ fn uint(raw: &[u8]) -> Option<u64> {
     })
 }
 
+/// An unsigned integer at `i` that ends the number (no fraction or exponent follows), has no leading
+/// zero and fits a `u64`, in one pass: what follows it and its value. `None` for anything else, which
+/// the general path then lexes (and reports, or keeps as ill-typed).
+#[inline(always)]
+fn plain_uint(i: &[u8]) -> Option<(&[u8], u64)> {
+    let len = i.iter().take_while(|b| b.is_ascii_digit()).count();
+    let (digits, rest) = i.split_at_checked(len)?;
+    if matches!(rest.first(), Some(b'.' | b'e' | b'E')) || (len > 1 && digits.first() == Some(&b'0'))
+    {
+        return None;
+    }
+    // Up to 19 digits cannot overflow; longer ones take the checked path.
+    let n = if len <= 19 {
+        if len == 0 {
+            return None;
+        }
+        digits
+            .iter()
+            .fold(0u64, |n, &b| n.wrapping_mul(10).wrapping_add(u64::from(b - b'0')))
+    } else {
+        uint(digits)?
+    };
+    Some((rest, n))
+}
+
 /// Parsing state: the value being built.
 struct Doc<'a, 'c> {
     caps: &'c mut Capabilities<'a>,
@@ -1004,15 +1074,27 @@ impl<'a> Doc<'a, '_> {
             })?;
             return Ok(rest);
         }
-        // The common case, an unsigned integer where one belongs, in one pass.
-        if kind == Kind::Uint
-            && let Ok((rest, digits)) = digit1::<_, Fail>(v)
-            && !matches!(rest.first(), Some(b'.' | b'e' | b'E'))
-            && (digits.len() == 1 || digits.first() != Some(&b'0'))
-            && let Some(n) = uint(digits)
-        {
-            self.caps.set_uint(k, n);
-            return Ok(rest);
+        // The common cases, an unsigned integer or a boolean where one belongs, in one pass.
+        match kind {
+            Kind::Uint => {
+                if let Some((rest, n)) = plain_uint(v) {
+                    self.caps.set_uint(k, n);
+                    return Ok(rest);
+                }
+            }
+            Kind::Bool => {
+                let (word, b) = match v.first() {
+                    Some(b't') => (&b"true"[..], true),
+                    _ => (&b"false"[..], false),
+                };
+                if let Some(rest) = v.strip_prefix(word)
+                    && !rest.first().is_some_and(u8::is_ascii_alphanumeric)
+                {
+                    self.caps.set_bool(k, b);
+                    return Ok(rest);
+                }
+            }
+            Kind::Object(_) => {}
         }
         let (rest, raw) = value(v, depth)?;
         let typed = match (kind, raw) {
@@ -1119,6 +1201,41 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
+
+    /// The word-at-a-time scan stops exactly where a byte-at-a-time scan does: every byte value at
+    /// every position of a 0- to 24-byte run of plain text, so each lane of a word and the tail are
+    /// each tried with each stopping byte.
+    #[test]
+    fn plain_len_matches_a_byte_scan() {
+        let reference = |s: &[u8]| s.iter().take_while(|&&b| PLAIN[usize::from(b)]).count();
+        for len in 0..=24usize {
+            for at in 0..len {
+                for b in 0..=255u8 {
+                    let mut s: Vec<u8> = (0..len).map(|i| b'a' + (i % 26) as u8).collect();
+                    s[at] = b;
+                    assert_eq!(plain_len(&s), reference(&s), "byte {b:#04x} at {at} of {len}");
+                }
+            }
+            let plain: Vec<u8> = (0..len).map(|i| b' ' + (i % 95) as u8).collect();
+            assert_eq!(plain_len(&plain), reference(&plain), "plain run of {len}");
+        }
+    }
+
+    /// The one-pass integer path agrees with the general lexer on every shape of number.
+    #[test]
+    fn plain_uint_agrees_with_the_lexer() {
+        for text in [
+            "0", "7", "10", "01", "1048576", "18446744073709551615", "18446744073709551616",
+            "99999999999999999999", "1234567890123456789", "1.5", "1e3", "1E3", "12,", "12}", "-1", "",
+            "x",
+        ] {
+            let general = number(text.as_bytes()).ok().and_then(|(rest, raw)| {
+                let ends = !matches!(rest.first(), Some(b'.' | b'e' | b'E'));
+                uint(raw).filter(|_| ends).map(|n| (rest, n))
+            });
+            assert_eq!(plain_uint(text.as_bytes()), general, "{text:?}");
+        }
+    }
 
     /// libvfio-user's VERSION reply with migration and twin-socket on (§2.1).
     static LVU_REPLY: &[u8] = br#"{"capabilities":{"max_msg_fds":8,"max_data_xfer_size":1048576,"migration":{"pgsize":4096},"twin_socket":{"supported":true,"fd_index":0}}}"#;
