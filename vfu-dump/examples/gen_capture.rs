@@ -1,10 +1,17 @@
 //! Writes a synthetic capture of about SIZE bytes with a realistic mix of vfio-user traffic, for the
-//! benchmarks: `cargo run --release -p vfu-dump --example gen_capture -- OUT.pcapng SIZE_MIB`.
+//! benchmarks: `cargo run --release -p vfu-dump --example gen_capture -- OUT.pcapng SIZE_MIB [MIX]`.
 //!
 //! Mix per 100 exchanges (a request and its reply each): 60 small BAR accesses (REGION_READ/WRITE of 4
-//! or 8 bytes), 20 DMA_READ/WRITE of 4 KiB, 8 of 64 KiB, 6 DEVICE_GET_IRQ_INFO, 4 DMA_MAP with an fd
-//! followed by its DMA_UNMAP, 2 MIG_DATA_READ of 128 KiB (tshark refuses records over 256 KiB, so the
-//! mix stays under that for the comparison); on 4 connections, with increasing timestamps.
+//! or 8 bytes), 20 small and 8 large DMA_READ/WRITE, 6 DEVICE_GET_IRQ_INFO, 4 DMA_MAP with an fd
+//! followed by its DMA_UNMAP, 2 MIG_DATA_READ; on 4 connections, with increasing timestamps. MIX sets
+//! the transfer sizes:
+//!
+//! - `session` (the default): DMA of 512 bytes and 4 KiB, MIG_DATA_READ of 4 KiB: about 290 bytes per
+//!   message, like the real sessions in `corpus/` (369 bytes per message for libvfio-user's sample
+//!   client, 484 with migration), where descriptors and small transfers dominate;
+//! - `bulk`: DMA of 4 KiB and 64 KiB, MIG_DATA_READ of 128 KiB: about 4 KiB per message, a device
+//!   that moves its data through the socket (tshark refuses records over 256 KiB, so it stays under).
+//!
 //! Each connection first negotiates VERSION, reads the device and region info, maps a 16 MiB DMA
 //! window for the server's DMA and moves the device to PRE_COPY, so the stream validates clean.
 
@@ -195,8 +202,17 @@ fn main() -> io::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     let (Some(out), Some(mib)) = (args.get(1), args.get(2).and_then(|s| s.parse::<u64>().ok()))
     else {
-        eprintln!("usage: gen_capture OUT.pcapng SIZE_MIB");
+        eprintln!("usage: gen_capture OUT.pcapng SIZE_MIB [session|bulk]");
         std::process::exit(2);
+    };
+    // (small DMA, large DMA, MIG_DATA_READ) sizes.
+    let (dma_small, dma_large, mig) = match args.get(3).map(String::as_str) {
+        None | Some("session") => (512u64, 4096u64, 4096u32),
+        Some("bulk") => (4096, 65536, 128 << 10),
+        Some(other) => {
+            eprintln!("gen_capture: unknown mix '{other}' (session or bulk)");
+            std::process::exit(2);
+        }
     };
     let mut w = PcapngWriter::new(BufWriter::with_capacity(1 << 20, File::create(out)?))?;
     for c in 0..4 {
@@ -256,7 +272,7 @@ fn main() -> io::Result<()> {
                 }
             }
             60..88 => {
-                let len = if k < 80 { 4096 } else { 65536 };
+                let len = if k < 80 { dma_small } else { dma_large };
                 let a = DmaAccess::new(0x1_0000_0000 + (i * 4096) % (0x100_0000 - 0x10000), len);
                 let (d, none) = (&data[..len as usize], &[][..]);
                 if k % 2 == 0 {
@@ -347,8 +363,8 @@ fn main() -> io::Result<()> {
             }
             _ => {
                 let q = MigData {
-                    argsz: U32::new(8 + (128 << 10)),
-                    size: U32::new(128 << 10),
+                    argsz: U32::new(8 + mig),
+                    size: U32::new(mig),
                 };
                 let (qb, rb) = (
                     Body::MigData {
@@ -357,7 +373,7 @@ fn main() -> io::Result<()> {
                     },
                     Body::MigData {
                         head: &q,
-                        data: &data[..128 << 10],
+                        data: &data[..mig as usize],
                     },
                 );
                 g.exchange(conn, c2s, id, Command::MIG_DATA_READ, qb, rb, ts, rtt, 0)?;

@@ -107,13 +107,59 @@ impl Filter {
 }
 
 /// Pairs replies with their requests to measure round trips.
+///
+/// Outstanding requests sit in a direct-mapped table by (connection, direction, id), since a reply
+/// nearly always comes within a few messages of its request; a request whose slot is taken by another
+/// outstanding one moves that one to a map. The map uses foldhash (seeded per process): SipHash,
+/// std's default, was a fifth of `read --stats`'s time on a capture of small messages.
 #[derive(Debug, Default)]
 pub struct RoundTrips {
-    pending: HashMap<(u32, bool, u16), u64>,
-    vduse: HashMap<(u32, u32), (u64, u32)>,
+    recent: Vec<Option<(PendingKey, u64)>>,
+    pending: HashMap<PendingKey, u64, foldhash::fast::RandomState>,
+    vduse: HashMap<(u32, u32), (u64, u32), foldhash::fast::RandomState>,
 }
 
+/// (connection, request sent client to server, message id).
+type PendingKey = (u32, bool, u16);
+
+/// Slots of [`RoundTrips::recent`].
+const RECENT_SLOTS: usize = 4096;
+
 impl RoundTrips {
+    fn slot(key: PendingKey) -> usize {
+        let (conn, c2s, id) = key;
+        let mix = (u64::from(conn) << 17 | u64::from(c2s) << 16 | u64::from(id))
+            .wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        (mix >> 52) as usize % RECENT_SLOTS
+    }
+
+    fn remember(&mut self, key: PendingKey, ts_ns: u64) {
+        if self.recent.is_empty() {
+            self.recent.resize(RECENT_SLOTS, None);
+        }
+        if !self.pending.is_empty() {
+            self.pending.remove(&key);
+        }
+        let slot = &mut self.recent[Self::slot(key)];
+        if let Some((other, t)) = slot.replace((key, ts_ns))
+            && other != key
+        {
+            self.pending.insert(other, t);
+        }
+    }
+
+    fn take(&mut self, key: PendingKey) -> Option<u64> {
+        if let Some(slot) = self.recent.get_mut(Self::slot(key))
+            && slot.is_some_and(|(k, _)| k == key)
+        {
+            return slot.take().map(|(_, t)| t);
+        }
+        if self.pending.is_empty() {
+            return None;
+        }
+        self.pending.remove(&key)
+    }
+
     /// Notes a vfio-user message; returns the round-trip time when it is a reply to a request seen.
     pub fn observe(
         &mut self,
@@ -125,12 +171,10 @@ impl RoundTrips {
         let id = msg.header.msg_id.get();
         let c2s = direction == Direction::ClientToServer;
         if msg.is_reply() {
-            self.pending
-                .remove(&(conn, !c2s, id))
-                .map(|t| ts_ns.saturating_sub(t))
+            self.take((conn, !c2s, id)).map(|t| ts_ns.saturating_sub(t))
         } else {
             if !msg.header.no_reply() {
-                self.pending.insert((conn, c2s, id), ts_ns);
+                self.remember((conn, c2s, id), ts_ns);
             }
             None
         }

@@ -986,7 +986,8 @@ fn uint(raw: &[u8]) -> Option<u64> {
 fn plain_uint(i: &[u8]) -> Option<(&[u8], u64)> {
     let len = i.iter().take_while(|b| b.is_ascii_digit()).count();
     let (digits, rest) = i.split_at_checked(len)?;
-    if matches!(rest.first(), Some(b'.' | b'e' | b'E')) || (len > 1 && digits.first() == Some(&b'0'))
+    if matches!(rest.first(), Some(b'.' | b'e' | b'E'))
+        || (len > 1 && digits.first() == Some(&b'0'))
     {
         return None;
     }
@@ -995,9 +996,9 @@ fn plain_uint(i: &[u8]) -> Option<(&[u8], u64)> {
         if len == 0 {
             return None;
         }
-        digits
-            .iter()
-            .fold(0u64, |n, &b| n.wrapping_mul(10).wrapping_add(u64::from(b - b'0')))
+        digits.iter().fold(0u64, |n, &b| {
+            n.wrapping_mul(10).wrapping_add(u64::from(b - b'0'))
+        })
     } else {
         uint(digits)?
     };
@@ -1213,7 +1214,11 @@ mod tests {
                 for b in 0..=255u8 {
                     let mut s: Vec<u8> = (0..len).map(|i| b'a' + (i % 26) as u8).collect();
                     s[at] = b;
-                    assert_eq!(plain_len(&s), reference(&s), "byte {b:#04x} at {at} of {len}");
+                    assert_eq!(
+                        plain_len(&s),
+                        reference(&s),
+                        "byte {b:#04x} at {at} of {len}"
+                    );
                 }
             }
             let plain: Vec<u8> = (0..len).map(|i| b' ' + (i % 95) as u8).collect();
@@ -1225,8 +1230,22 @@ mod tests {
     #[test]
     fn plain_uint_agrees_with_the_lexer() {
         for text in [
-            "0", "7", "10", "01", "1048576", "18446744073709551615", "18446744073709551616",
-            "99999999999999999999", "1234567890123456789", "1.5", "1e3", "1E3", "12,", "12}", "-1", "",
+            "0",
+            "7",
+            "10",
+            "01",
+            "1048576",
+            "18446744073709551615",
+            "18446744073709551616",
+            "99999999999999999999",
+            "1234567890123456789",
+            "1.5",
+            "1e3",
+            "1E3",
+            "12,",
+            "12}",
+            "-1",
+            "",
             "x",
         ] {
             let general = number(text.as_bytes()).ok().and_then(|(rest, raw)| {

@@ -352,7 +352,8 @@ pub struct CaptureReader<R = Box<dyn Read + Send>> {
     done: bool,
 }
 
-/// Opens a capture: `path` is a file, or `-` for standard input. See [`CaptureReader::new`].
+/// Opens a capture: `path` is a file, or `-` for standard input. See [`CaptureReader::new`]; the
+/// difference is that the reading runs ahead on a thread of its own, overlapping the parsing.
 pub fn open(path: &Path, opts: &OpenOptions) -> Result<CaptureReader, CaptureError> {
     let reader: Box<dyn Read + Send> = if path.as_os_str() == "-" {
         Box::new(io::stdin())
@@ -363,7 +364,7 @@ pub fn open(path: &Path, opts: &OpenOptions) -> Result<CaptureReader, CaptureErr
         })?;
         Box::new(file)
     };
-    CaptureReader::new(reader, opts)
+    CaptureReader::from_input(Input::read_ahead(reader), opts)
 }
 
 impl<R: Read> CaptureReader<R> {
@@ -371,7 +372,10 @@ impl<R: Read> CaptureReader<R> {
     /// [`OpenOptions::raw`]) a raw stream. Anything else is [`CaptureError::UnknownFormat`]. A pcap or
     /// pcapng magic is recognised even when `raw` is set.
     pub fn new(reader: R, opts: &OpenOptions) -> Result<Self, CaptureError> {
-        let mut input = Input::new(reader);
+        Self::from_input(Input::new(reader), opts)
+    }
+
+    fn from_input(mut input: Input<R>, opts: &OpenOptions) -> Result<Self, CaptureError> {
         let have = input.fill(4).map_err(|e| CaptureError::io(0, e))?;
         let head = input.data();
         let fallback = opts.direction.unwrap_or(Direction::ClientToServer);

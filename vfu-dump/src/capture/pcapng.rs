@@ -275,7 +275,16 @@ fn parse_epb(
     let mut flags_dir = None;
     let mut fds = 0;
     let mut truncated = cap < orig;
-    for opt in Options::new(e, &body[20 + pad4(cap)..]) {
+    let options = &body[20 + pad4(cap)..];
+    // What the writer puts on every record, `epb_flags` then the end of options, read at once.
+    let only_flags = options.len() == 12
+        && e.u16(options, 0) == EPB_FLAGS
+        && e.u16(options, 2) == 4
+        && e.u32(options, 8) == 0;
+    if only_flags {
+        flags_dir = direction_of_epb_flags(e.u32(options, 4));
+    }
+    for opt in Options::new(e, if only_flags { &[] } else { options }) {
         let opt = opt.map_err(|(at, why)| {
             CaptureError::malformed(
                 off,
