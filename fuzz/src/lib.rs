@@ -158,6 +158,13 @@ pub fn frame(data: &[u8]) {
 /// what parses emits valid JSON, and the emitted value round-trips under the conditions
 /// [`Capabilities::emit`] documents.
 pub fn version_caps(data: &[u8]) {
+    // The fast path and the general parser agree on everything, errors included.
+    assert_eq!(
+        parse_capabilities(data),
+        vfu_codec::vfio::caps::parse_capabilities_general(data),
+        "{}",
+        String::from_utf8_lossy(data)
+    );
     let caps = match parse_capabilities(data) {
         Ok(c) => c,
         Err((at, rule)) => {

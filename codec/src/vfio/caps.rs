@@ -458,14 +458,155 @@ pub fn parse_capabilities(json: &[u8]) -> Result<Capabilities<'_>, (usize, Rule)
     out
 }
 
+/// [`parse_capabilities`] without its fast path: the general parser alone, for differential tests
+/// and fuzzing (the two must agree on every text the fast path accepts). Not part of the API.
+#[doc(hidden)]
+pub fn parse_capabilities_general(json: &[u8]) -> Result<Capabilities<'_>, (usize, Rule)> {
+    let mut caps = Capabilities::default();
+    parse_general(json, &mut caps).map(|()| caps)
+}
+
 /// Parses `json` into `caps`, which is empty.
 fn parse_into<'a>(json: &'a [u8], caps: &mut Capabilities<'a>) -> Result<(), (usize, Rule)> {
+    if fast_document(json, caps).is_some() {
+        return Ok(());
+    }
+    // Start again from nothing: the fast path may have set some fields before it gave up.
+    *caps = Capabilities::default();
+    parse_general(json, caps)
+}
+
+/// The general parser: any JSON, into `caps`, which is empty.
+fn parse_general<'a>(json: &'a [u8], caps: &mut Capabilities<'a>) -> Result<(), (usize, Rule)> {
     match (Doc { caps }).document(json) {
         Ok(()) => Ok(()),
         Err(nom::Err::Error(f) | nom::Err::Failure(f)) => {
             Err((json.len().saturating_sub(f.left), *f.rule))
         }
         Err(nom::Err::Incomplete(_)) => Err((json.len(), Rule::JsonSyntax { reason: EOF })),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// The fast path: the text every known sender writes, in one pass without nom.
+
+/// Parses the common shape of capabilities text in one pass: compact (no whitespace), every key known
+/// and written without escapes, no key repeated, every value of its key's type (an unsigned integer
+/// without sign, fraction or exponent, `true` or `false`, or for `migration` and `twin_socket` a
+/// non-empty object of such members). That is what libvfio-user, QEMU and the `vfio_user` crate send.
+/// Gives up (`None`) at the first thing outside that shape, and the general parser then reads the text
+/// from the start; where the fast path succeeds, the general parser gives the same value (a test and
+/// the `version_caps` fuzz target check this).
+#[inline]
+fn fast_document<'a>(json: &'a [u8], caps: &mut Capabilities<'a>) -> Option<()> {
+    let mut i = json.strip_prefix(b"{\"capabilities\":{")?;
+    let mut seen = 0u16;
+    loop {
+        let (k, rest) = fast_key(Scope::Capabilities, i)?;
+        if seen & k.bit() != 0 {
+            return None;
+        }
+        seen |= k.bit();
+        i = match k.kind() {
+            Kind::Object(inner) => {
+                match k {
+                    Known::Migration => caps.migration = Some(Migration::default()),
+                    _ => caps.twin_socket = Some(TwinSocket::default()),
+                }
+                let mut i = rest.strip_prefix(b"{")?;
+                let mut inner_seen = 0u16;
+                loop {
+                    let (k, rest) = fast_key(inner, i)?;
+                    if inner_seen & k.bit() != 0 {
+                        return None;
+                    }
+                    inner_seen |= k.bit();
+                    let (at, end) = fast_scalar(caps, k, rest)?;
+                    i = at;
+                    if end {
+                        break;
+                    }
+                }
+                i
+            }
+            _ => rest,
+        };
+        // After an object, `i` is past its `}`; after a scalar, at the scalar.
+        let (at, end) = if matches!(k.kind(), Kind::Object(_)) {
+            match i.split_first()? {
+                (b',', r) => (r, false),
+                (b'}', r) => (r, true),
+                _ => return None,
+            }
+        } else {
+            fast_scalar(caps, k, i)?
+        };
+        i = at;
+        if end {
+            return (i == b"}").then_some(());
+        }
+    }
+}
+
+/// The known key of `scope` at `i` (at its opening quote), with its closing quote and the colon:
+/// the key and what follows the colon.
+#[inline(always)]
+fn fast_key(scope: Scope, i: &[u8]) -> Option<(Known, &[u8])> {
+    // Each name as a literal with its closing quote and colon, so that each comparison is a few
+    // loads of known length rather than a call to `memcmp`.
+    macro_rules! keys {
+        ($i:expr; $($lit:literal => $k:expr),+) => {{
+            $(if let Some(rest) = $i.strip_prefix($lit) {
+                debug_assert_eq!(&$lit[..$lit.len() - 2], $k.name().as_bytes());
+                return Some(($k, rest));
+            })+
+            return None;
+        }};
+    }
+    let i = i.strip_prefix(b"\"")?;
+    match (scope, i.first()?) {
+        (Scope::Capabilities, b'm') => keys!(i;
+            b"max_msg_fds\":" => Known::MaxMsgFds,
+            b"max_data_xfer_size\":" => Known::MaxDataXferSize,
+            b"max_dma_maps\":" => Known::MaxDmaMaps,
+            b"migration\":" => Known::Migration),
+        (Scope::Capabilities, b'p') => keys!(i; b"pgsizes\":" => Known::Pgsizes),
+        (Scope::Capabilities, b'w') => keys!(i; b"write_multiple\":" => Known::WriteMultiple),
+        (Scope::Capabilities, b't') => keys!(i; b"twin_socket\":" => Known::TwinSocket),
+        (Scope::TwinSocket, _) => keys!(i;
+            b"supported\":" => Known::Supported,
+            b"fd_index\":" => Known::FdIndex),
+        (Scope::Migration, _) => keys!(i;
+            b"pgsize\":" => Known::Pgsize,
+            b"max_bitmap_size\":" => Known::MaxBitmapSize),
+        _ => None,
+    }
+}
+
+/// The scalar value of member `k` at `i`, stored, and the `,` or `}` after it: what follows that, and
+/// whether it was the `}`.
+#[inline(always)]
+fn fast_scalar<'a>(caps: &mut Capabilities<'_>, k: Known, i: &'a [u8]) -> Option<(&'a [u8], bool)> {
+    let rest = match k.kind() {
+        Kind::Uint => {
+            let (rest, n) = plain_uint(i)?;
+            caps.set_uint(k, n);
+            rest
+        }
+        Kind::Bool => {
+            let (rest, b) = match i.strip_prefix(b"true") {
+                Some(rest) => (rest, true),
+                None => (i.strip_prefix(b"false")?, false),
+            };
+            caps.set_bool(k, b);
+            rest
+        }
+        Kind::Object(_) => return None,
+    };
+    match rest.split_first()? {
+        (b',', r) => Some((r, false)),
+        (b'}', r) => Some((r, true)),
+        _ => None,
     }
 }
 
@@ -984,24 +1125,31 @@ fn uint(raw: &[u8]) -> Option<u64> {
 /// the general path then lexes (and reports, or keeps as ill-typed).
 #[inline(always)]
 fn plain_uint(i: &[u8]) -> Option<(&[u8], u64)> {
-    let len = i.iter().take_while(|b| b.is_ascii_digit()).count();
-    let (digits, rest) = i.split_at_checked(len)?;
-    if matches!(rest.first(), Some(b'.' | b'e' | b'E'))
-        || (len > 1 && digits.first() == Some(&b'0'))
-    {
+    // Up to 19 digits cannot overflow a u64: accumulate them as they are scanned.
+    let mut n = 0u64;
+    let mut len = 0usize;
+    for &b in i.iter().take(19) {
+        let d = b.wrapping_sub(b'0');
+        if d > 9 {
+            break;
+        }
+        n = n * 10 + u64::from(d);
+        len += 1;
+    }
+    let (digits, mut rest) = i.split_at_checked(len)?;
+    if len == 0 || (len > 1 && digits.first() == Some(&b'0')) {
         return None;
     }
-    // Up to 19 digits cannot overflow; longer ones take the checked path.
-    let n = if len <= 19 {
-        if len == 0 {
-            return None;
-        }
-        digits.iter().fold(0u64, |n, &b| {
-            n.wrapping_mul(10).wrapping_add(u64::from(b - b'0'))
-        })
-    } else {
-        uint(digits)?
-    };
+    if rest.first().is_some_and(u8::is_ascii_digit) {
+        // 20 digits or more: the checked path.
+        let more = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+        let (all, after) = i.split_at_checked(len + more)?;
+        n = uint(all)?;
+        rest = after;
+    }
+    if matches!(rest.first(), Some(b'.' | b'e' | b'E')) {
+        return None;
+    }
     Some((rest, n))
 }
 
@@ -1202,6 +1350,51 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
+
+    /// The fast path takes the texts real senders write and gives up on everything else, and either way
+    /// the result is the general parser's.
+    #[test]
+    fn fast_path_takes_what_senders_write() {
+        let mut scratch = Capabilities::default();
+        for (text, fast) in [
+            (LVU_REPLY, true),
+            (QEMU_REQUEST, true),
+            (&br#"{"capabilities":{"max_msg_fds":1}}"#[..], true),
+            (
+                br#"{"capabilities":{"write_multiple":false,"pgsizes":4096}}"#,
+                true,
+            ),
+            (
+                br#"{"capabilities":{"max_msg_fds":1,"max_msg_fds":2}}"#,
+                false,
+            ),
+            (br#"{"capabilities":{"max_msg_fds": 1}}"#, false),
+            (br#"{"capabilities":{"max_msg_fds":01}}"#, false),
+            (br#"{"capabilities":{"max_msg_fds":1.0}}"#, false),
+            (
+                br#"{"capabilities":{"max_msg_fds":18446744073709551616}}"#,
+                false,
+            ),
+            (
+                br#"{"capabilities":{"max_msg_fds":18446744073709551615}}"#,
+                true,
+            ),
+            (br#"{"capabilities":{"vendor":1}}"#, false),
+            (br#"{"capabilities":{"migration":{}}}"#, false),
+            (
+                br#"{"capabilities":{"twin_socket":{"supported":truex}}}"#,
+                false,
+            ),
+            (br#"{"capabilities":{"max_msg_fds":1}} "#, false),
+            (br#"{"capabilities":{}}"#, false),
+            (br#"{"capabilities":{"max\u005fmsg_fds":1}}"#, false),
+        ] {
+            let took = fast_document(text, &mut scratch).is_some();
+            scratch = Capabilities::default();
+            assert_eq!(took, fast, "{}", String::from_utf8_lossy(text));
+            assert_eq!(parse_capabilities(text), parse_capabilities_general(text));
+        }
+    }
 
     /// The word-at-a-time scan stops exactly where a byte-at-a-time scan does: every byte value at
     /// every position of a 0- to 24-byte run of plain text, so each lane of a word and the tail are
@@ -1933,6 +2126,16 @@ mod tests {
         }
 
         #[test]
+        fn fast_path_agrees_with_the_general_parser(caps in arb_caps(), cut in any::<prop::sample::Index>()) {
+            let text = emit_string(&caps);
+            prop_assert_eq!(parse_capabilities(text.as_bytes()), parse_capabilities_general(text.as_bytes()));
+            // And on every prefix (where the fast path gives up part way through).
+            let cut = cut.index(text.len() + 1);
+            let part = &text.as_bytes()[..cut];
+            prop_assert_eq!(parse_capabilities(part), parse_capabilities_general(part));
+        }
+
+        #[test]
         fn never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
             if let Err((at, _)) = parse_capabilities(&bytes) {
                 prop_assert!(at <= bytes.len());
@@ -1951,6 +2154,7 @@ mod tests {
                 let set = b"{}[],:\"\\ 0-.eEtfnu";
                 doc[at] = set[usize::from(byte) % set.len()];
             }
+            prop_assert_eq!(parse_capabilities(&doc), parse_capabilities_general(&doc));
             match parse_capabilities(&doc) {
                 Ok(caps) => {
                     // Whatever parses re-emits to text that parses to a value that re-emits the same.
