@@ -405,6 +405,87 @@ fn forwards_bytes_and_descriptors_and_records_them() {
     assert!(text.contains("-- summary: 1 connections"), "{text}");
 }
 
+/// Without a capture or a hex dump, the data of large transfers goes through by `splice(2)`: it
+/// arrives byte for byte both ways, the printed lines and counts are those of a proxy that read it,
+/// and a descriptor sent right behind a large transfer still arrives with its message (the splice path
+/// only takes bytes that carry none).
+#[test]
+fn bulk_data_is_spliced_and_descriptors_behind_it_still_pass() {
+    let _g = shared();
+    let d = tmp();
+    let peer = Peer::start(&d.join("s.sock"), true);
+    let out = Out::default();
+    let proxy = start(&d, false, Some(&out));
+    let c = connect(&d.join("c.sock"));
+
+    let data: Vec<u8> = (0..1u32 << 20)
+        .map(|i| ((i * 7) ^ (i >> 9)) as u8)
+        .collect();
+    let mut head = Vec::new();
+    head.extend_from_slice(&0x40u64.to_le_bytes()); // offset
+    head.extend_from_slice(&0u32.to_le_bytes()); // region 0
+    head.extend_from_slice(&(data.len() as u32).to_le_bytes()); // count
+    let write = msg(1, 10, 0, &[head, data].concat());
+    let memfd = rustix::fs::memfd_create("dma", rustix::fs::MemfdFlags::CLOEXEC).unwrap();
+    let map = {
+        let mut p = Vec::new();
+        p.extend_from_slice(&32u32.to_le_bytes());
+        p.extend_from_slice(&3u32.to_le_bytes());
+        p.extend_from_slice(&0u64.to_le_bytes());
+        p.extend_from_slice(&0x10000u64.to_le_bytes());
+        p.extend_from_slice(&0x1000u64.to_le_bytes());
+        msg(2, 2, 0, &p)
+    };
+    let expected = [write.clone(), map.clone()].concat();
+    // The echo comes back while we still write: read it on another thread.
+    let mut reader = c.try_clone().unwrap();
+    let want = expected.len();
+    let echoed = std::thread::spawn(move || read_exactly(&mut reader, want));
+    (&c).write_all(&write).unwrap();
+    send_fds(&c, &map, &[memfd.as_fd()]).unwrap();
+    assert!(echoed.join().unwrap() == expected, "the echo differs");
+    drop(c);
+    wait_until("the peer to finish", || {
+        peer.active.load(Ordering::SeqCst) == 0 && proxy.active_connections() == 0
+    });
+    let s = proxy.shutdown().unwrap();
+
+    let logs = peer.take_logs();
+    assert!(logs[0].bytes == expected, "the server got other bytes");
+    assert_eq!(
+        logs[0].fds,
+        [inode(&memfd)],
+        "the memfd behind the transfer arrives"
+    );
+    // The splice path needs `scm_fds:` in fdinfo (Linux 6.8 and later); without it, nothing is
+    // spliced and everything above must hold all the same.
+    let scm_fds = {
+        use std::os::fd::AsRawFd;
+        let probe = UnixStream::pair().unwrap().0;
+        std::fs::read_to_string(format!("/proc/self/fdinfo/{}", probe.as_raw_fd()))
+            .unwrap()
+            .contains("scm_fds:")
+    };
+    if scm_fds {
+        assert!(
+            s.spliced > 0 && s.spliced <= 2 * (1 << 20),
+            "spliced {} bytes",
+            s.spliced
+        );
+    } else {
+        assert_eq!(s.spliced, 0);
+    }
+    assert_eq!((s.messages, s.malformed, s.fds), (4, 0, 1), "{s:?}");
+    assert_eq!(s.bytes_c2s, expected.len() as u64);
+    let text = out.text();
+    let line = text
+        .lines()
+        .find(|l| l.contains("REGION_WRITE"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(line.contains("1048576"), "{line}");
+    assert!(text.contains("DMA_MAP") && text.contains("fds=1"), "{text}");
+}
+
 /// Many clients at once, all connected before any of them speaks: each is served (an idle
 /// connection ties up nothing that the others need).
 #[test]

@@ -1,5 +1,6 @@
 //! Connection threads and the forwarding loop of one direction.
 
+use std::io;
 use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::Arc;
@@ -20,6 +21,55 @@ const SEND_BUFFER: usize = 2 << 20;
 
 /// The longest VERSION reply held back to look for a twin socket before it is forwarded.
 const MAX_VERSION_REPLY: usize = 64 << 10;
+
+/// The least opaque data left in a message for the splice path to take it (below this, `recvmsg` and
+/// `sendmsg` are as cheap).
+const SPLICE_MIN: u64 = 64 << 10;
+
+/// The pipe size asked for on the splice path (the kernel allows 1 MiB unless
+/// `fs.pipe-max-size` says otherwise).
+const SPLICE_PIPE: usize = 1 << 20;
+
+/// The splice path of one direction: a pipe, and the source socket's fdinfo file to learn whether any
+/// descriptor waits in its receive queue.
+struct Splicer {
+    pipe_r: OwnedFd,
+    pipe_w: OwnedFd,
+    pipe_size: usize,
+    fdinfo: std::fs::File,
+}
+
+impl Splicer {
+    /// `None` when a pipe cannot be made or the kernel does not report `scm_fds:` (then the
+    /// direction always reads and writes).
+    fn new(src: BorrowedFd<'_>) -> Option<Splicer> {
+        use std::os::fd::AsRawFd;
+        let (pipe_r, pipe_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).ok()?;
+        let pipe_size = rustix::pipe::fcntl_setpipe_size(&pipe_w, SPLICE_PIPE)
+            .or_else(|_| rustix::pipe::fcntl_getpipe_size(&pipe_w))
+            .ok()?;
+        let fdinfo = std::fs::File::open(format!("/proc/self/fdinfo/{}", src.as_raw_fd())).ok()?;
+        let s = Splicer {
+            pipe_r,
+            pipe_w,
+            pipe_size,
+            fdinfo,
+        };
+        s.fds_queued()?;
+        Some(s)
+    }
+
+    /// The descriptors queued in the socket's receive queue (`scm_fds:` of its fdinfo).
+    fn fds_queued(&self) -> Option<u64> {
+        use std::os::unix::fs::FileExt;
+        let mut buf = [0u8; 512];
+        let n = self.fdinfo.read_at(&mut buf, 0).ok()?;
+        let text = std::str::from_utf8(buf.get(..n)?).ok()?;
+        text.lines()
+            .find_map(|l| l.strip_prefix("scm_fds:"))
+            .and_then(|v| v.trim().parse().ok())
+    }
+}
 
 /// Serves one accepted client: connects to the server, forwards both ways, cleans up.
 pub(crate) fn connection(ctx: &Arc<Ctx>, conn: u32, client: OwnedFd, tx: SyncSender<RecEvent>) {
@@ -150,13 +200,34 @@ fn start_twin(
         .ok()
 }
 
-/// Where message boundaries fall in a stream, from the headers' `msg_size` alone.
+/// Where message boundaries fall in a stream, from the headers' `msg_size` alone; and, for the splice
+/// path, how much of the current message is opaque transfer data.
 #[derive(Default)]
 pub(crate) struct Scan {
     header: [u8; HEADER_SIZE],
     have: usize,
     /// Body bytes of the current message still to come.
     remaining: u64,
+    /// The body offset where the current message's opaque data starts (`u64::MAX`: it has none).
+    data_from: u64,
+    /// The current message's body length.
+    body: u64,
+}
+
+/// Where the opaque data of a message with this header starts in its body (after the fixed part), for
+/// the commands whose variable part is bytes that nothing decodes: REGION_READ/WRITE, DMA_READ/WRITE
+/// and MIG_DATA_READ/WRITE, in the direction that carries the data, not error replies.
+fn opaque_data_from(h: &Header) -> u64 {
+    if h.is_error() {
+        return u64::MAX;
+    }
+    let reply = h.is_reply();
+    match (h.cmd(), reply) {
+        (Command::REGION_WRITE | Command::DMA_WRITE, false)
+        | (Command::REGION_READ | Command::DMA_READ, true) => 16,
+        (Command::MIG_DATA_WRITE, false) | (Command::MIG_DATA_READ, true) => 8,
+        _ => u64::MAX,
+    }
 }
 
 impl Scan {
@@ -178,8 +249,8 @@ impl Scan {
                 if data.len() - pos >= HEADER_SIZE
                     && let Some(size) = vfu_codec::frame::msg_size(&data[pos..])
                 {
+                    self.start(&data[pos..], size);
                     pos += HEADER_SIZE;
-                    self.remaining = u64::from(size).saturating_sub(HEADER_SIZE as u64);
                     continue;
                 }
             }
@@ -190,11 +261,34 @@ impl Scan {
             if self.have == HEADER_SIZE {
                 self.have = 0;
                 let size = vfu_codec::frame::msg_size(&self.header).unwrap_or(0);
-                // A msg_size below 16 takes the 16 header bytes, as receivers do.
-                self.remaining = u64::from(size).saturating_sub(HEADER_SIZE as u64);
+                let header = self.header;
+                self.start(&header, size);
             }
         }
         last
+    }
+
+    /// A message with this header (at the start of `bytes`) and `msg_size` begins.
+    fn start(&mut self, bytes: &[u8], size: u32) {
+        // A msg_size below 16 takes the 16 header bytes, as receivers do.
+        self.remaining = u64::from(size).saturating_sub(HEADER_SIZE as u64);
+        self.body = self.remaining;
+        self.data_from = Header::peek(bytes).map_or(u64::MAX, opaque_data_from);
+    }
+
+    /// Bytes of the current message that are opaque data and still to come, counted only once the
+    /// fixed part before them has passed (0 otherwise).
+    pub(crate) fn opaque_left(&self) -> u64 {
+        if self.have == 0 && self.body - self.remaining >= self.data_from {
+            self.remaining
+        } else {
+            0
+        }
+    }
+
+    /// `n` bytes (at most [`opaque_left`](Self::opaque_left)) went by without being read.
+    pub(crate) fn skip(&mut self, n: u64) {
+        self.remaining -= n.min(self.remaining);
     }
 }
 
@@ -212,6 +306,8 @@ struct Forwarder {
     /// The receiver is gone: record, do not forward.
     dst_broken: bool,
     twins: Vec<JoinHandle<()>>,
+    /// The splice path, when the proxy allows it and the kernel supports its checks.
+    splicer: Option<Splicer>,
 }
 
 impl Forwarder {
@@ -235,6 +331,11 @@ impl Forwarder {
             twin_watch,
             dst_broken: false,
             twins: Vec::new(),
+            splicer: if ctx.splice {
+                Splicer::new(src.as_fd())
+            } else {
+                None
+            },
         }
     }
 
@@ -264,6 +365,9 @@ impl Forwarder {
         let mut held: Option<Buf> = None;
         let src = Arc::clone(&self.src);
         loop {
+            if self.splicer.is_some() && !self.dst_broken && self.splice_bulk() {
+                continue;
+            }
             let mut buf = match held.take() {
                 Some(b) => b,
                 None => self.ctx.pool.take(false),
@@ -377,6 +481,86 @@ impl Forwarder {
         self.twins
     }
 
+    /// Moves opaque transfer data that is already queued on the source, and carries no descriptor,
+    /// to the destination with `splice(2)` (see "Bulk data" in the module documentation). Returns
+    /// whether it moved anything; when it did not, the caller reads as usual.
+    fn splice_bulk(&mut self) -> bool {
+        use rustix::pipe::{SpliceFlags, splice};
+        let want = self.scan.opaque_left();
+        if want < SPLICE_MIN {
+            return false;
+        }
+        let Some(sp) = &self.splicer else {
+            return false;
+        };
+        let src = Arc::clone(&self.src);
+        let dst = Arc::clone(&self.dst);
+        // Queued bytes first, then no descriptor anywhere in the queue: then those bytes carry none.
+        // Inside a large transfer, wait for data here rather than in `recvmsg`, which would copy it.
+        let mut queued = rustix::io::ioctl_fionread(&*src).unwrap_or(0);
+        if queued == 0 {
+            use rustix::event::{PollFd, PollFlags, poll};
+            let mut p = [PollFd::new(&*src, PollFlags::IN)];
+            if poll(&mut p, None).is_err() {
+                return false;
+            }
+            queued = rustix::io::ioctl_fionread(&*src).unwrap_or(0);
+        }
+        let n = queued.min(want);
+        if n == 0 || sp.fds_queued() != Some(0) {
+            return false;
+        }
+        let mut moved = 0u64;
+        let mut failed = None;
+        while moved < n && failed.is_none() {
+            let chunk = (n - moved).min(sp.pipe_size as u64) as usize;
+            let k = match splice(&*src, None, &sp.pipe_w, None, chunk, SpliceFlags::MOVE) {
+                Ok(0) => break,
+                Ok(k) => k,
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(_) => break,
+            };
+            // Recorded before it is forwarded, as every read is.
+            let _ = self.tx.send(RecEvent::Elided {
+                conn: self.conn,
+                dir: self.dir,
+                len: k as u64,
+            });
+            self.scan.skip(k as u64);
+            moved += k as u64;
+            let mut out = 0;
+            while out < k {
+                match splice(&sp.pipe_r, None, &*dst, None, k - out, SpliceFlags::MOVE) {
+                    Ok(0) => {
+                        failed = Some(io::Error::from(io::ErrorKind::WriteZero));
+                        break;
+                    }
+                    Ok(j) => out += j,
+                    Err(rustix::io::Errno::INTR) => {}
+                    Err(e) => {
+                        failed = Some(e.into());
+                        break;
+                    }
+                }
+            }
+            if failed.is_some() {
+                // Empty the pipe: those bytes are recorded (as spliced) and cannot be delivered.
+                let mut sink = [0u8; 4096];
+                let mut left = k - out;
+                while left > 0 {
+                    match rustix::io::read(&sp.pipe_r, &mut sink[..left.min(4096)]) {
+                        Ok(0) | Err(_) => break,
+                        Ok(j) => left -= j,
+                    }
+                }
+            }
+        }
+        if let Some(e) = failed {
+            self.broken(e);
+        }
+        moved > 0
+    }
+
     fn tap(&self, buf: &Buf, start: usize, len: usize, ts: u64, fds_at: usize, nfds: u32) {
         let chunk = Chunk {
             conn: self.conn,
@@ -435,21 +619,26 @@ impl Forwarder {
             }
         }
         if let Err(e) = result {
-            self.dst_broken = true;
-            let to = match self.dir {
-                Direction::ClientToServer => "server",
-                Direction::ServerToClient => "client",
-            };
-            self.note(
-                NoteKind::ForwardError,
-                format!(
-                    "{}: the {to} is gone ({e}); what still arrives is recorded, not forwarded",
-                    self.side()
-                ),
-            );
-            // Let the sender know at once.
-            sock::shutdown(self.src.as_fd(), Shutdown::Read);
+            self.broken(e);
         }
+    }
+
+    /// A write to the destination failed: it is gone. Say so, record from now on without
+    /// forwarding, and let the sender know at once.
+    fn broken(&mut self, e: io::Error) {
+        self.dst_broken = true;
+        let to = match self.dir {
+            Direction::ClientToServer => "server",
+            Direction::ServerToClient => "client",
+        };
+        self.note(
+            NoteKind::ForwardError,
+            format!(
+                "{}: the {to} is gone ({e}); what still arrives is recorded, not forwarded",
+                self.side()
+            ),
+        );
+        sock::shutdown(self.src.as_fd(), Shutdown::Read);
     }
 
     /// The source ended: pass the end on.

@@ -262,6 +262,50 @@ impl Stream {
         self.fds += pending;
     }
 
+    /// `len` bytes of the current message's opaque data went by unread (spliced): they count as zeros.
+    /// The forwarder frames the stream as this does, so they lie inside the message's body; should
+    /// they not, they are zeros of whatever comes, and the stream still ends where the bytes did.
+    fn elide(&mut self, out: &mut Sinks, conn: u32, dir: Direction, ts: u64, len: u64) {
+        let mut left = len;
+        while left > 0 {
+            let r = self.remaining.unwrap_or(0);
+            if self.remaining.is_none() || r == 0 {
+                // Not inside a message body: feed zeros the ordinary way (a header of zeros is a
+                // msg_size-0 message, as the bytes would have been had they been read).
+                let k = left.min(HEADER_SIZE as u64) as usize;
+                let zeros = [0u8; HEADER_SIZE];
+                let chunk_buf: super::pool::Buf = std::sync::Arc::new(zeros[..k].to_vec());
+                let c = Chunk {
+                    conn,
+                    dir,
+                    ts,
+                    buf: chunk_buf,
+                    start: 0,
+                    len: k,
+                    fds_at: 0,
+                    nfds: 0,
+                };
+                self.feed(out, &c);
+                left -= k as u64;
+                continue;
+            }
+            let k = r.min(left).min((MAX_MSG - self.buf.len()) as u64) as usize;
+            self.buf.resize(self.buf.len() + k, 0);
+            left -= k as u64;
+            let rest = r - k as u64;
+            self.remaining = Some(rest);
+            if rest == 0 {
+                out.emit_owned(conn, dir, ts, self.fds, self.piece, &mut self.buf);
+                self.reset();
+            } else if self.buf.len() >= MAX_MSG {
+                out.emit_owned(conn, dir, ts, self.fds, true, &mut self.buf);
+                self.buf.clear();
+                self.fds = 0;
+                self.piece = true;
+            }
+        }
+    }
+
     fn reset(&mut self) {
         self.buf.clear();
         if self.buf.capacity() > 4 << 20 {
@@ -353,6 +397,19 @@ pub(crate) fn run(
                 let s = streams.entry(key).or_default();
                 s.feed(&mut out, &c);
                 ctx.pool.put(c.buf);
+            }
+            RecEvent::Elided { conn, dir, len } => {
+                match dir {
+                    Direction::ClientToServer => out.summary.bytes_c2s += len,
+                    Direction::ServerToClient => out.summary.bytes_s2c += len,
+                }
+                out.summary.spliced += len;
+                let key = (conn, dir == Direction::ClientToServer);
+                let ts = super::forward::now_ns();
+                streams
+                    .entry(key)
+                    .or_default()
+                    .elide(&mut out, conn, dir, ts, len);
             }
             RecEvent::Eof { conn, dir, ts } => {
                 if let Some(mut s) = streams.remove(&(conn, dir == Direction::ClientToServer)) {
