@@ -606,7 +606,7 @@ fn messages() -> Vec<(String, Direction, Vec<u8>)> {
     );
     let st = FeatureMigState {
         device_state: u32le(3),
-        data_fd: u32le(0),
+        data_fd: 0.into(),
     };
     add(
         "device_feature-request-mig-state-set-stop-copy",

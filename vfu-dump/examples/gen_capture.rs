@@ -177,7 +177,7 @@ fn preamble(g: &mut Gen, conn: u32, ts: &mut u64) -> io::Result<()> {
     );
     let st = FeatureMigState {
         device_state: U32::new(6),
-        data_fd: U32::new(0),
+        data_fd: 0.into(),
     };
     let fb = Body::DeviceFeature {
         head: &f,

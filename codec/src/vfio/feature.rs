@@ -1,7 +1,7 @@
 //! DEVICE_FEATURE (§2.15) and its feature data, MIG_DATA_READ/WRITE (§2.16, §2.17),
 //! GET_PRECOPY_INFO \[pending\] (§2.18) and the legacy DIRTY_PAGES command (§4).
 
-use zerocopy::little_endian::{U32, U64};
+use zerocopy::little_endian::{I32, U32, U64};
 
 use crate::vfio::migration::MIG_STATE_NAMES;
 use crate::wire::{FlagSpec, Named, Show, named};
@@ -90,8 +90,9 @@ crate::wire_struct! {
     pub struct FeatureMigState("vfio-user spec §2.15 feature 2; <linux/vfio.h> vfio_device_feature_mig_state", size 8) {
         /// The requested (SET) or current (GET) migration state.
         device_state: U32 = Show::Enum(MIG_STATE_NAMES); key,
-        /// Unused in vfio-user; 0.
-        data_fd: U32 = Show::Dec,
+        /// Unused in vfio-user; 0 (libvfio-user's client sends -1). Signed (`__s32`), as in
+        /// `<linux/vfio.h>`, where -1 means "no data fd".
+        data_fd: I32 = Show::Dec,
     }
 
     /// DMA_LOGGING_START/STOP control (`struct vfio_device_feature_dma_logging_control`); ranges follow.

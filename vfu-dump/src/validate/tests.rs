@@ -110,10 +110,10 @@ fn feature(argsz: u32, flags: u32) -> DeviceFeature {
     }
 }
 
-fn mig_state(state: u32, data_fd: u32) -> FeatureMigState {
+fn mig_state(state: u32, data_fd: i32) -> FeatureMigState {
     FeatureMigState {
         device_state: U32::new(state),
-        data_fd: U32::new(data_fd),
+        data_fd: data_fd.into(),
     }
 }
 
@@ -2597,7 +2597,7 @@ fn migration_data_read_reply_padding() {
 
 #[test]
 fn data_fd_is_info_and_not_under_libvfio_user() {
-    let st = mig_state(1, u32::MAX);
+    let st = mig_state(1, -1);
     let msg = feat(1, feature(16, SET | F_STATE), FeatureData::MigState(&st));
     let f = negotiated(Profile::Spec).c(&msg);
     only(&f, "mig-state-data-fd", 28);

@@ -1597,7 +1597,7 @@ impl Conn {
                             Rule::MigStateDataFd,
                             28,
                             format_args!(
-                                "MIG_DEVICE_STATE SET has data_fd {:#x}; it is unused and should be 0",
+                                "MIG_DEVICE_STATE SET has data_fd {}; it is unused and should be 0",
                                 s.data_fd.get()
                             ),
                         );
