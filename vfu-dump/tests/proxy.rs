@@ -124,6 +124,17 @@ fn msg(id: u16, cmd: u16, flags: u32, payload: &[u8]) -> Vec<u8> {
 
 const REPLY: u32 = 1;
 
+/// A DMA_MAP request (read/write, IOVA 0x10000, 4 KiB) for a descriptor sent with it.
+fn dma_map(id: u16) -> Vec<u8> {
+    let mut p = Vec::new();
+    p.extend_from_slice(&32u32.to_le_bytes());
+    p.extend_from_slice(&3u32.to_le_bytes());
+    p.extend_from_slice(&0u64.to_le_bytes());
+    p.extend_from_slice(&0x10000u64.to_le_bytes());
+    p.extend_from_slice(&0x1000u64.to_le_bytes());
+    msg(id, 2, 0, &p)
+}
+
 fn send_fds(s: &UnixStream, data: &[u8], fds: &[BorrowedFd<'_>]) -> io::Result<usize> {
     let mut space = vec![MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(300))];
     let mut ctl = SendAncillaryBuffer::new(&mut space);
@@ -343,15 +354,7 @@ fn forwards_bytes_and_descriptors_and_records_them() {
 
     // DMA_MAP with a memfd, then two messages in one write, then a DEVICE_GET_INFO.
     let memfd = rustix::fs::memfd_create("dma", rustix::fs::MemfdFlags::CLOEXEC).unwrap();
-    let map = {
-        let mut p = Vec::new();
-        p.extend_from_slice(&32u32.to_le_bytes());
-        p.extend_from_slice(&3u32.to_le_bytes());
-        p.extend_from_slice(&0u64.to_le_bytes());
-        p.extend_from_slice(&0x10000u64.to_le_bytes());
-        p.extend_from_slice(&0x1000u64.to_le_bytes());
-        msg(1, 2, 0, &p)
-    };
+    let map = dma_map(1);
     send_fds(&c, &map, &[memfd.as_fd()]).unwrap();
     assert_eq!(read_exactly(&mut c, map.len()), map);
     let info = msg(2, 4, 0, &[16, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
@@ -427,15 +430,7 @@ fn bulk_data_is_spliced_and_descriptors_behind_it_still_pass() {
     head.extend_from_slice(&(data.len() as u32).to_le_bytes()); // count
     let write = msg(1, 10, 0, &[head, data].concat());
     let memfd = rustix::fs::memfd_create("dma", rustix::fs::MemfdFlags::CLOEXEC).unwrap();
-    let map = {
-        let mut p = Vec::new();
-        p.extend_from_slice(&32u32.to_le_bytes());
-        p.extend_from_slice(&3u32.to_le_bytes());
-        p.extend_from_slice(&0u64.to_le_bytes());
-        p.extend_from_slice(&0x10000u64.to_le_bytes());
-        p.extend_from_slice(&0x1000u64.to_le_bytes());
-        msg(2, 2, 0, &p)
-    };
+    let map = dma_map(2);
     let expected = [write.clone(), map.clone()].concat();
     // The echo comes back while we still write: read it on another thread.
     let mut reader = c.try_clone().unwrap();

@@ -245,17 +245,7 @@ impl Stream {
             self.fds += take_fds(pos, pos + k);
             self.buf.extend_from_slice(&data[pos..pos + k]);
             pos += k;
-            let left = r - k as u64;
-            self.remaining = Some(left);
-            if left == 0 {
-                out.emit_owned(conn, dir, ts, self.fds, self.piece, &mut self.buf);
-                self.reset();
-            } else if self.buf.len() >= MAX_MSG {
-                out.emit_owned(conn, dir, ts, self.fds, true, &mut self.buf);
-                self.buf.clear();
-                self.fds = 0;
-                self.piece = true;
-            }
+            self.body_added(out, conn, dir, ts, r - k as u64);
         }
         // Descriptors with no byte to go with (cannot happen on a stream socket): the message in
         // progress, or none.
@@ -292,17 +282,22 @@ impl Stream {
             let k = r.min(left).min((MAX_MSG - self.buf.len()) as u64) as usize;
             self.buf.resize(self.buf.len() + k, 0);
             left -= k as u64;
-            let rest = r - k as u64;
-            self.remaining = Some(rest);
-            if rest == 0 {
-                out.emit_owned(conn, dir, ts, self.fds, self.piece, &mut self.buf);
-                self.reset();
-            } else if self.buf.len() >= MAX_MSG {
-                out.emit_owned(conn, dir, ts, self.fds, true, &mut self.buf);
-                self.buf.clear();
-                self.fds = 0;
-                self.piece = true;
-            }
+            self.body_added(out, conn, dir, ts, r - k as u64);
+        }
+    }
+
+    /// Body bytes were added to the message in progress, `left` of them are still to come: record
+    /// the message when it is whole, or a piece of it when it has reached the most a record holds.
+    fn body_added(&mut self, out: &mut Sinks, conn: u32, dir: Direction, ts: u64, left: u64) {
+        self.remaining = Some(left);
+        if left == 0 {
+            out.emit_owned(conn, dir, ts, self.fds, self.piece, &mut self.buf);
+            self.reset();
+        } else if self.buf.len() >= MAX_MSG {
+            out.emit_owned(conn, dir, ts, self.fds, true, &mut self.buf);
+            self.buf.clear();
+            self.fds = 0;
+            self.piece = true;
         }
     }
 
