@@ -219,10 +219,11 @@ pub(crate) enum RecEvent {
     },
     /// Bytes received on one direction.
     Chunk(record::Chunk),
-    /// `len` bytes of opaque transfer data moved on one direction by `splice(2)`, not read.
+    /// `len` bytes of opaque transfer data moved on one direction by `splice(2)`, not read, at `ts`.
     Elided {
         conn: u32,
         dir: vfu_codec::Direction,
+        ts: u64,
         len: u64,
     },
     /// One direction ended.

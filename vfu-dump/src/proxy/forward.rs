@@ -30,6 +30,15 @@ const SPLICE_MIN: u64 = 64 << 10;
 /// `fs.pipe-max-size` says otherwise).
 const SPLICE_PIPE: usize = 1 << 20;
 
+/// Whether a direction splices.
+enum Splice {
+    /// Not allowed here, or not possible (no pipe, or no `scm_fds:` in fdinfo).
+    Off,
+    /// Allowed; tried at the first large transfer.
+    Untried,
+    Ready(Splicer),
+}
+
 /// The splice path of one direction: a pipe, and the source socket's fdinfo file to learn whether any
 /// descriptor waits in its receive queue.
 struct Splicer {
@@ -306,8 +315,9 @@ struct Forwarder {
     /// The receiver is gone: record, do not forward.
     dst_broken: bool,
     twins: Vec<JoinHandle<()>>,
-    /// The splice path, when the proxy allows it and the kernel supports its checks.
-    splicer: Option<Splicer>,
+    /// The splice path: made at the first large transfer (so that a connection that never has one
+    /// holds no pipe), when the proxy allows it and the kernel supports its checks.
+    splicer: Splice,
 }
 
 impl Forwarder {
@@ -332,9 +342,9 @@ impl Forwarder {
             dst_broken: false,
             twins: Vec::new(),
             splicer: if ctx.splice {
-                Splicer::new(src.as_fd())
+                Splice::Untried
             } else {
-                None
+                Splice::Off
             },
         }
     }
@@ -365,7 +375,7 @@ impl Forwarder {
         let mut held: Option<Buf> = None;
         let src = Arc::clone(&self.src);
         loop {
-            if self.splicer.is_some() && !self.dst_broken && self.splice_bulk() {
+            if !matches!(self.splicer, Splice::Off) && !self.dst_broken && self.splice_bulk() {
                 continue;
             }
             let mut buf = match held.take() {
@@ -490,7 +500,10 @@ impl Forwarder {
         if want < SPLICE_MIN {
             return false;
         }
-        let Some(sp) = &self.splicer else {
+        if matches!(self.splicer, Splice::Untried) {
+            self.splicer = Splicer::new(self.src.as_fd()).map_or(Splice::Off, Splice::Ready);
+        }
+        let Splice::Ready(sp) = &self.splicer else {
             return false;
         };
         let src = Arc::clone(&self.src);
@@ -524,6 +537,7 @@ impl Forwarder {
             let _ = self.tx.send(RecEvent::Elided {
                 conn: self.conn,
                 dir: self.dir,
+                ts: now_ns(),
                 len: k as u64,
             });
             self.scan.skip(k as u64);

@@ -393,14 +393,13 @@ pub(crate) fn run(
                 s.feed(&mut out, &c);
                 ctx.pool.put(c.buf);
             }
-            RecEvent::Elided { conn, dir, len } => {
+            RecEvent::Elided { conn, dir, ts, len } => {
                 match dir {
                     Direction::ClientToServer => out.summary.bytes_c2s += len,
                     Direction::ServerToClient => out.summary.bytes_s2c += len,
                 }
                 out.summary.spliced += len;
                 let key = (conn, dir == Direction::ClientToServer);
-                let ts = super::forward::now_ns();
                 streams
                     .entry(key)
                     .or_default()
