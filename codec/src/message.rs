@@ -8,7 +8,7 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 use crate::error::{DecodeError, EncodeError, Rule};
 use crate::header::{Command, HEADER_SIZE, Header, MessageType};
-use crate::vfio::caps::{Version, parse_capabilities};
+use crate::vfio::caps::{Version, check_capabilities};
 use crate::vfio::device::{
     CapIter, DeviceInfo, IoFdEntries, IrqInfo, IrqSet, RegionInfo, RegionIoFds,
     VFIO_IRQ_SET_DATA_BOOL, VFIO_REGION_INFO_FLAG_CAPS,
@@ -342,13 +342,16 @@ fn decode_body(cmd: Command, reply: bool, p: &[u8]) -> Result<(Body<'_>, &[u8]),
             let json = match rest.split_last() {
                 None => None,
                 Some((&0, text)) => {
-                    if let Some(nul) = text.iter().position(|&b| b == 0) {
+                    // `contains` searches a word at a time; the position only on the error path.
+                    if text.contains(&0)
+                        && let Some(nul) = text.iter().position(|&b| b == 0)
+                    {
                         return Err(DecodeError::new(
                             HEADER_SIZE + 4 + nul,
                             Rule::JsonNotTerminated,
                         ));
                     }
-                    parse_capabilities(text)
+                    check_capabilities(text)
                         .map_err(|(at, rule)| DecodeError::new(HEADER_SIZE + 4 + at, rule))?;
                     Some(text)
                 }

@@ -458,6 +458,13 @@ pub fn parse_capabilities(json: &[u8]) -> Result<Capabilities<'_>, (usize, Rule)
     out
 }
 
+/// Whether `json` parses as capabilities text, without handing the value back (decoding a VERSION
+/// message checks its text this way: building the value where it is parsed spares moving it).
+pub(crate) fn check_capabilities(json: &[u8]) -> Result<(), (usize, Rule)> {
+    let mut caps = Capabilities::default();
+    parse_into(json, &mut caps)
+}
+
 /// [`parse_capabilities`] without its fast path: the general parser alone, for differential tests
 /// and fuzzing (the two must agree on every text the fast path accepts). Not part of the API.
 #[doc(hidden)]
