@@ -283,8 +283,8 @@ impl<'o> Sink<'o> {
 #[derive(Debug)]
 pub struct Validator {
     profile: Profile,
-    vfio: HashMap<u32, vfio::Conn>,
-    vduse: HashMap<u32, vduse::Conn>,
+    vfio: HashMap<u32, vfio::Conn, foldhash::fast::RandomState>,
+    vduse: HashMap<u32, vduse::Conn, foldhash::fast::RandomState>,
 }
 
 impl Validator {
@@ -292,8 +292,8 @@ impl Validator {
     pub fn new(profile: Profile) -> Self {
         Validator {
             profile,
-            vfio: HashMap::new(),
-            vduse: HashMap::new(),
+            vfio: HashMap::default(),
+            vduse: HashMap::default(),
         }
     }
 
