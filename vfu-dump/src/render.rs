@@ -7,8 +7,8 @@ use std::fmt::Write as _;
 use std::io::{self, Write};
 
 use owo_colors::OwoColorize;
-use vfu_codec::wire::{Field, FlagKind, Named, Scalar, Show};
-use vfu_codec::{DataKind, DecodeError, Direction, Message, Part, errno};
+use vfu_codec::wire::{Field, FlagKind, Named, Scalar, Show, WireStruct};
+use vfu_codec::{DataKind, DecodeError, Direction, Header, Message, Part, errno};
 
 /// Facts about one message that do not come from its bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -222,7 +222,7 @@ pub fn key_fields(msg: &Message<'_>) -> String {
             index,
             ..
         } => {
-            if layout.name == "Header" {
+            if layout.name == Header::NAME {
                 return;
             }
             if let Some(i) = index {
@@ -624,7 +624,7 @@ pub fn write_json(
             let mut first = true;
             m.for_each_part(|p| {
                 if let Part::Struct { layout, .. } = p
-                    && layout.name == "Header"
+                    && layout.name == Header::NAME
                 {
                     return;
                 }

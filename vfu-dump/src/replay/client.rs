@@ -1,6 +1,5 @@
 //! Playing the client side of a captured connection against a live server (`--connect`).
 
-use std::collections::HashMap;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -10,7 +9,7 @@ use vfu_codec::{Body, Command, Direction, Header, decode, encode_to_vec};
 
 use super::compare::{Side as Msg, Skip};
 use super::memory::{EIO, Memory};
-use super::plan::{Fds, Plan, Role, describe};
+use super::plan::{Fds, Plan, Role, Waiting, describe};
 use super::report::{Divergence, Output, Report, What};
 use super::wire::{self, Incoming, Reader};
 use super::{Options, ReplayError, Timing, gone, make_fds};
@@ -44,7 +43,7 @@ pub fn play(
         reader: Some(reader),
         out,
         mem: Memory::default(),
-        pending: HashMap::new(),
+        pending: Waiting::default(),
         replied: vec![false; plan.steps.len()],
         server_cmds: plan
             .steps
@@ -75,7 +74,7 @@ struct Client<'p, 'o, 'w> {
     out: &'o mut Output<'w>,
     mem: Memory,
     /// Commands sent and not answered yet: id → positions, oldest first.
-    pending: HashMap<u16, Vec<usize>>,
+    pending: Waiting,
     /// By position: the command got its live reply.
     replied: Vec<bool>,
     /// Positions of the captured server commands, in order.
@@ -253,7 +252,7 @@ impl Client<'_, '_, '_> {
             }
         }
         if !h.no_reply() {
-            self.pending.entry(h.msg_id.get()).or_default().push(pos);
+            self.pending.push(h.msg_id.get(), pos);
         }
         Ok(())
     }
@@ -279,10 +278,7 @@ impl Client<'_, '_, '_> {
         if h.is_reply() {
             let (id, cmd) = (h.msg_id.get(), h.cmd());
             let steps = &self.plan.steps;
-            let request = self.pending.get_mut(&id).and_then(|v| {
-                let at = v.iter().position(|&p| steps[p].header().cmd() == cmd)?;
-                Some(v.remove(at))
-            });
+            let request = self.pending.take(steps, id, cmd);
             let Some(request) = request else {
                 return self.diverge(Divergence {
                     index: None,

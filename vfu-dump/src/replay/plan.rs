@@ -119,6 +119,24 @@ pub fn describe(bytes: &[u8]) -> String {
     }
 }
 
+/// The steps of the replay's own commands that wait for the live peer's reply, by message id.
+#[derive(Debug, Default)]
+pub struct Waiting(HashMap<u16, Vec<usize>>);
+
+impl Waiting {
+    /// Step `pos`, sent with message id `id`, waits for its reply.
+    pub fn push(&mut self, id: u16, pos: usize) {
+        self.0.entry(id).or_default().push(pos);
+    }
+
+    /// The earliest waiting step with message id `id` whose command is `cmd`, no longer waiting.
+    pub fn take(&mut self, steps: &[Step], id: u16, cmd: Command) -> Option<usize> {
+        let v = self.0.get_mut(&id)?;
+        let at = v.iter().position(|&p| steps[p].header().cmd() == cmd)?;
+        Some(v.remove(at))
+    }
+}
+
 /// One connection of a capture, checked and paired, ready to replay.
 #[derive(Clone, Debug)]
 pub struct Plan {

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use vfu_codec::{Body, Command, Direction, Header, encode_to_vec};
 
 use super::compare::{Side as Msg, Skip};
-use super::plan::{Plan, Role, describe};
+use super::plan::{Plan, Role, Waiting, describe};
 use super::report::{Divergence, Output, Report, What};
 use super::wire::{self, Incoming, Reader};
 use super::{Options, ReplayError, Timing, gone, make_fds};
@@ -75,7 +75,7 @@ impl Serving {
             consumed: vec![false; n],
             sent: vec![false; n],
             answered: vec![false; n],
-            pending: HashMap::new(),
+            pending: Waiting::default(),
             deferred: VecDeque::new(),
             cursor: 0,
             report: Report::default(),
@@ -119,7 +119,7 @@ struct Server<'p, 'o, 'w> {
     /// By position: the server command got the client's reply.
     answered: Vec<bool>,
     /// Server commands sent and not answered: id → positions.
-    pending: HashMap<u16, Vec<usize>>,
+    pending: Waiting,
     /// Client commands that arrived while a server command waited for its reply.
     deferred: VecDeque<Received>,
     /// Everything before this position has been played.
@@ -249,7 +249,7 @@ impl Server<'_, '_, '_> {
             ReplayError::Socket(format!("making descriptors for #{}", step.record.index), e)
         })?;
         if self.send(pos, &step.record.data, &fds)? && !no_reply {
-            self.pending.entry(id).or_default().push(pos);
+            self.pending.push(id, pos);
         }
         Ok(())
     }
@@ -305,10 +305,7 @@ impl Server<'_, '_, '_> {
         let (id, cmd) = (h.msg_id.get(), h.cmd());
         let steps = &self.plan.steps;
         if h.is_reply() {
-            let request = self.pending.get_mut(&id).and_then(|v| {
-                let at = v.iter().position(|&p| steps[p].header().cmd() == cmd)?;
-                Some(v.remove(at))
-            });
+            let request = self.pending.take(steps, id, cmd);
             let Some(request) = request else {
                 return self.diverge(Divergence {
                     index: None,
