@@ -506,51 +506,51 @@ fn parse_general<'a>(json: &'a [u8], caps: &mut Capabilities<'a>) -> Result<(), 
 /// the `version_caps` fuzz target check this).
 #[inline]
 fn fast_document<'a>(json: &'a [u8], caps: &mut Capabilities<'a>) -> Option<()> {
-    let mut i = json.strip_prefix(b"{\"capabilities\":{")?;
+    let i = json.strip_prefix(b"{\"capabilities\":{")?;
+    let i = fast_object(caps, Scope::Capabilities, i)?;
+    (i == b"}").then_some(())
+}
+
+/// The members of the known object `scope` at `i` (just after its `{`), stored; returns what follows
+/// its `}`. Only `capabilities` holds objects (`migration` and `twin_socket`, whose members are all
+/// scalars), so nesting stops at two levels: the inner objects go through a copy of this function
+/// in which objects are refused, which keeps both inlined (a function cannot inline itself).
+#[inline(always)]
+fn fast_object<'a>(caps: &mut Capabilities<'_>, scope: Scope, i: &'a [u8]) -> Option<&'a [u8]> {
+    fast_members(caps, scope, i, |caps, k, inner, rest| {
+        match k {
+            Known::Migration => caps.migration = Some(Migration::default()),
+            _ => caps.twin_socket = Some(TwinSocket::default()),
+        }
+        let i = rest.strip_prefix(b"{")?;
+        fast_members(caps, inner, i, |_, _, _, _| None)
+    })
+}
+
+/// The member loop of [`fast_object`]: each key once, each scalar stored, each object value handed to
+/// `object(caps, key, its scope, text after the colon)`, which returns what follows the object.
+#[inline(always)]
+fn fast_members<'a>(
+    caps: &mut Capabilities<'_>,
+    scope: Scope,
+    mut i: &'a [u8],
+    mut object: impl FnMut(&mut Capabilities<'_>, Known, Scope, &'a [u8]) -> Option<&'a [u8]>,
+) -> Option<&'a [u8]> {
     let mut seen = 0u16;
     loop {
-        let (k, rest) = fast_key(Scope::Capabilities, i)?;
+        let (k, rest) = fast_key(scope, i)?;
         if seen & k.bit() != 0 {
             return None;
         }
         seen |= k.bit();
-        i = match k.kind() {
-            Kind::Object(inner) => {
-                match k {
-                    Known::Migration => caps.migration = Some(Migration::default()),
-                    _ => caps.twin_socket = Some(TwinSocket::default()),
-                }
-                let mut i = rest.strip_prefix(b"{")?;
-                let mut inner_seen = 0u16;
-                loop {
-                    let (k, rest) = fast_key(inner, i)?;
-                    if inner_seen & k.bit() != 0 {
-                        return None;
-                    }
-                    inner_seen |= k.bit();
-                    let (at, end) = fast_scalar(caps, k, rest)?;
-                    i = at;
-                    if end {
-                        break;
-                    }
-                }
-                i
-            }
-            _ => rest,
+        let rest = match k.kind() {
+            Kind::Object(inner) => object(caps, k, inner, rest)?,
+            _ => fast_scalar(caps, k, rest)?,
         };
-        // After an object, `i` is past its `}`; after a scalar, at the scalar.
-        let (at, end) = if matches!(k.kind(), Kind::Object(_)) {
-            match i.split_first()? {
-                (b',', r) => (r, false),
-                (b'}', r) => (r, true),
-                _ => return None,
-            }
-        } else {
-            fast_scalar(caps, k, i)?
-        };
-        i = at;
-        if end {
-            return (i == b"}").then_some(());
+        match rest.split_first()? {
+            (b',', r) => i = r,
+            (b'}', r) => return Some(r),
+            _ => return None,
         }
     }
 }
@@ -590,15 +590,14 @@ fn fast_key(scope: Scope, i: &[u8]) -> Option<(Known, &[u8])> {
     }
 }
 
-/// The scalar value of member `k` at `i`, stored, and the `,` or `}` after it: what follows that, and
-/// whether it was the `}`.
+/// The scalar value of member `k` at `i`, stored; returns what follows it.
 #[inline(always)]
-fn fast_scalar<'a>(caps: &mut Capabilities<'_>, k: Known, i: &'a [u8]) -> Option<(&'a [u8], bool)> {
-    let rest = match k.kind() {
+fn fast_scalar<'a>(caps: &mut Capabilities<'_>, k: Known, i: &'a [u8]) -> Option<&'a [u8]> {
+    match k.kind() {
         Kind::Uint => {
             let (rest, n) = plain_uint(i)?;
             caps.set_uint(k, n);
-            rest
+            Some(rest)
         }
         Kind::Bool => {
             let (rest, b) = match i.strip_prefix(b"true") {
@@ -606,14 +605,9 @@ fn fast_scalar<'a>(caps: &mut Capabilities<'_>, k: Known, i: &'a [u8]) -> Option
                 None => (i.strip_prefix(b"false")?, false),
             };
             caps.set_bool(k, b);
-            rest
+            Some(rest)
         }
-        Kind::Object(_) => return None,
-    };
-    match rest.split_first()? {
-        (b',', r) => Some((r, false)),
-        (b'}', r) => Some((r, true)),
-        _ => None,
+        Kind::Object(_) => None,
     }
 }
 
