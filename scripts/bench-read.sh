@@ -15,28 +15,28 @@ mkdir -p "$dir"
 command -v /usr/bin/time >/dev/null || apt-get install -y -qq time >/dev/null
 cargo build --release -q -p vfu-dump --bin vfu-dump --example gen_capture
 bin=${CARGO_TARGET_DIR:-target}/release
+best() { # prints "seconds peak_kib" of the fastest of 3 runs of "$@" (wall time from EPOCHREALTIME)
+    local b=999999 r=0 t0 t1 s m
+    for _ in 1 2 3; do
+        t0=$EPOCHREALTIME
+        /usr/bin/time -f '%M' -o "$dir/t" "$@" >/dev/null 2>"$dir/err" || true
+        t1=$EPOCHREALTIME
+        s=$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.4f", b - a}')
+        m=$(tail -1 "$dir/t")
+        if awk "BEGIN{exit !($s < $b)}"; then b=$s; r=$m; fi
+    done
+    echo "$b $r"
+}
+row() { # name seconds peak
+    awk -v n="$1" -v s="$2" -v m="$3" -v by="$bytes" -v ms="$msgs" \
+        'BEGIN{ printf "| %s | %.3f s | %.0f MB/s | %.2f M msg/s | %.0f MiB |\n", n, s, by/s/1e6, ms/s/1e6, m/1024 }'
+}
 for mix in ${MIXES:-session bulk}; do
     cap="$dir/$mix-$size.pcapng"
     [ -f "$cap" ] || "$bin/examples/gen_capture" "$cap" "$size" "$mix"
     bytes=$(stat -c %s "$cap")
     msgs=$("$bin/vfu-dump" read --stats "$cap" | head -1 | cut -d' ' -f1)
 
-    best() { # prints "seconds peak_kib" of the fastest of 3 runs of "$@" (wall time from EPOCHREALTIME)
-        local b=999999 r=0 t0 t1 s m
-        for _ in 1 2 3; do
-            t0=$EPOCHREALTIME
-            /usr/bin/time -f '%M' -o "$dir/t" "$@" >/dev/null 2>"$dir/err" || true
-            t1=$EPOCHREALTIME
-            s=$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.4f", b - a}')
-            m=$(tail -1 "$dir/t")
-            if awk "BEGIN{exit !($s < $b)}"; then b=$s; r=$m; fi
-        done
-        echo "$b $r"
-    }
-    row() { # name seconds peak
-        awk -v n="$1" -v s="$2" -v m="$3" -v by="$bytes" -v ms="$msgs" \
-            'BEGIN{ printf "| %s | %.3f s | %.0f MB/s | %.2f M msg/s | %.0f MiB |\n", n, s, by/s/1e6, ms/s/1e6, m/1024 }'
-    }
     echo
     echo "## $mix mix"
     echo "capture: $cap, $bytes bytes, $msgs messages"

@@ -67,7 +67,6 @@ impl<R: Read + Send + 'static> Input<R> {
     pub(crate) fn read_ahead(mut reader: R) -> Self {
         let (to_caller, chunks) = sync_channel::<io::Result<Vec<u8>>>(AHEAD);
         let (spent, from_caller) = channel::<Vec<u8>>();
-        let (failed, failure) = sync_channel(1);
         let spawned = std::thread::Builder::new()
             .name("vfu-read-ahead".into())
             .spawn(move || {
@@ -97,6 +96,7 @@ impl<R: Read + Send + 'static> Input<R> {
             Ok(_) => Input::with(Source::Ahead { chunks, spent }),
             // No thread to be had: the first fill reports why.
             Err(e) => {
+                let (failed, failure) = sync_channel(1);
                 let _ = failed.send(Err(e));
                 Input::with(Source::Ahead {
                     chunks: failure,
