@@ -74,9 +74,10 @@
 //! `/proc/self/fdinfo/<socket>` must be 0 (no descriptor anywhere in the receive queue at that moment),
 //! and only those queued bytes are spliced; on a kernel without `scm_fds:` (before 6.8), or when
 //! either check fails, the ordinary `recvmsg` path runs. The recorder gets the length of what went by
-//! and fills the message out with zeros, so lines, JSON, validation and the counts are unchanged (they
-//! never show transfer data); [`Summary::spliced`] counts these bytes. `VFU_PROXY_SPLICE=0` turns it
-//! off.
+//! and keeps only the message's head; where the whole message is needed it is laid out as that head
+//! followed by zeros, in a buffer kept zeroed between messages (`pad`), so lines, JSON, validation and
+//! the counts are unchanged (they never show transfer data) and the data is never filled in byte by
+//! byte; [`Summary::spliced`] counts these bytes. `VFU_PROXY_SPLICE=0` turns it off.
 //!
 //! Both consumer threads batch: after a busy turn they sleep briefly instead of being woken per
 //! message, so under load a forwarded message costs no wake-up system call.
@@ -86,6 +87,7 @@
 //! recorder write the messages left partial as `truncated` records and flush the capture.
 
 mod forward;
+mod pad;
 mod pool;
 mod print;
 mod record;

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use vfu_codec::{Direction, decode};
 
+use super::pad::ZeroPad;
 use super::{PrintOptions, Summary};
 use crate::capture::{Protocol, RecordRef};
 use crate::cli::OutputFormat;
@@ -45,7 +46,10 @@ pub(crate) struct PMsg {
     pub(crate) ts: u64,
     pub(crate) fds: u32,
     pub(crate) truncated: bool,
+    /// The message, or its head when `absent > 0`.
     pub(crate) data: Vec<u8>,
+    /// Bytes of transfer data after `data` that went by unread (spliced); they print as zeros.
+    pub(crate) absent: usize,
 }
 
 /// What the printer prints.
@@ -170,7 +174,7 @@ impl Queue {
 
     /// Moves every queued item to `into`, waiting for some; `None` once closed and empty. Also
     /// returns the drop count.
-    fn pop_all(&self, into: &mut VecDeque<Item>) -> Option<u64> {
+    pub(super) fn pop_all(&self, into: &mut VecDeque<Item>) -> Option<u64> {
         let mut q = self.lock();
         while q.items.is_empty() {
             if q.closed {
@@ -205,6 +209,7 @@ struct Printer {
     first_ts: Option<u64>,
     findings: Vec<Finding>,
     sink_failed: bool,
+    pad: ZeroPad,
 }
 
 /// Runs the printer until the queue is closed and empty.
@@ -218,6 +223,7 @@ pub(crate) fn run(q: &Queue, opts: PrintOptions) {
         first_ts: None,
         findings: Vec::new(),
         sink_failed: false,
+        pad: ZeroPad::default(),
     };
     let mut batch = VecDeque::with_capacity(1024);
     let mut reported = 0;
@@ -255,6 +261,11 @@ pub(crate) fn run(q: &Queue, opts: PrintOptions) {
 
 impl Printer {
     fn message(&mut self, m: &PMsg) -> io::Result<()> {
+        let data: &[u8] = if m.absent == 0 {
+            &m.data
+        } else {
+            self.pad.with(&m.data, m.absent)
+        };
         let rec = RecordRef {
             conn: m.conn,
             ts_ns: m.ts,
@@ -262,7 +273,7 @@ impl Printer {
             protocol: Protocol::VfioUser,
             fds: m.fds,
             truncated: m.truncated,
-            data: &m.data,
+            data,
             index: m.index,
             file_offset: 0,
         };
@@ -270,7 +281,7 @@ impl Printer {
         if let Some(v) = self.validator.as_mut() {
             v.check(&crate::validate_cli::event(&rec), &mut self.findings);
         }
-        let decoded = decode(&m.data, m.dir);
+        let decoded = decode(data, m.dir);
         let rtt = decoded
             .as_ref()
             .ok()
@@ -306,10 +317,8 @@ impl Printer {
             rtt_ns: rtt,
         };
         match self.opts.format {
-            OutputFormat::Text => {
-                render::write_line(&mut self.out, &meta, &m.data, &decoded, &style)?
-            }
-            OutputFormat::Json => render::write_json(&mut self.out, &meta, &m.data, &decoded)?,
+            OutputFormat::Text => render::write_line(&mut self.out, &meta, data, &decoded, &style)?,
+            OutputFormat::Json => render::write_json(&mut self.out, &meta, data, &decoded)?,
         }
         for f in &self.findings {
             crate::validate_cli::write_finding(&mut self.out, f, self.opts.format, true)?;

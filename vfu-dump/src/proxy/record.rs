@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use vfu_codec::frame::{Frame, frame, msg_size};
 use vfu_codec::{Direction, HEADER_SIZE};
 
+use super::pad::ZeroPad;
 use super::print::{self, Item, PMsg};
 use super::{Ctx, NoteKind, RecEvent, Summary};
 use crate::capture::{PcapngWriter, Protocol, RecordRef};
@@ -46,8 +47,13 @@ pub(crate) struct Chunk {
 /// A direction's message in progress.
 #[derive(Default)]
 struct Stream {
-    /// Its bytes so far.
+    /// Its bytes so far (up to the first span that went by unread).
     buf: Vec<u8>,
+    /// A span of its transfer data went by unread (spliced): from there on its bytes are counted in
+    /// `absent`, not stored, whether or not they were read (see [`super::pad`]).
+    unread: bool,
+    /// Bytes after `buf` that count as zeros.
+    absent: usize,
     /// Its descriptors so far.
     fds: u32,
     /// Body bytes still to come, once the header is whole.
@@ -66,6 +72,8 @@ struct Sinks {
     summary: Summary,
     per_conn: HashMap<u32, u64>,
     index: u64,
+    /// Lays out messages with spliced data, when the capture needs them whole.
+    pad: ZeroPad,
 }
 
 impl Sinks {
@@ -79,20 +87,21 @@ impl Sinks {
         }
     }
 
-    /// As [`emit`](Self::emit), for a message reassembled in `buf`: the printer gets the buffer
-    /// itself (and `buf` an empty one), not a copy.
-    fn emit_owned(
-        &mut self,
-        conn: u32,
-        dir: Direction,
-        ts: u64,
-        fds: u32,
-        truncated: bool,
-        buf: &mut Vec<u8>,
-    ) {
-        let m = self.record(conn, dir, ts, fds, truncated, buf);
+    /// As [`emit`](Self::emit), for the message (or piece) held by a stream: its bytes in `s.buf`,
+    /// followed by `s.absent` that went by unread (zeros), with `s.fds` descriptors. The printer gets
+    /// the buffer itself (and `s.buf` an empty one), not a copy.
+    fn emit_held(&mut self, conn: u32, dir: Direction, ts: u64, truncated: bool, s: &mut Stream) {
+        let (fds, absent) = (s.fds, s.absent);
+        let m = if absent == 0 {
+            self.record(conn, dir, ts, fds, truncated, &s.buf)
+        } else {
+            let mut pad = std::mem::take(&mut self.pad);
+            let m = self.record(conn, dir, ts, fds, truncated, pad.with(&s.buf, absent));
+            self.pad = pad;
+            m.map(|m| PMsg { absent, ..m })
+        };
         if let (Some(m), Some((q, true))) = (m, &self.printq)
-            && !q.push_owned(m, buf)
+            && !q.push_owned(m, &mut s.buf)
         {
             self.summary.not_printed += 1;
         }
@@ -142,6 +151,7 @@ impl Sinks {
             fds,
             truncated,
             data: Vec::new(),
+            absent: 0,
         })
     }
 
@@ -220,7 +230,7 @@ impl Stream {
                 }
                 let size = u64::from(msg_size(&self.buf).unwrap_or(0));
                 if size < HEADER_SIZE as u64 {
-                    out.emit_owned(conn, dir, ts, self.fds, false, &mut self.buf);
+                    out.emit_held(conn, dir, ts, false, self);
                     self.reset();
                     continue;
                 }
@@ -241,9 +251,13 @@ impl Stream {
             let r = self.remaining.unwrap_or(0);
             let k = r
                 .min((data.len() - pos) as u64)
-                .min((MAX_MSG - self.buf.len()) as u64) as usize;
+                .min((MAX_MSG - self.len()) as u64) as usize;
             self.fds += take_fds(pos, pos + k);
-            self.buf.extend_from_slice(&data[pos..pos + k]);
+            if self.unread {
+                self.absent += k;
+            } else {
+                self.buf.extend_from_slice(&data[pos..pos + k]);
+            }
             pos += k;
             self.body_added(out, conn, dir, ts, r - k as u64);
         }
@@ -252,9 +266,10 @@ impl Stream {
         self.fds += pending;
     }
 
-    /// `len` bytes of the current message's opaque data went by unread (spliced): they count as zeros.
-    /// The forwarder frames the stream as this does, so they lie inside the message's body; should
-    /// they not, they are zeros of whatever comes, and the stream still ends where the bytes did.
+    /// `len` bytes of the current message's opaque data went by unread (spliced): they count as zeros,
+    /// and so does the rest of the message (see [`Stream::absent`]), without being stored. The
+    /// forwarder frames the stream as this does, so they lie inside the message's body; should they
+    /// not, they are zeros of whatever comes, and the stream still ends where the bytes did.
     fn elide(&mut self, out: &mut Sinks, conn: u32, dir: Direction, ts: u64, len: u64) {
         let mut left = len;
         while left > 0 {
@@ -279,8 +294,9 @@ impl Stream {
                 left -= k as u64;
                 continue;
             }
-            let k = r.min(left).min((MAX_MSG - self.buf.len()) as u64) as usize;
-            self.buf.resize(self.buf.len() + k, 0);
+            let k = r.min(left).min((MAX_MSG - self.len()) as u64) as usize;
+            self.unread = true;
+            self.absent += k;
             left -= k as u64;
             self.body_added(out, conn, dir, ts, r - k as u64);
         }
@@ -291,14 +307,20 @@ impl Stream {
     fn body_added(&mut self, out: &mut Sinks, conn: u32, dir: Direction, ts: u64, left: u64) {
         self.remaining = Some(left);
         if left == 0 {
-            out.emit_owned(conn, dir, ts, self.fds, self.piece, &mut self.buf);
+            out.emit_held(conn, dir, ts, self.piece, self);
             self.reset();
-        } else if self.buf.len() >= MAX_MSG {
-            out.emit_owned(conn, dir, ts, self.fds, true, &mut self.buf);
+        } else if self.len() >= MAX_MSG {
+            out.emit_held(conn, dir, ts, true, self);
             self.buf.clear();
             self.fds = 0;
             self.piece = true;
+            self.absent = 0;
         }
+    }
+
+    /// The length of the message (or piece) so far.
+    fn len(&self) -> usize {
+        self.buf.len() + self.absent
     }
 
     fn reset(&mut self) {
@@ -307,6 +329,8 @@ impl Stream {
             self.buf = Vec::new();
         }
         self.fds = 0;
+        self.absent = 0;
+        self.unread = false;
         self.remaining = None;
         self.piece = false;
     }
@@ -318,18 +342,18 @@ impl Stream {
                 "{}: the stream ended inside an oversized message",
                 side(dir)
             )
-        } else if self.buf.is_empty() {
+        } else if self.len() == 0 {
             String::new()
         } else {
             let declared = msg_size(&self.buf).map_or(String::new(), |s| format!(" of {s}"));
             format!(
                 "{}: the stream ended inside a message ({} bytes{declared}); recorded as truncated",
                 side(dir),
-                self.buf.len()
+                self.len()
             )
         };
-        if !self.buf.is_empty() {
-            out.emit_owned(conn, dir, ts, self.fds, true, &mut self.buf);
+        if self.len() > 0 {
+            out.emit_held(conn, dir, ts, true, self);
         }
         if !text.is_empty() {
             out.note(conn, text);
@@ -354,6 +378,7 @@ pub(crate) fn run(
         summary: Summary::default(),
         per_conn: HashMap::new(),
         index: 0,
+        pad: ZeroPad::default(),
     };
     let mut streams: HashMap<(u32, bool), Stream> = HashMap::new();
     let mut busy = false;
@@ -490,5 +515,104 @@ pub(crate) fn run(
     match out.capture_error {
         Some(e) => Err(e),
         None => Ok(out.summary),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::VecDeque;
+    use vfu_codec::{Body, decode};
+
+    fn message(id: u16, cmd: u16, body: &[u8]) -> Vec<u8> {
+        let mut m = Vec::new();
+        m.extend_from_slice(&id.to_le_bytes());
+        m.extend_from_slice(&cmd.to_le_bytes());
+        m.extend_from_slice(&((16 + body.len()) as u32).to_le_bytes());
+        m.extend_from_slice(&[0; 8]);
+        m.extend_from_slice(body);
+        m
+    }
+
+    fn chunk(bytes: &[u8]) -> Chunk {
+        Chunk {
+            conn: 0,
+            dir: Direction::ClientToServer,
+            ts: 1,
+            buf: std::sync::Arc::new(bytes.to_vec()),
+            start: 0,
+            len: bytes.len(),
+            fds_at: 0,
+            nfds: 0,
+        }
+    }
+
+    /// A REGION_WRITE whose data went by partly spliced, partly read, and the message behind it: the
+    /// recorder keeps only the head of the first, the printer gets it with the right length, and both
+    /// decode as they would have whole.
+    #[test]
+    fn spliced_data_is_counted_not_stored() {
+        let q = Arc::new(print::Queue::new());
+        let mut out = Sinks {
+            capture: None,
+            capture_error: None,
+            iface: HashMap::new(),
+            printq: Some((Arc::clone(&q), true)),
+            summary: Summary::default(),
+            per_conn: HashMap::new(),
+            index: 0,
+            pad: ZeroPad::default(),
+        };
+        let count: u32 = 300_000;
+        let mut fixed = Vec::new();
+        fixed.extend_from_slice(&0x40u64.to_le_bytes());
+        fixed.extend_from_slice(&0u32.to_le_bytes());
+        fixed.extend_from_slice(&count.to_le_bytes());
+        let mut head = message(1, 10, &fixed);
+        head[4..8].copy_from_slice(&(32 + count).to_le_bytes());
+        let info = message(2, 4, &[0; 16]);
+
+        let dir = Direction::ClientToServer;
+        let mut s = Stream::default();
+        // Header, fixed part and 100 data bytes read; 200,000 spliced; 1,000 read; the rest spliced;
+        // then the next message.
+        let first: Vec<u8> = [&head[..], &[0xAB; 100][..]].concat();
+        s.feed(&mut out, &chunk(&first));
+        s.elide(&mut out, 0, dir, 2, 200_000);
+        assert!(s.buf.len() == first.len() && s.absent == 200_000);
+        s.feed(&mut out, &chunk(&[0xCD; 1000]));
+        assert_eq!(
+            s.buf.len(),
+            first.len(),
+            "bytes after a spliced span are counted, not stored"
+        );
+        s.elide(&mut out, 0, dir, 3, u64::from(count) - 201_100);
+        s.feed(&mut out, &chunk(&info));
+        assert_eq!((out.summary.messages, out.summary.malformed), (2, 0));
+
+        let mut items = VecDeque::new();
+        q.close();
+        q.pop_all(&mut items).unwrap();
+        let msgs: Vec<PMsg> = items
+            .into_iter()
+            .filter_map(|i| match i {
+                Item::Msg(m) => Some(m),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(msgs.len(), 2);
+        assert_eq!(
+            (msgs[0].data.as_slice(), msgs[0].absent),
+            (&first[..], count as usize - 100)
+        );
+        let mut pad = ZeroPad::default();
+        let whole = pad.with(&msgs[0].data, msgs[0].absent);
+        let m = decode(whole, dir).unwrap();
+        let Body::RegionRw { access, data } = m.body else {
+            panic!("{:?}", m.body)
+        };
+        assert_eq!((access.count.get(), data.len()), (count, count as usize));
+        assert!(data[..100].iter().all(|&b| b == 0xAB) && data[100..].iter().all(|&b| b == 0));
+        assert_eq!((msgs[1].data.as_slice(), msgs[1].absent), (&info[..], 0));
     }
 }
