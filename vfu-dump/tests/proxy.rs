@@ -10,8 +10,8 @@
 use std::fs::File;
 use std::io::{self, IoSlice, IoSliceMut, Read, Write};
 use std::mem::MaybeUninit;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
-use std::os::unix::fs::{FileExt, PermissionsExt};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -30,6 +30,8 @@ use vfu_dump::proxy::{Config, PrintOptions, Proxy, ProxyHandle, Sink, Summary};
 use vfu_dump::read::Filter;
 use vfu_dump::render::Style;
 use vfu_dump::validate::{Event, Finding, Profile, Severity, Validator};
+
+mod common;
 
 // ---------------------------------------------------------------------------------------------------
 // Harness
@@ -1071,263 +1073,14 @@ fn sigterm_flushes_the_capture_and_exits_zero() {
 
 mod rust_vmm {
     use super::*;
-    use vfio_bindings::bindings::vfio::{
-        VFIO_IRQ_INFO_EVENTFD, VFIO_IRQ_SET_ACTION_TRIGGER, VFIO_IRQ_SET_DATA_EVENTFD,
-        VFIO_REGION_INFO_FLAG_MMAP, VFIO_REGION_INFO_FLAG_READ, VFIO_REGION_INFO_FLAG_WRITE,
-        vfio_region_info, vfio_region_sparse_mmap_area,
+    use crate::common::{Checks, Layout, serve, session};
+
+    /// Every line the session can note: both sides of each comparison here are live devices.
+    const CHECKS: Checks = Checks {
+        device: true,
+        interrupt_count: true,
+        bar1_memory: true,
     };
-    use vfio_user::{
-        Client, DmaMapFlags, DmaUnmapFlags, IrqInfo, Server, ServerBackend, ServerRegion,
-        SparseArea,
-    };
-    use vm_memory::{Bytes, FileOffset, MmapRegion, VolatileMemory};
-
-    const DOORBELL: u64 = 0x100;
-    const IOVA: u64 = 0x10_0000;
-
-    /// A device: BAR0 is plain memory, except that a write to DOORBELL makes the device write the
-    /// written bytes into the start of the DMA window (through its mapping of the client's memfd) and
-    /// then trigger interrupt 0 (the client's eventfd).
-    struct Device {
-        bar0: Vec<u8>,
-        dma: Option<MmapRegion>,
-        irq: Option<File>,
-    }
-
-    impl ServerBackend for Device {
-        fn region_read(&mut self, region: u32, offset: u64, data: &mut [u8]) -> io::Result<()> {
-            assert_eq!(region, 0);
-            let o = offset as usize;
-            data.copy_from_slice(&self.bar0[o..o + data.len()]);
-            Ok(())
-        }
-
-        fn region_write(&mut self, region: u32, offset: u64, data: &[u8]) -> io::Result<()> {
-            assert_eq!(region, 0);
-            if offset == DOORBELL {
-                let dma = self
-                    .dma
-                    .as_ref()
-                    .ok_or_else(|| io::Error::other("no DMA window"))?;
-                dma.get_slice(0, data.len())
-                    .map_err(io::Error::other)?
-                    .write_slice(data, 0)
-                    .map_err(io::Error::other)?;
-                self.irq
-                    .as_ref()
-                    .ok_or_else(|| io::Error::other("no eventfd"))?
-                    .write_all(&1u64.to_ne_bytes())?;
-                return Ok(());
-            }
-            let o = offset as usize;
-            self.bar0[o..o + data.len()].copy_from_slice(data);
-            Ok(())
-        }
-
-        fn dma_map(
-            &mut self,
-            flags: DmaMapFlags,
-            offset: u64,
-            address: u64,
-            size: u64,
-            fd: Option<File>,
-        ) -> io::Result<()> {
-            assert_eq!((flags, address), (DmaMapFlags::READ_WRITE, IOVA));
-            let fd = fd.ok_or_else(|| io::Error::other("DMA_MAP without a descriptor"))?;
-            self.dma = Some(
-                MmapRegion::from_file(FileOffset::new(fd, offset), size as usize)
-                    .map_err(io::Error::other)?,
-            );
-            Ok(())
-        }
-
-        fn dma_unmap(&mut self, _flags: DmaUnmapFlags, address: u64, _size: u64) -> io::Result<()> {
-            assert_eq!(address, IOVA);
-            self.dma = None;
-            Ok(())
-        }
-
-        fn reset(&mut self) -> io::Result<()> {
-            self.bar0.fill(0);
-            Ok(())
-        }
-
-        fn set_irqs(
-            &mut self,
-            index: u32,
-            _flags: u32,
-            _start: u32,
-            count: u32,
-            mut fds: Vec<File>,
-        ) -> io::Result<()> {
-            assert_eq!((index, count, fds.len()), (0, 1, 1));
-            self.irq = fds.pop();
-            Ok(())
-        }
-    }
-
-    /// Serves one client at `path` (the crate's `Server::run` serves exactly one).
-    /// With `region1`, BAR1 is mmap-able: its info reply carries a sparse-mmap capability and that
-    /// memfd.
-    fn serve(path: &Path, region1: Option<&OwnedFd>) -> JoinHandle<Result<(), String>> {
-        let bar0 = vfio_region_info {
-            argsz: 32,
-            flags: VFIO_REGION_INFO_FLAG_READ | VFIO_REGION_INFO_FLAG_WRITE,
-            index: 0,
-            cap_offset: 0,
-            size: 0x1000,
-            offset: 0,
-        };
-        let bar1 = vfio_region_info {
-            argsz: 32,
-            flags: VFIO_REGION_INFO_FLAG_READ
-                | VFIO_REGION_INFO_FLAG_WRITE
-                | if region1.is_some() {
-                    VFIO_REGION_INFO_FLAG_MMAP
-                } else {
-                    0
-                },
-            index: 1,
-            cap_offset: 0,
-            size: 0x1000,
-            offset: 0,
-        };
-        let mut regions = vec![
-            ServerRegion {
-                region_info: bar0,
-                sparse_areas: vec![],
-                mmap_fd: None,
-            },
-            ServerRegion {
-                region_info: bar1,
-                sparse_areas: region1
-                    .iter()
-                    .map(|_| SparseArea {
-                        area: vfio_region_sparse_mmap_area {
-                            offset: 0,
-                            size: 0x1000,
-                        },
-                    })
-                    .collect(),
-                mmap_fd: region1.map(AsRawFd::as_raw_fd),
-            },
-        ];
-        // A PCI device has 9 regions (BAR0-5, ROM, CONFIG, VGA) and 5 IRQ indices; the rest are
-        // empty.
-        for index in 2..9 {
-            regions.push(ServerRegion {
-                region_info: vfio_region_info {
-                    argsz: 32,
-                    index,
-                    ..Default::default()
-                },
-                sparse_areas: vec![],
-                mmap_fd: None,
-            });
-        }
-        let irqs = (0..5)
-            .map(|index| IrqInfo {
-                index,
-                flags: VFIO_IRQ_INFO_EVENTFD,
-                count: u32::from(index == 0),
-            })
-            .collect();
-        let server = Server::new(path, true, irqs, regions).unwrap();
-        std::thread::spawn(move || {
-            let mut dev = Device {
-                bar0: vec![0; 0x1000],
-                dma: None,
-                irq: None,
-            };
-            server.run(&mut dev).map_err(|e| e.to_string())
-        })
-    }
-
-    /// What a client session observed, with nothing that depends on descriptor numbers.
-    fn session(path: &Path) -> Vec<String> {
-        let mut seen = Vec::new();
-        let mut client = Client::new(path).unwrap();
-        for i in 0..2 {
-            let r = client.region(i).unwrap();
-            seen.push(format!(
-                "region {} flags {:#x} size {:#x} sparse {:?} fd {}",
-                r.index,
-                r.flags,
-                r.size,
-                r.sparse_areas
-                    .iter()
-                    .map(|a| (a.offset, a.size))
-                    .collect::<Vec<_>>(),
-                r.file_offset.is_some()
-            ));
-        }
-        // With an mmap-able BAR1, its descriptor came from the server with the region info reply:
-        // it is the server's memfd (read what the test wrote into it).
-        if let Some(r1) = client.region(1).unwrap().file_offset.as_ref() {
-            let mut head = [0u8; 8];
-            r1.file().read_exact_at(&mut head, 0).unwrap();
-            seen.push(format!(
-                "region 1 memory {:?}",
-                String::from_utf8_lossy(&head)
-            ));
-        }
-        seen.push(format!("irq {:?}", client.get_irq_info(0).unwrap()));
-        client.region_write(0, 0x10, b"hello").unwrap();
-        let mut b = [0u8; 5];
-        client.region_read(0, 0x10, &mut b).unwrap();
-        seen.push(format!("bar0 {:?}", String::from_utf8_lossy(&b)));
-
-        let memfd = rustix::fs::memfd_create("guest-ram", rustix::fs::MemfdFlags::CLOEXEC).unwrap();
-        rustix::fs::ftruncate(&memfd, 0x2000).unwrap();
-        client.dma_map(0, IOVA, 0x2000, memfd.as_raw_fd()).unwrap();
-        let evt = rustix::event::eventfd(0, rustix::event::EventfdFlags::CLOEXEC).unwrap();
-        client
-            .set_irqs(
-                0,
-                VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER,
-                0,
-                1,
-                &[evt.as_raw_fd()],
-            )
-            .unwrap();
-        client.region_write(0, DOORBELL, b"DMA works").unwrap();
-        // The interrupt: the eventfd counts the device's signal.
-        let mut p = [rustix::event::PollFd::new(
-            &evt,
-            rustix::event::PollFlags::IN,
-        )];
-        let timeout = rustix::event::Timespec {
-            tv_sec: 5,
-            tv_nsec: 0,
-        };
-        assert_eq!(
-            rustix::event::poll(&mut p, Some(&timeout)).unwrap(),
-            1,
-            "no interrupt"
-        );
-        let mut count = [0u8; 8];
-        rustix::io::read(&evt, &mut count).unwrap();
-        seen.push(format!("interrupts {}", u64::from_ne_bytes(count)));
-        // The device wrote through its mapping of our memfd.
-        let mut ram = [0u8; 9];
-        File::from(memfd.try_clone().unwrap())
-            .read_exact_at(&mut ram, 0)
-            .unwrap();
-        seen.push(format!("guest memory {:?}", String::from_utf8_lossy(&ram)));
-        client.dma_unmap(IOVA, 0x2000).unwrap();
-        client.reset().unwrap();
-        client.region_read(0, 0x10, &mut b).unwrap();
-        seen.push(format!("bar0 after reset {b:?}"));
-        client.shutdown().unwrap();
-        seen
-    }
-
-    fn region1_memory() -> OwnedFd {
-        let fd = rustix::fs::memfd_create("bar1", rustix::fs::MemfdFlags::CLOEXEC).unwrap();
-        rustix::fs::ftruncate(&fd, 0x1000).unwrap();
-        rustix::io::pwrite(&fd, b"BAR1 mem", 0).unwrap();
-        fd
-    }
 
     /// Runs a session directly and then through a proxy that captures; returns both transcripts,
     /// the capture and the proxy's summary and output.
@@ -1335,17 +1088,21 @@ mod rust_vmm {
         mmap_region: bool,
     ) -> (Vec<String>, Vec<String>, Capture, Summary, String) {
         let d = tmp();
-        let mem = region1_memory();
-        let region1 = mmap_region.then_some(&mem);
+        // All of a PCI device's regions and IRQ indices.
+        let layout = Layout {
+            bar0_size: 0x1000,
+            bar1_mmap: mmap_region,
+            pci: true,
+        };
 
-        let server = serve(&d.join("direct.sock"), region1);
-        let direct = session(&d.join("direct.sock"));
+        let server = serve(&d.join("direct.sock"), layout);
+        let direct = session(&d.join("direct.sock"), CHECKS);
         server.join().unwrap().unwrap();
 
-        let server = serve(&d.join("s.sock"), region1);
+        let server = serve(&d.join("s.sock"), layout);
         let out = Out::default();
         let proxy = start(&d, true, Some(&out));
-        let proxied = session(&d.join("c.sock"));
+        let proxied = session(&d.join("c.sock"), CHECKS);
         server.join().unwrap().unwrap();
         wait_until("the connection to end", || proxy.active_connections() == 0);
         let summary = proxy.shutdown().unwrap();
