@@ -575,13 +575,7 @@ fn twin_socket_is_relayed_and_recorded() {
     twin.set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
     let twin_inode = inode(&twin);
-    let mut map = Vec::new();
-    map.extend_from_slice(&32u32.to_le_bytes());
-    map.extend_from_slice(&3u32.to_le_bytes());
-    map.extend_from_slice(&0u64.to_le_bytes());
-    map.extend_from_slice(&0x10000u64.to_le_bytes());
-    map.extend_from_slice(&0x1000u64.to_le_bytes());
-    c.write_all(&msg(1, 2, 0, &map)).unwrap();
+    c.write_all(&dma_map(1)).unwrap();
     read_exactly(&mut c, 16);
     let req = read_exactly(&mut twin, 32);
     assert_eq!(u16::from_le_bytes([req[2], req[3]]), 11);

@@ -72,7 +72,7 @@ struct Sinks {
     summary: Summary,
     per_conn: HashMap<u32, u64>,
     index: u64,
-    /// Lays out messages with spliced data, when the capture needs them whole.
+    /// Lays out messages with spliced data whole, for the capture and the malformed count.
     pad: ZeroPad,
 }
 
