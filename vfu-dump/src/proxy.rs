@@ -64,20 +64,23 @@
 //!   that cannot keep up); the alternatives were losing records or buffering without bound, and the
 //!   capture is the record of truth. Without `-w` the recorder does no I/O and cannot fall behind.
 //!
-//! **Bulk data.** When nothing needs the bytes of bulk transfers (no capture, no `-x`), the opaque data
-//! of a large REGION_READ/WRITE, DMA_READ/WRITE or MIG_DATA_READ/WRITE (at least 64 KiB of it still to
-//! come, the header and fixed part already read) is moved with `splice(2)` from the source socket into
-//! a pipe and from the pipe into the destination socket: the kernel passes the pages along and the
-//! proxy never copies them, which is what lets a proxied 1 MiB transfer run near the speed of a direct
-//! one. `splice` cannot carry SCM_RIGHTS descriptors, so it is used only for bytes known to carry none:
-//! the bytes queued on the socket (`FIONREAD`) are read first, then `scm_fds:` in
-//! `/proc/self/fdinfo/<socket>` must be 0 (no descriptor anywhere in the receive queue at that moment),
-//! and only those queued bytes are spliced; on a kernel without `scm_fds:` (before 6.8), or when
-//! either check fails, the ordinary `recvmsg` path runs. The recorder gets the length of what went by
-//! and keeps only the message's head; where the whole message is needed it is laid out as that head
-//! followed by zeros, in a buffer kept zeroed between messages (`pad`), so lines, JSON, validation and
-//! the counts are unchanged (they never show transfer data) and the data is never filled in byte by
-//! byte; [`Summary::spliced`] counts these bytes. `VFU_PROXY_SPLICE=0` turns it off.
+//! **Bulk data.** When nothing needs the bytes of bulk transfers (no capture, no `-x`), the opaque
+//! data of a large REGION_READ/WRITE, DMA_READ/WRITE or MIG_DATA_READ/WRITE (at least 64 KiB of it;
+//! all of it that the read of the header and fixed part did not take) is moved with `splice(2)`
+//! from the source socket into a pipe and from the pipe into the destination socket: the kernel
+//! passes the pages along and the proxy never copies them, which is what lets a proxied 1 MiB
+//! transfer run near the speed of a direct one. So that the read of a header does not also copy the
+//! data queued behind it, a read that may start a message takes at most 8 KiB while splicing is
+//! allowed. `splice` cannot carry SCM_RIGHTS descriptors, so it is used only for bytes known to
+//! carry none: the bytes queued on the socket (`FIONREAD`) are read first, then `scm_fds:` in
+//! `/proc/self/fdinfo/<socket>` must be 0 (no descriptor anywhere in the receive queue at that
+//! moment), and only those queued bytes are spliced; on a kernel without `scm_fds:` (before 6.8),
+//! or when either check fails, the ordinary `recvmsg` path runs. The recorder gets the length of
+//! what went by and keeps only the message's head; where the whole message is needed it is laid out
+//! as that head followed by zeros, in a buffer kept zeroed between messages (`pad`), so lines,
+//! JSON, validation and the counts are unchanged (they never show transfer data) and the data is
+//! never filled in byte by byte; [`Summary::spliced`] counts these bytes. `VFU_PROXY_SPLICE=0`
+//! turns it off.
 //!
 //! Both consumer threads batch: after a busy turn they sleep briefly instead of being woken per
 //! message, so under load a forwarded message costs no wake-up system call.

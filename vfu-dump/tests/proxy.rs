@@ -454,16 +454,8 @@ fn bulk_data_is_spliced_and_descriptors_behind_it_still_pass() {
         [inode(&memfd)],
         "the memfd behind the transfer arrives"
     );
-    // The splice path needs `scm_fds:` in fdinfo (Linux 6.8 and later); without it, nothing is
-    // spliced and everything above must hold all the same.
-    let scm_fds = {
-        use std::os::fd::AsRawFd;
-        let probe = UnixStream::pair().unwrap().0;
-        std::fs::read_to_string(format!("/proc/self/fdinfo/{}", probe.as_raw_fd()))
-            .unwrap()
-            .contains("scm_fds:")
-    };
-    if scm_fds {
+    // Without `scm_fds:` nothing is spliced and everything above must hold all the same.
+    if kernel_reports_scm_fds() {
         assert!(
             s.spliced > 0 && s.spliced <= 2 * (1 << 20),
             "spliced {} bytes",
@@ -481,6 +473,66 @@ fn bulk_data_is_spliced_and_descriptors_behind_it_still_pass() {
         .unwrap_or_else(|| panic!("{text}"));
     assert!(line.contains("1048576"), "{line}");
     assert!(text.contains("DMA_MAP") && text.contains("fds=1"), "{text}");
+}
+
+/// Whether this kernel shows `scm_fds:` in a UNIX socket's fdinfo (Linux 6.8 and later), which the
+/// splice path needs.
+fn kernel_reports_scm_fds() -> bool {
+    use std::os::fd::AsRawFd;
+    let probe = UnixStream::pair().unwrap().0;
+    std::fs::read_to_string(format!("/proc/self/fdinfo/{}", probe.as_raw_fd()))
+        .unwrap()
+        .contains("scm_fds:")
+}
+
+/// Large transfers back to back, nothing else on the connection: past the first read of each
+/// message (at most a small buffer, 8 KiB, where a message may start), all of its data is spliced, in
+/// both directions, down to the last byte, including the second message, which the proxy meets with
+/// the large buffer of the first still in hand.
+#[test]
+fn bulk_data_is_spliced_from_the_first_read_to_the_last_byte() {
+    let _g = shared();
+    let d = tmp();
+    let peer = Peer::start(&d.join("s.sock"), true);
+    let proxy = start(&d, false, None);
+    let c = connect(&d.join("c.sock"));
+    let mut sent = Vec::new();
+    for id in 1..=2u16 {
+        let data = noise(1 << 20, u64::from(id));
+        let mut head = Vec::new();
+        head.extend_from_slice(&0u64.to_le_bytes()); // offset
+        head.extend_from_slice(&0u32.to_le_bytes()); // region 0
+        head.extend_from_slice(&(data.len() as u32).to_le_bytes()); // count
+        sent.extend_from_slice(&msg(id, 10, 0, &[head, data].concat()));
+    }
+    let mut reader = c.try_clone().unwrap();
+    let want = sent.len();
+    let echoed = std::thread::spawn(move || read_exactly(&mut reader, want));
+    (&c).write_all(&sent).unwrap();
+    assert!(echoed.join().unwrap() == sent, "the echo differs");
+    drop(c);
+    wait_until("the peer to finish", || {
+        peer.active.load(Ordering::SeqCst) == 0 && proxy.active_connections() == 0
+    });
+    let s = proxy.shutdown().unwrap();
+    assert!(
+        peer.take_logs()[0].bytes == sent,
+        "the server got other bytes"
+    );
+    assert_eq!((s.messages, s.malformed), (4, 0), "{s:?}");
+    if kernel_reports_scm_fds() {
+        // Two messages each way; of each, only the first read (at most 8 KiB, the header and fixed
+        // part among them) is read rather than spliced.
+        let data_each = 1u64 << 20;
+        let least = 4 * (data_each - (8192 - 32));
+        assert!(
+            s.spliced >= least && s.spliced <= 4 * data_each,
+            "spliced {} bytes, expected at least {least}",
+            s.spliced
+        );
+    } else {
+        assert_eq!(s.spliced, 0);
+    }
 }
 
 /// Many clients at once, all connected before any of them speaks: each is served (an idle

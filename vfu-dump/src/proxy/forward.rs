@@ -22,8 +22,9 @@ const SEND_BUFFER: usize = 2 << 20;
 /// The longest VERSION reply held back to look for a twin socket before it is forwarded.
 const MAX_VERSION_REPLY: usize = 64 << 10;
 
-/// The least opaque data left in a message for the splice path to take it (below this, `recvmsg` and
-/// `sendmsg` are as cheap).
+/// The least opaque data in a message for the splice path to take it (below this, `recvmsg` and
+/// `sendmsg` are as cheap). Once a message qualifies, all of its opaque data that the first read did
+/// not take is spliced, down to its last byte.
 const SPLICE_MIN: u64 = 64 << 10;
 
 /// The pipe size asked for on the splice path (the kernel allows 1 MiB unless
@@ -295,6 +296,25 @@ impl Scan {
         }
     }
 
+    /// The current message's opaque data, in all (0 when it has none or its fixed part is still to
+    /// come).
+    pub(crate) fn opaque_total(&self) -> u64 {
+        if self.have == 0 && self.data_from != u64::MAX {
+            self.body.saturating_sub(self.data_from)
+        } else {
+            0
+        }
+    }
+
+    /// Whether a read from here may run into the transfer data of a message whose header or fixed
+    /// part has not been read whole: at a message boundary, inside a header, or inside the fixed part
+    /// of a message that carries opaque data.
+    pub(crate) fn before_data(&self) -> bool {
+        self.have > 0
+            || self.remaining == 0
+            || (self.data_from != u64::MAX && self.body - self.remaining < self.data_from)
+    }
+
     /// `n` bytes (at most [`opaque_left`](Self::opaque_left)) went by without being read.
     pub(crate) fn skip(&mut self, n: u64) {
         self.remaining -= n.min(self.remaining);
@@ -385,7 +405,15 @@ impl Forwarder {
             let Some(b) = Arc::get_mut(&mut buf) else {
                 continue;
             };
-            let r = match sock::recv(src.as_fd(), b, &mut space, &mut fds) {
+            // Before a message's transfer data, read no more than a small buffer holds while the
+            // splice path may take over: a large message's data then goes by splice from its first
+            // kilobytes on instead of being copied in a read of everything queued behind its header.
+            let room = if self.scan.before_data() && !matches!(self.splicer, Splice::Off) {
+                b.len().min(SMALL)
+            } else {
+                b.len()
+            };
+            let r = match sock::recv(src.as_fd(), &mut b[..room], &mut space, &mut fds) {
                 Ok(r) => r,
                 Err(e) => {
                     self.note(
@@ -463,7 +491,7 @@ impl Forwarder {
             // run the reader on the writer's processor (a synchronous wake-up), which matters for
             // round trips.
             // A large buffer next while data comes in bulk.
-            let bulk = len == buf.len() || self.scan.remaining > SMALL as u64;
+            let bulk = len == room || self.scan.remaining > SMALL as u64;
             held = Some(self.ctx.pool.take(bulk));
             match &extra {
                 None => self.forward(&buf[..len], &fds, fds_at, twin.as_ref()),
@@ -497,7 +525,7 @@ impl Forwarder {
     fn splice_bulk(&mut self) -> bool {
         use rustix::pipe::{SpliceFlags, splice};
         let want = self.scan.opaque_left();
-        if want < SPLICE_MIN {
+        if want == 0 || self.scan.opaque_total() < SPLICE_MIN {
             return false;
         }
         if matches!(self.splicer, Splice::Untried) {
@@ -761,5 +789,35 @@ mod tests {
         bad.extend_from_slice(&header(16));
         assert_eq!(s.feed(&bad[..20]), Some(16)); // the second header starts at 16
         assert_eq!(s.feed(&bad[20..]), None);
+    }
+
+    #[test]
+    fn scan_knows_where_transfer_data_starts() {
+        // A REGION_WRITE request: 16-byte header, 16-byte fixed part, then 100 bytes of data.
+        let mut m = header(132).to_vec();
+        m[2..4].copy_from_slice(&10u16.to_le_bytes());
+        m.resize(132, 0xA5);
+        let mut s = Scan::default();
+        assert!(s.before_data());
+        s.feed(&m[..10]); // inside the header
+        assert!(s.before_data());
+        assert_eq!((s.opaque_left(), s.opaque_total()), (0, 0));
+        s.feed(&m[10..20]); // inside the fixed part
+        assert!(s.before_data());
+        assert_eq!((s.opaque_left(), s.opaque_total()), (0, 100));
+        s.feed(&m[20..40]); // into the data
+        assert!(!s.before_data());
+        assert_eq!((s.opaque_left(), s.opaque_total()), (92, 100));
+        s.skip(92);
+        assert!(s.before_data());
+        assert_eq!(s.opaque_left(), 0);
+        // A reply carries no data: only its boundary is "before data".
+        let mut r = header(132).to_vec();
+        r[2..4].copy_from_slice(&10u16.to_le_bytes());
+        r[8..12].copy_from_slice(&1u32.to_le_bytes());
+        r.resize(132, 0);
+        s.feed(&r[..40]);
+        assert!(!s.before_data());
+        assert_eq!((s.opaque_left(), s.opaque_total()), (0, 0));
     }
 }
