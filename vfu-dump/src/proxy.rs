@@ -82,6 +82,17 @@
 //! never filled in byte by byte; [`Summary::spliced`] counts these bytes. `VFU_PROXY_SPLICE=0`
 //! turns it off.
 //!
+//! **Spinning.** A thread that sleeps in `recvmsg` has to be woken when a message comes, and on a
+//! virtual machine whose idle processors halt, that wake-up can cost tens of microseconds: more than
+//! the rest of a round trip. So after forwarding a request, the client→server thread keeps polling
+//! the client (`recvmsg` with `MSG_DONTWAIT`) for `--spin` microseconds (default 50) before it
+//! sleeps: while requests follow each other, the next one is picked up at once. Only that direction
+//! spins: a reply comes from a server that goes to sleep right after sending it, and the kernel can
+//! run the woken thread on the processor the server leaves. Measured (BENCHMARKS.md), spinning on
+//! the server→client side instead, or on whichever side forwarded last, made round trips slower,
+//! not faster. At most one thread per processor beyond the first spins at a time, none on a single
+//! processor, and an idle connection never spins. `--spin 0` turns it off.
+//!
 //! Both consumer threads batch: after a busy turn they sleep briefly instead of being woken per
 //! message, so under load a forwarded message costs no wake-up system call.
 //!
@@ -154,11 +165,14 @@ pub struct Config {
     pub capture: Option<PathBuf>,
     /// Print; `None` prints nothing at all.
     pub print: Option<PrintOptions>,
+    /// How long a forwarding thread keeps polling its source without sleeping after it forwarded
+    /// something, before it blocks (see "Spinning" in the module documentation). Zero: never.
+    pub spin: Duration,
 }
 
 impl Config {
     /// A configuration that forwards and records nothing else: no capture, no output, mode 0600,
-    /// a 5 s connect timeout.
+    /// a 5 s connect timeout, spinning for [`DEFAULT_SPIN`].
     pub fn new(listen: impl Into<PathBuf>, connect: impl Into<PathBuf>) -> Self {
         Config {
             listen: listen.into(),
@@ -167,9 +181,13 @@ impl Config {
             connect_timeout: Duration::from_secs(5),
             capture: None,
             print: None,
+            spin: DEFAULT_SPIN,
         }
     }
 }
+
+/// How long a forwarding thread polls after forwarding before it sleeps, unless told otherwise.
+pub const DEFAULT_SPIN: Duration = Duration::from_micros(50);
 
 /// Counts over the proxy's whole run.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -260,6 +278,11 @@ pub(crate) struct Ctx {
     /// Bulk transfer data may be spliced (no capture and no hex dump need its bytes).
     pub(crate) splice: bool,
     connect_timeout: Duration,
+    /// How long a forwarder polls before it sleeps (zero: never).
+    pub(crate) spin: Duration,
+    /// Forwarders polling right now, and how many may (one processor fewer than the machine has).
+    pub(crate) spinning: AtomicUsize,
+    pub(crate) max_spinning: usize,
     pool: pool::Pool,
     stopping: AtomicBool,
     active: AtomicUsize,
@@ -357,6 +380,9 @@ impl Proxy {
             server: config.connect.clone(),
             splice: !needs_bytes && !splice_off,
             connect_timeout: config.connect_timeout,
+            spin: config.spin,
+            spinning: AtomicUsize::new(0),
+            max_spinning: std::thread::available_parallelism().map_or(0, |n| n.get() - 1),
             pool: pool::Pool::new(),
             stopping: AtomicBool::new(false),
             active: AtomicUsize::new(0),
@@ -612,6 +638,7 @@ pub fn run(opts: &ProxyOpts, out: &mut dyn Write) -> Result<(), RunError> {
         connect_timeout,
         capture: opts.write.clone(),
         print: Some(print),
+        spin: Duration::from_micros(opts.spin),
     };
     let handle = Proxy::start(config)
         .map_err(|e| RunError::Usage(format!("proxy on {}: {e}", opts.listen.display())))?;

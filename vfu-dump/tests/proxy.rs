@@ -103,8 +103,13 @@ fn printing(out: &Out, validate: bool) -> PrintOptions {
 }
 
 fn start(dir: &Path, capture: bool, out: Option<&Out>) -> ProxyHandle {
+    start_spinning(dir, capture, out, vfu_dump::proxy::DEFAULT_SPIN)
+}
+
+fn start_spinning(dir: &Path, capture: bool, out: Option<&Out>, spin: Duration) -> ProxyHandle {
     let mut c = Config::new(dir.join("c.sock"), dir.join("s.sock"));
     c.connect_timeout = Duration::from_secs(3);
+    c.spin = spin;
     if capture {
         c.capture = Some(dir.join("cap.pcapng"));
     }
@@ -347,11 +352,29 @@ impl Capture {
 /// shows the decoded messages.
 #[test]
 fn forwards_bytes_and_descriptors_and_records_them() {
+    forwards_bytes_and_descriptors(vfu_dump::proxy::DEFAULT_SPIN);
+}
+
+/// The same with the client→server thread always sleeping in `recvmsg` (`--spin 0`)...
+#[test]
+fn forwards_bytes_and_descriptors_without_spinning() {
+    forwards_bytes_and_descriptors(Duration::ZERO);
+}
+
+/// ... and with it polling without sleeping for the whole test (a 10 s spin), so that every read of
+/// the client, descriptors included, is a non-blocking one (on a machine with more than one
+/// processor; on one processor nothing spins).
+#[test]
+fn forwards_bytes_and_descriptors_while_spinning() {
+    forwards_bytes_and_descriptors(Duration::from_secs(10));
+}
+
+fn forwards_bytes_and_descriptors(spin: Duration) {
     let _g = shared();
     let d = tmp();
     let peer = Peer::start(&d.join("s.sock"), true);
     let out = Out::default();
-    let proxy = start(&d, true, Some(&out));
+    let proxy = start_spinning(&d, true, Some(&out), spin);
     let mut c = connect(&d.join("c.sock"));
 
     // DMA_MAP with a memfd, then two messages in one write, then a DEVICE_GET_INFO.

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::SyncSender;
 use std::thread::JoinHandle;
+use std::time::Instant;
 
 use rustix::net::Shutdown;
 use vfu_codec::{Body, Command, Direction, HEADER_SIZE, Header};
@@ -338,6 +339,8 @@ struct Forwarder {
     /// The splice path: made at the first large transfer (so that a connection that never has one
     /// holds no pipe), when the proxy allows it and the kernel supports its checks.
     splicer: Splice,
+    /// When this direction last forwarded something (it spins for a while after).
+    forwarded: Instant,
 }
 
 impl Forwarder {
@@ -366,6 +369,7 @@ impl Forwarder {
             } else {
                 Splice::Off
             },
+            forwarded: Instant::now(),
         }
     }
 
@@ -413,7 +417,10 @@ impl Forwarder {
             } else {
                 b.len()
             };
-            let r = match sock::recv(src.as_fd(), &mut b[..room], &mut space, &mut fds) {
+            let spun = self.spin_recv(&mut b[..room], &mut space, &mut fds);
+            let r = match spun
+                .unwrap_or_else(|| sock::recv(src.as_fd(), &mut b[..room], &mut space, &mut fds))
+            {
                 Ok(r) => r,
                 Err(e) => {
                     self.note(
@@ -500,6 +507,7 @@ impl Forwarder {
                     self.forward(&buf[*split..len], more, 0, None);
                 }
             }
+            self.forwarded = Instant::now();
             // Our reference goes; the recorder's returns the buffer to the pool.
             drop(buf);
             if let Some(t) = twin
@@ -517,6 +525,41 @@ impl Forwarder {
             self.ctx.pool.put(b);
         }
         self.twins
+    }
+
+    /// Reads without sleeping, polling the client for up to the proxy's spin time after the last
+    /// forward, when a spinning slot is free (see "Spinning" in the module documentation). `None`:
+    /// nothing came (or spinning is off, out of time or taken, or this is the server→client
+    /// direction); the caller then blocks in `recvmsg`.
+    fn spin_recv(
+        &self,
+        buf: &mut [u8],
+        space: &mut [MaybeUninit<u8>; CMSG_SPACE],
+        fds: &mut Vec<OwnedFd>,
+    ) -> Option<io::Result<sock::Received>> {
+        let spin = self.ctx.spin;
+        if spin.is_zero()
+            || self.dir != Direction::ClientToServer
+            || self.forwarded.elapsed() >= spin
+        {
+            return None;
+        }
+        let slots = &self.ctx.spinning;
+        slots
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < self.ctx.max_spinning).then_some(n + 1)
+            })
+            .ok()?;
+        let got = loop {
+            match sock::try_recv(self.src.as_fd(), buf, space, fds) {
+                Ok(None) if self.forwarded.elapsed() < spin => std::hint::spin_loop(),
+                Ok(None) => break None,
+                Ok(Some(r)) => break Some(Ok(r)),
+                Err(e) => break Some(Err(e)),
+            }
+        };
+        slots.fetch_sub(1, Ordering::AcqRel);
+        got
     }
 
     /// Moves opaque transfer data that is already queued on the source, and carries no descriptor,
@@ -599,6 +642,9 @@ impl Forwarder {
         }
         if let Some(e) = failed {
             self.broken(e);
+        }
+        if moved > 0 {
+            self.forwarded = Instant::now();
         }
         moved > 0
     }

@@ -120,14 +120,39 @@ pub(crate) fn recv(
     space: &mut [MaybeUninit<u8>; CMSG_SPACE],
     fds: &mut Vec<OwnedFd>,
 ) -> io::Result<Received> {
+    recv_with(src, buf, space, fds, RecvFlags::CMSG_CLOEXEC)
+}
+
+/// [`recv`] that does not wait: `Ok(None)` when nothing is queued.
+pub(crate) fn try_recv(
+    src: BorrowedFd<'_>,
+    buf: &mut [u8],
+    space: &mut [MaybeUninit<u8>; CMSG_SPACE],
+    fds: &mut Vec<OwnedFd>,
+) -> io::Result<Option<Received>> {
+    match recv_with(
+        src,
+        buf,
+        space,
+        fds,
+        RecvFlags::CMSG_CLOEXEC | RecvFlags::DONTWAIT,
+    ) {
+        Ok(r) => Ok(Some(r)),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+fn recv_with(
+    src: BorrowedFd<'_>,
+    buf: &mut [u8],
+    space: &mut [MaybeUninit<u8>; CMSG_SPACE],
+    fds: &mut Vec<OwnedFd>,
+    flags: RecvFlags,
+) -> io::Result<Received> {
     loop {
         let mut ctl = RecvAncillaryBuffer::new(space);
-        let r = rustix::net::recvmsg(
-            src,
-            &mut [io::IoSliceMut::new(buf)],
-            &mut ctl,
-            RecvFlags::CMSG_CLOEXEC,
-        );
+        let r = rustix::net::recvmsg(src, &mut [io::IoSliceMut::new(buf)], &mut ctl, flags);
         match r {
             Ok(m) => {
                 for msg in ctl.drain() {
