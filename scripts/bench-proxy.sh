@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Runs the `vfu-dump proxy` benchmark (vfu-dump/benches/proxy.rs): round trips and 1 MiB REGION_WRITE
-# throughput direct, through the proxy (with and without -w) and through socat, alternating; the
-# proxy's peak RSS from 10,000 to 1,000,000 messages; heap allocations per message.
+# throughput direct, through the proxy (decoding; with -w; with --spin 0; with -q) and through socat,
+# alternating, with the proxy's (and socat's) processor time per round trip; the proxy's peak RSS
+# from 10,000 to 1,000,000 messages; heap allocations per message.
 # Figures are recorded in BENCHMARKS.md under "## vfu-dump proxy".
 #
-#   scripts/bench-proxy.sh            full run (about a minute on 2 cores)
+#   scripts/bench-proxy.sh            full run (about a minute and a half on 2 cores)
 #   VFU_BENCH_QUICK=1 scripts/...     smoke run
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -5,9 +5,10 @@
 //! falls on all of them alike:
 //!
 //! 1. synchronous DEVICE_GET_INFO round trips: direct, through `vfu-dump proxy` (decoding and
-//!    printing to /dev/null), the same with `-w` (capture), and through
-//!    `socat UNIX-LISTEN:…,fork UNIX-CONNECT:…`;
-//! 2. 1 MiB REGION_WRITE throughput over the same four paths;
+//!    printing to /dev/null), the same with `-w` (capture), the same with `--spin 0` (never
+//!    polling), with `-q` (forwarding only), and through `socat UNIX-LISTEN:…,fork UNIX-CONNECT:…`;
+//!    with the processor time the proxy (or socat, its children included) spent per round trip;
+//! 2. 1 MiB REGION_WRITE throughput over the same paths;
 //! 3. the proxy process's peak RSS (VmHWM) after 10,000 and after 1,000,000 messages (with `-w`);
 //! 4. heap allocations per message in an in-process proxy (capture on, printing off: the forwarding
 //!    and recording path), counted by a global allocator.
@@ -265,6 +266,23 @@ fn stop(child: &mut Child) {
     let _ = child.wait();
 }
 
+/// Nanoseconds on a processor of every thread of a process and of its children still running (socat
+/// serves each connection in a child), from `/proc/<pid>/task/<tid>/schedstat`.
+fn cpu_ns(pid: u32) -> u64 {
+    fn threads(pid: &str) -> u64 {
+        let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+            return 0;
+        };
+        dir.filter_map(Result::ok)
+            .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+            .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+            .sum()
+    }
+    let children =
+        std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+    threads(&pid.to_string()) + children.split_whitespace().map(threads).sum::<u64>()
+}
+
 fn vm_hwm_kib(pid: u32) -> u64 {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     let line = s.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
@@ -310,6 +328,17 @@ fn main() {
         },
     ];
     setups.push(Path4 {
+        name: "vfu-dump proxy --spin 0 (decode, never poll)",
+        path: dir.join("proxy-s0.sock"),
+        child: Some(spawn_proxy_with(
+            &dir,
+            "proxy-s0",
+            &server,
+            false,
+            &["--spin", "0"],
+        )),
+    });
+    setups.push(Path4 {
         name: "vfu-dump proxy -q (forward only)",
         path: dir.join("proxy-q.sock"),
         child: Some(spawn_proxy_with(&dir, "proxy-q", &server, false, &["-q"])),
@@ -326,29 +355,41 @@ fn main() {
     // 1 and 2, alternating.
     let mut rtt: Vec<Vec<f64>> = vec![Vec::new(); setups.len()];
     let mut tput: Vec<Vec<f64>> = vec![Vec::new(); setups.len()];
+    // Processor time the proxy (or socat) spent during the measured round trips.
+    let mut cpu = vec![0u64; setups.len()];
     for round in 0..=rounds {
         for (i, s) in setups.iter().enumerate() {
             let mut c = client(&s.path);
+            let pid = s.child.as_ref().map(Child::id);
+            let before = pid.map_or(0, cpu_ns);
             let per = round_trips(&mut c, rtts);
+            let after = pid.map_or(0, cpu_ns);
             let bps = region_writes(&mut c, writes, MIB);
             // Round 0 warms up (page cache, CPU frequency, the proxy's buffer pool).
             if round > 0 {
                 rtt[i].push(per.as_nanos() as f64);
                 tput[i].push(bps);
+                cpu[i] += after.saturating_sub(before);
             }
         }
     }
     let direct_rtt = median(&mut rtt[0].clone());
     let direct_tput = median(&mut tput[0].clone());
     println!(
-        "| path | round trip (median of {rounds} rounds × {rtts}) | vs direct | 1 MiB REGION_WRITE (median of {rounds} × {writes}) | vs direct |"
+        "| path | round trip (median of {rounds} rounds × {rtts}) | vs direct | proxy CPU per round trip | 1 MiB REGION_WRITE (median of {rounds} × {writes}) | vs direct |"
     );
-    println!("|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|");
     for (i, s) in setups.iter().enumerate() {
         let r = median(&mut rtt[i]);
         let t = median(&mut tput[i]);
+        let used = if s.child.is_some() {
+            let per = cpu[i] as f64 / (f64::from(rounds) * f64::from(rtts));
+            format!("{:.1} µs", per / 1e3)
+        } else {
+            "–".to_string()
+        };
         println!(
-            "| {} | {:.1} µs | {:.2}× | {:.0} MiB/s | {:.0} % |",
+            "| {} | {:.1} µs | {:.2}× | {used} | {:.0} MiB/s | {:.0} % |",
             s.name,
             r / 1e3,
             r / direct_rtt,
