@@ -117,6 +117,16 @@ fn start_spinning(dir: &Path, capture: bool, out: Option<&Out>, spin: Duration) 
     Proxy::start(c).unwrap()
 }
 
+/// A REGION_WRITE request of `data` to region 0 at `offset`.
+fn region_write(id: u16, offset: u64, data: &[u8]) -> Vec<u8> {
+    let mut body = Vec::with_capacity(16 + data.len());
+    body.extend_from_slice(&offset.to_le_bytes());
+    body.extend_from_slice(&0u32.to_le_bytes()); // region 0
+    body.extend_from_slice(&(data.len() as u32).to_le_bytes()); // count
+    body.extend_from_slice(data);
+    msg(id, 10, 0, &body)
+}
+
 /// A vfio-user message: header (msg_size filled in) and payload.
 fn msg(id: u16, cmd: u16, flags: u32, payload: &[u8]) -> Vec<u8> {
     let mut m = Vec::with_capacity(16 + payload.len());
@@ -449,11 +459,7 @@ fn bulk_data_is_spliced_and_descriptors_behind_it_still_pass() {
     let data: Vec<u8> = (0..1u32 << 20)
         .map(|i| ((i * 7) ^ (i >> 9)) as u8)
         .collect();
-    let mut head = Vec::new();
-    head.extend_from_slice(&0x40u64.to_le_bytes()); // offset
-    head.extend_from_slice(&0u32.to_le_bytes()); // region 0
-    head.extend_from_slice(&(data.len() as u32).to_le_bytes()); // count
-    let write = msg(1, 10, 0, &[head, data].concat());
+    let write = region_write(1, 0x40, &data);
     let memfd = rustix::fs::memfd_create("dma", rustix::fs::MemfdFlags::CLOEXEC).unwrap();
     let map = dma_map(2);
     let expected = [write.clone(), map.clone()].concat();
@@ -521,12 +527,7 @@ fn bulk_data_is_spliced_from_the_first_read_to_the_last_byte() {
     let c = connect(&d.join("c.sock"));
     let mut sent = Vec::new();
     for id in 1..=2u16 {
-        let data = noise(1 << 20, u64::from(id));
-        let mut head = Vec::new();
-        head.extend_from_slice(&0u64.to_le_bytes()); // offset
-        head.extend_from_slice(&0u32.to_le_bytes()); // region 0
-        head.extend_from_slice(&(data.len() as u32).to_le_bytes()); // count
-        sent.extend_from_slice(&msg(id, 10, 0, &[head, data].concat()));
+        sent.extend_from_slice(&region_write(id, 0, &noise(1 << 20, u64::from(id))));
     }
     let mut reader = c.try_clone().unwrap();
     let want = sent.len();
