@@ -245,8 +245,8 @@ pub struct ProxyOpts {
     pub mode: String,
     /// After forwarding a request, keep polling the client this long before sleeping, in
     /// microseconds: the next request is picked up without a wake-up, which makes round trips
-    /// faster while requests flow, for up to one busy processor (never on a 1-processor machine).
-    /// 0: never poll.
+    /// faster while requests keep coming, at the cost of a busy processor per such connection (at
+    /// most all processors but one; none on a 1-processor machine). 0: never poll.
     #[arg(long, default_value_t = 50, value_name = "MICROSECONDS")]
     pub spin: u64,
     /// Output.

@@ -165,8 +165,9 @@ pub struct Config {
     pub capture: Option<PathBuf>,
     /// Print; `None` prints nothing at all.
     pub print: Option<PrintOptions>,
-    /// How long a forwarding thread keeps polling its source without sleeping after it forwarded
-    /// something, before it blocks (see "Spinning" in the module documentation). Zero: never.
+    /// How long the client→server thread of a connection keeps polling the client without sleeping
+    /// after it forwarded a request, before it blocks (see "Spinning" in the module documentation).
+    /// Zero: never.
     pub spin: Duration,
 }
 
@@ -186,7 +187,7 @@ impl Config {
     }
 }
 
-/// How long a forwarding thread polls after forwarding before it sleeps, unless told otherwise.
+/// How long the client→server thread polls after forwarding before it sleeps, unless told otherwise.
 pub const DEFAULT_SPIN: Duration = Duration::from_micros(50);
 
 /// Counts over the proxy's whole run.
@@ -278,7 +279,7 @@ pub(crate) struct Ctx {
     /// Bulk transfer data may be spliced (no capture and no hex dump need its bytes).
     pub(crate) splice: bool,
     connect_timeout: Duration,
-    /// How long a forwarder polls before it sleeps (zero: never).
+    /// How long the client→server forwarder polls before it sleeps (zero: never).
     pub(crate) spin: Duration,
     /// Forwarders polling right now, and how many may (one processor fewer than the machine has).
     pub(crate) spinning: AtomicUsize,

@@ -339,7 +339,8 @@ struct Forwarder {
     /// The splice path: made at the first large transfer (so that a connection that never has one
     /// holds no pipe), when the proxy allows it and the kernel supports its checks.
     splicer: Splice,
-    /// When this direction last forwarded something (it spins for a while after).
+    /// When this direction last forwarded something (the client→server direction polls for a while
+    /// after).
     forwarded: Instant,
 }
 
