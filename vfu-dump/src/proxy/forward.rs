@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::SyncSender;
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use rustix::net::Shutdown;
 use vfu_codec::{Body, Command, Direction, HEADER_SIZE, Header};
@@ -339,8 +339,11 @@ struct Forwarder {
     /// The splice path: made at the first large transfer (so that a connection that never has one
     /// holds no pipe), when the proxy allows it and the kernel supports its checks.
     splicer: Splice,
-    /// When this direction last forwarded something (the client→server direction polls for a while
-    /// after).
+    /// How long this direction polls after forwarding: the proxy's spin time for the client→server
+    /// direction on a machine with a processor to spare, zero otherwise (see "Spinning" in the module
+    /// documentation).
+    spin: Duration,
+    /// When this direction last forwarded something (kept only while it may poll).
     forwarded: Instant,
 }
 
@@ -369,6 +372,11 @@ impl Forwarder {
                 Splice::Untried
             } else {
                 Splice::Off
+            },
+            spin: if dir == Direction::ClientToServer && ctx.max_spinning > 0 {
+                ctx.spin
+            } else {
+                Duration::ZERO
             },
             forwarded: Instant::now(),
         }
@@ -508,7 +516,7 @@ impl Forwarder {
                     self.forward(&buf[*split..len], more, 0, None);
                 }
             }
-            self.forwarded = Instant::now();
+            self.mark_forwarded();
             // Our reference goes; the recorder's returns the buffer to the pool.
             drop(buf);
             if let Some(t) = twin
@@ -528,21 +536,26 @@ impl Forwarder {
         self.twins
     }
 
+    /// This direction forwarded something: its poll window starts now (no clock is read in a
+    /// direction that never polls).
+    fn mark_forwarded(&mut self) {
+        if !self.spin.is_zero() {
+            self.forwarded = Instant::now();
+        }
+    }
+
     /// Reads without sleeping, polling the client for up to the proxy's spin time after the last
     /// forward, when a spinning slot is free (see "Spinning" in the module documentation). `None`:
-    /// nothing came (or spinning is off, out of time or taken, or this is the server→client
-    /// direction); the caller then blocks in `recvmsg`.
+    /// nothing came (or this direction never polls, or its time is up, or every slot is taken); the
+    /// caller then blocks in `recvmsg`.
     fn spin_recv(
         &self,
         buf: &mut [u8],
         space: &mut [MaybeUninit<u8>; CMSG_SPACE],
         fds: &mut Vec<OwnedFd>,
     ) -> Option<io::Result<sock::Received>> {
-        let spin = self.ctx.spin;
-        if spin.is_zero()
-            || self.dir != Direction::ClientToServer
-            || self.forwarded.elapsed() >= spin
-        {
+        let spin = self.spin;
+        if spin.is_zero() || self.forwarded.elapsed() >= spin {
             return None;
         }
         let slots = &self.ctx.spinning;
@@ -645,7 +658,7 @@ impl Forwarder {
             self.broken(e);
         }
         if moved > 0 {
-            self.forwarded = Instant::now();
+            self.mark_forwarded();
         }
         moved > 0
     }
