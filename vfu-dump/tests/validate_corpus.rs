@@ -21,6 +21,13 @@
 //!   before the reply (`request-unanswered`, test_dma_map_reply_fail). Two SET_IRQS ranges
 //!   (start 2047 count 2, start 2049 count 1 on MSI-X) are `request-rejected` Infos because that
 //!   connection never asked GET_IRQ_INFO for the vector count.
+//! - `qemu-10.1-seabios.pcapng`: QEMU 10.1's client against libvfio-user's sample server, every command
+//!   answered with success. It validates with no finding under the qemu and libvfio-user profiles, and
+//!   under spec with only the two `version-legacy-migration` warnings (both sides send the legacy
+//!   migration capability). Its memory re-layouts are pipelined bursts (a DMA_UNMAP, then
+//!   DMA_MAPs of its pieces before the first reply): the validator applies each command when it is
+//!   sent, as the server processes them, so the maps do not overlap the range being unmapped
+//!   ([`qemu_bursts_are_pipelined`] checks that the capture really has them).
 //! - [`pytest_findings_match_the_error_replies`] checks it mechanically: the server answered 53
 //!   commands with an error reply, every one of those commands has a finding, and every finding is on
 //!   one of those commands, on the truncated message at the end of a stream, or on the one unanswered
@@ -39,6 +46,7 @@ use vfu_dump::validate::{Event, Finding, Profile, Protocol, Severity, Validator}
 const SAMPLE: &str = "lvu-sample-client.pcapng";
 const MIGRATED: &str = "lvu-sample-client-migrated.pcapng";
 const PYTEST: &str = "lvu-pytest-subset.pcapng";
+const QEMU: &str = "qemu-10.1-seabios.pcapng";
 
 fn corpus(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -132,14 +140,92 @@ fn golden_line(f: &Finding) -> String {
 
 #[test]
 fn pytest_findings_match_golden() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/pytest-findings.txt");
-    let mut text = String::from(
-        "# vfu-dump validate --profile libvfio-user corpus/lvu-pytest-subset.pcapng\n\
-         # conn index offset rule severity\n",
+    golden("pytest-findings.txt", PYTEST, &[Profile::LibvfioUser]);
+}
+
+/// QEMU's session: nothing under its own profile or the server's; the legacy migration capability of
+/// both sides under spec.
+#[test]
+fn qemu_seabios_findings_match_golden() {
+    golden("qemu-seabios-findings.txt", QEMU, &Profile::ALL);
+}
+
+#[test]
+fn qemu_seabios_validates_clean_under_qemu_and_libvfio_user() {
+    for p in [Profile::Qemu, Profile::LibvfioUser] {
+        let f = validate(QEMU, p);
+        assert!(f.is_empty(), "{p}: {f:#?}");
+    }
+    let f: Vec<_> = validate(QEMU, Profile::Spec)
+        .iter()
+        .map(|x| (x.rule.id, x.severity, x.index))
+        .collect();
+    assert_eq!(
+        f,
+        [
+            ("version-legacy-migration", Severity::Warning, 0),
+            ("version-legacy-migration", Severity::Warning, 1)
+        ]
     );
-    for f in validate(PYTEST, Profile::LibvfioUser) {
-        text.push_str(&golden_line(&f));
-        text.push('\n');
+}
+
+/// The capture holds what its README says: bursts in which DMA_MAPs overlapping the range of a
+/// DMA_UNMAP are sent before that unmap is answered, and every command answered with success.
+#[test]
+fn qemu_bursts_are_pipelined() {
+    // Unanswered unmaps by msg_id: their range.
+    let mut unmaps: HashMap<u16, (u64, u64)> = HashMap::new();
+    let mut bursts = BTreeSet::new();
+    let (mut commands, mut ok) = (0, 0);
+    each_event(QEMU, |ev| {
+        let h = Header::peek(ev.bytes).expect("whole header");
+        let id = h.msg_id.get();
+        if h.is_reply() {
+            assert!(!h.is_error(), "error reply at #{}", ev.index);
+            ok += 1;
+            unmaps.remove(&id);
+            return;
+        }
+        commands += 1;
+        let body =
+            |at: usize| u64::from_le_bytes(ev.bytes[at..at + 8].try_into().expect("8 bytes"));
+        match h.cmd() {
+            Command::DMA_UNMAP => {
+                unmaps.insert(id, (body(24), body(32)));
+            }
+            Command::DMA_MAP => {
+                let (addr, size) = (body(32), body(40));
+                for (&u, &(ua, us)) in &unmaps {
+                    if addr < ua.saturating_add(us) && ua < addr.saturating_add(size) {
+                        bursts.insert(u);
+                    }
+                }
+            }
+            _ => {}
+        }
+    });
+    assert_eq!(commands, ok, "every command answered");
+    // Five bursts (#88, #98, #114, #210, #222): of [0, 256 MiB) at first, then of its pieces.
+    assert_eq!(
+        bursts.into_iter().collect::<Vec<_>>(),
+        [44, 49, 50, 51, 52, 57, 58, 59, 60, 105, 111, 112]
+    );
+}
+
+/// Compares the findings of `capture` under `profiles` with `tests/golden/<file>`.
+fn golden(file: &str, capture: &str, profiles: &[Profile]) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(file);
+    let mut text = String::new();
+    for &p in profiles {
+        text.push_str(&format!(
+            "# vfu-dump validate --profile {p} corpus/{capture}\n# conn index offset rule severity\n"
+        ));
+        for f in validate(capture, p) {
+            text.push_str(&golden_line(&f));
+            text.push('\n');
+        }
     }
     if std::env::var_os("VFU_BLESS").is_some() {
         std::fs::create_dir_all(path.parent().expect("golden dir")).expect("mkdir");
@@ -238,7 +324,7 @@ fn pytest_findings_match_the_error_replies() {
 /// Every profile gets through every capture (and the findings print with `VFU_PRINT=1`).
 #[test]
 fn every_profile_over_every_capture() {
-    for name in [SAMPLE, MIGRATED, PYTEST] {
+    for name in [SAMPLE, MIGRATED, PYTEST, QEMU] {
         for p in Profile::ALL {
             let f = validate(name, p);
             let count = |s| f.iter().filter(|x| x.severity == s).count();

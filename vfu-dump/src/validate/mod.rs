@@ -30,10 +30,17 @@
 //! Each connection has its own state, kept small: the negotiated capabilities of both sides, the
 //! device, region and IRQ information seen in replies, the live DMA windows, the migration state and
 //! dirty-logging flag, and the commands still waiting for a reply (at most 65536 per connection; beyond
-//! that the oldest is dropped with one [`pending-overflow`](Rule::PendingOverflow) finding). State
-//! changes only on *success* replies: a DMA_MAP enters the window table when the server accepts it, a
-//! MIG_DEVICE_STATE SET moves the state when its reply arrives. Checking a message allocates nothing
-//! unless it produces a finding.
+//! that the oldest is dropped with one [`pending-overflow`](Rule::PendingOverflow) finding).
+//!
+//! The server processes commands in the order they arrive (§1 rule 7), so what a command changes (DMA
+//! windows, dirty-page logging, the migration state, a reset's effect on it) takes effect when the
+//! command is seen, and every later command is checked against it, answered or not: QEMU unmaps a
+//! range and maps its pieces in one burst before the first reply. An error reply undoes the command,
+//! and the state is worked out again as the server had it, without that command. Server DMA into a
+//! window whose DMA_UNMAP is not yet answered is accepted (the server may finish DMA under way before
+//! it replies). What a reply reports (device, region and IRQ info, capabilities, a MIG_DEVICE_STATE
+//! GET) is known from its reply on. Checking a message allocates nothing unless it produces a
+//! finding.
 //!
 //! The migration state starts at RUNNING, the state of a freshly started device (a migration
 //! destination is such a device: it reaches RESUMING through STOP). Until a MIGRATION GET reply says

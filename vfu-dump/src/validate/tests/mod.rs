@@ -21,6 +21,7 @@ use super::*;
 mod dma;
 mod layout;
 mod migration;
+mod order;
 mod regions;
 mod session;
 mod vduse;

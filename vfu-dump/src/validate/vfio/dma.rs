@@ -10,7 +10,8 @@ use vfu_codec::vfio::rw::DmaAccess;
 
 use crate::validate::{Event, Profile, Rule, Sink};
 
-use super::{Conn, Ctx, LVU_MAX_DMA_SIZE, MIB, Overlap, Req, Window};
+use super::state::{Op, Outcome, Overlap, Tracked, Window};
+use super::{Conn, Ctx, LVU_MAX_DMA_SIZE, MIB, Req};
 
 impl Conn {
     /// Checks DMA_UNMAP's flags against what the profile accepts; returns whether they are accepted.
@@ -42,9 +43,13 @@ impl Conn {
         false
     }
 
-    pub(super) fn overlapping(&self, addr: u64, end: u64) -> Option<&Window> {
-        let i = self.windows.partition_point(|w| w.end <= addr);
-        self.windows.get(i).filter(|w| w.addr < end)
+    /// What a DMA_UNMAP does to the windows.
+    pub(super) fn unmap_op(flags: u32, addr: u64, size: u64) -> Op {
+        if flags & VFIO_DMA_UNMAP_FLAG_ALL != 0 {
+            Op::UnmapAll
+        } else {
+            Op::Unmap { addr, size }
+        }
     }
 
     pub(super) fn req_dma_map(
@@ -157,7 +162,7 @@ impl Conn {
             fd: ev.fds > 0,
             index: ev.index,
         };
-        let overlap = match self.overlapping(addr, w.end).filter(|_| size > 0) {
+        let overlap = match self.now.overlapping(addr, w.end).filter(|_| size > 0) {
             None => Overlap::None,
             Some(o) => {
                 let exact = Window {
@@ -183,13 +188,13 @@ impl Conn {
         };
         if p != Profile::LibvfioUser && overlap == Overlap::None {
             let max = self.server.max_dma_maps.unwrap_or(65535);
-            if self.windows.len() as u64 >= max {
+            if self.now.windows.len() as u64 >= max {
                 sink.emit(
                     Rule::DmaMapTooMany,
                     0,
                     format_args!(
                         "DMA_MAP would make {} live windows; the server's max_dma_maps is {max}",
-                        self.windows.len() + 1
+                        self.now.windows.len() + 1
                     ),
                 );
             }
@@ -235,7 +240,7 @@ impl Conn {
                     }
                 }
             }
-            if !self.logging {
+            if self.now.logging.is_none() {
                 sink.emit(
                     Rule::LoggingNotStarted,
                     20,
@@ -269,17 +274,13 @@ impl Conn {
                     ),
                 );
             }
-        } else if !self
-            .windows
-            .iter()
-            .any(|w| w.addr == addr && w.end == addr.saturating_add(size))
-        {
+        } else if self.now.exact(addr, size).is_none() {
             sink.emit(
                 Rule::DmaUnmapNoMatch,
                 24,
                 format_args!(
                     "DMA_UNMAP [{addr:#x}, +{size:#x}) matches no live window exactly ({} are mapped)",
-                    self.windows.len()
+                    self.now.windows.len()
                 ),
             );
         }
@@ -291,25 +292,12 @@ impl Conn {
         }
     }
 
+    /// Whether `[addr, addr + count)` lies in adjacent live windows that all have `prot`: the windows
+    /// as every command seen has left them, or as they were before the commands still unanswered (the
+    /// server may finish DMA already under way before it answers a DMA_UNMAP, §2.3).
     pub(super) fn dma_cover(&self, addr: u64, count: u64, prot: u32) -> Result<(), (Rule, u64)> {
-        let end = addr
-            .checked_add(count)
-            .ok_or((Rule::DmaRwOutsideWindow, addr))?;
-        let mut i = self.windows.partition_point(|w| w.end <= addr);
-        let mut at = addr;
-        while at < end {
-            let w = self
-                .windows
-                .get(i)
-                .filter(|w| w.addr <= at)
-                .ok_or((Rule::DmaRwOutsideWindow, at))?;
-            if w.prot & prot == 0 {
-                return Err((Rule::DmaRwPermission, w.addr));
-            }
-            at = w.end;
-            i += 1;
-        }
-        Ok(())
+        cover(&self.now, addr, count, prot)
+            .or_else(|e| cover(self.journal.base(), addr, count, prot).map_err(|_| e))
     }
 
     pub(super) fn req_dma_rw(&mut self, cmd: Command, a: &DmaAccess, sink: &mut Sink<'_>) -> Ctx {
@@ -357,31 +345,29 @@ impl Conn {
         Ctx::DmaRw { addr, count }
     }
 
-    /// A DMA_MAP success reply: the window goes live unless it overlaps one.
+    /// A DMA_MAP success reply to a map that met the live windows as `overlap` when it was sent.
     pub(super) fn reply_dma_map(
         &mut self,
         p: Profile,
-        w: Window,
         overlap: Overlap,
         req: &Req,
         sink: &mut Sink<'_>,
     ) {
+        let outcome = req.seq.and_then(|s| self.journal.outcome(s));
         match overlap {
-            Overlap::None => match self.overlapping(w.addr, w.end) {
-                // Pipelined maps: another one took the range between command and reply.
-                Some(o) => sink.emit(
-                    Rule::DmaMapOverlapReply,
-                    0,
-                    format_args!(
-                        "the server accepted the DMA_MAP of message {}, which overlaps the window mapped meanwhile by message {}",
-                        req.index, o.index
-                    ),
-                ),
-                None => {
-                    let i = self.windows.partition_point(|x| x.addr < w.addr);
-                    self.windows.insert(i, w);
+            Overlap::None => {
+                // A refused DMA_UNMAP before it left a window live that it overlaps.
+                if let Some(Outcome::Clash(_, with)) = outcome {
+                    sink.emit(
+                        Rule::DmaMapOverlapReply,
+                        0,
+                        format_args!(
+                            "the server accepted the DMA_MAP of message {}, which overlaps the window of message {} that a refused DMA_UNMAP left live",
+                            req.index, with
+                        ),
+                    );
                 }
-            },
+            }
             Overlap::Exact if p == Profile::LibvfioUser => {}
             _ => sink.emit(
                 Rule::DmaMapOverlapReply,
@@ -394,8 +380,7 @@ impl Conn {
         }
     }
 
-    /// A DMA_UNMAP success reply: checked against its request (`flags`, `addr`, `size`), and the window
-    /// goes.
+    /// A DMA_UNMAP success reply: checked against its request (`flags`, `addr`, `size`).
     pub(super) fn reply_dma_unmap(
         &mut self,
         unmap: &DmaUnmap,
@@ -417,15 +402,6 @@ impl Conn {
             );
         }
         self.reply_argsz(unmap.argsz.get(), payload, cmd, sink);
-        if flags & VFIO_DMA_UNMAP_FLAG_ALL != 0 {
-            self.windows.clear();
-        } else if let Some(i) = self
-            .windows
-            .iter()
-            .position(|w| w.addr == addr && w.end == addr.saturating_add(size))
-        {
-            self.windows.remove(i);
-        }
     }
 
     /// A DMA_READ/WRITE reply with its 16-byte head: an echo of the request's `addr` and at most `count`.
@@ -468,4 +444,27 @@ impl Conn {
             ),
         );
     }
+}
+
+/// Whether `[addr, addr + count)` lies in adjacent windows of `t` that all have `prot`; if not, the
+/// rule broken and the address where it fails.
+fn cover(t: &Tracked, addr: u64, count: u64, prot: u32) -> Result<(), (Rule, u64)> {
+    let end = addr
+        .checked_add(count)
+        .ok_or((Rule::DmaRwOutsideWindow, addr))?;
+    let mut i = t.windows.partition_point(|w| w.end <= addr);
+    let mut at = addr;
+    while at < end {
+        let w = t
+            .windows
+            .get(i)
+            .filter(|w| w.addr <= at)
+            .ok_or((Rule::DmaRwOutsideWindow, at))?;
+        if w.prot & prot == 0 {
+            return Err((Rule::DmaRwPermission, w.addr));
+        }
+        at = w.end;
+        i += 1;
+    }
+    Ok(())
 }

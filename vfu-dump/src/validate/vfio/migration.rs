@@ -16,6 +16,7 @@ use vfu_codec::{Command, FeatureData, HEADER_SIZE};
 
 use crate::validate::{Event, Profile, Rule, Sink};
 
+use super::state::Op;
 use super::{Conn, Ctx, FeatureReq};
 
 /// The feature's name (no allocation: called for every DEVICE_FEATURE).
@@ -125,6 +126,7 @@ impl Conn {
         }
 
         let mut state = None;
+        let mut start = None;
         let mut report = None;
         // The feature's data is checked only for a valid GET or SET.
         let ops_ok = ops != 0 && !(get && set) && allowed.is_some_and(|a| ops & !a == 0);
@@ -135,13 +137,14 @@ impl Conn {
                     let to = MigState(s.device_state.get());
                     state = Some(to.0);
                     let support = self.support();
-                    let result = match self.mig {
+                    let result = match self.now.mig {
                         Some(from) => transition(from, to, support).map(|_| ()),
                         // Current state unknown: only what does not depend on it.
                         None => transition(to, to, support).map(|_| ()),
                     };
                     if let Err(e) = result {
                         let from = self
+                            .now
                             .mig
                             .map_or("an unknown state".into(), |s| s.to_string());
                         sink.emit(
@@ -173,6 +176,7 @@ impl Conn {
             VFIO_DEVICE_FEATURE_DMA_LOGGING_START if op && set => match data {
                 FeatureData::LoggingControl { control, .. } => {
                     let pg = control.page_size.get();
+                    start = Some(pg);
                     if !pg.is_power_of_two() {
                         sink.emit(
                             Rule::FeatureData,
@@ -200,7 +204,7 @@ impl Conn {
                 ),
             },
             VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT if op && get => {
-                if !self.logging {
+                if self.now.logging.is_none() {
                     sink.emit(
                         Rule::LoggingNotStarted,
                         20,
@@ -284,8 +288,32 @@ impl Conn {
             flags,
             payload,
             state,
+            start,
             report,
         })
+    }
+
+    /// What a DEVICE_FEATURE command does to the state: a valid SET of the migration state or of
+    /// dirty-page logging, or a GET of the migration state (whose reply tells it).
+    pub(super) fn feature_op(f: &FeatureReq) -> Option<Op> {
+        let feature = (f.flags & VFIO_DEVICE_FEATURE_MASK) as u16;
+        let ops = f.flags & (VFIO_DEVICE_FEATURE_GET | VFIO_DEVICE_FEATURE_SET);
+        if f.flags & VFIO_DEVICE_FEATURE_PROBE != 0 {
+            return None;
+        }
+        match (feature, ops) {
+            (VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE, VFIO_DEVICE_FEATURE_SET) => {
+                f.state.map(|s| Op::MigSet(MigState(s)))
+            }
+            (VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE, VFIO_DEVICE_FEATURE_GET) => {
+                Some(Op::MigSeen(None))
+            }
+            (VFIO_DEVICE_FEATURE_DMA_LOGGING_START, VFIO_DEVICE_FEATURE_SET) => {
+                f.start.map(Op::LogStart)
+            }
+            (VFIO_DEVICE_FEATURE_DMA_LOGGING_STOP, VFIO_DEVICE_FEATURE_SET) => Some(Op::LogStop),
+            _ => None,
+        }
     }
 
     pub(super) fn req_mig_data(
@@ -297,7 +325,7 @@ impl Conn {
     ) -> Ctx {
         let (argsz, size) = (h.argsz.get(), h.size.get());
         let read = cmd == Command::MIG_DATA_READ;
-        if let Some(s) = self.mig {
+        if let Some(s) = self.now.mig {
             let ok = if read {
                 allows_mig_data_read(s)
             } else {
@@ -346,13 +374,14 @@ impl Conn {
         req: FeatureReq,
         payload: usize,
         sink: &mut Sink<'_>,
-    ) {
+    ) -> Option<Op> {
         let FeatureReq {
             argsz,
             flags,
             payload: req_payload,
             state,
             report,
+            ..
         } = req;
         let name = feature_name(head.feature());
         if head.flags.get() != flags {
@@ -364,7 +393,7 @@ impl Conn {
                     head.flags.get()
                 ),
             );
-            return;
+            return None;
         }
         let probe = flags & VFIO_DEVICE_FEATURE_PROBE != 0;
         let get = flags & VFIO_DEVICE_FEATURE_GET != 0;
@@ -388,7 +417,9 @@ impl Conn {
                         p2p: false,
                     });
                 }
-                FeatureData::MigState(s) => self.mig = Some(MigState(s.device_state.get())),
+                FeatureData::MigState(s) => {
+                    return Some(Op::MigSeen(Some(MigState(s.device_state.get()))));
+                }
                 FeatureData::LoggingReport { report: r, bitmap } => {
                     if let Some((iova, len, pg)) = report {
                         if (r.iova.get(), r.length.get(), r.page_size.get()) != (iova, len, pg) {
@@ -427,32 +458,25 @@ impl Conn {
                     ),
                 );
             }
-            if set && !probe {
-                match head.feature() {
-                    VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE => {
-                        if let Some(to) = state {
-                            if let FeatureData::MigState(s) = data
-                                && s.device_state.get() != to
-                            {
-                                sink.emit(
-                                    Rule::ReplyEchoMismatch,
-                                    24,
-                                    format_args!(
-                                        "the MIG_DEVICE_STATE SET reply says state {}; the request asked for {}",
-                                        MigState(s.device_state.get()),
-                                        MigState(to)
-                                    ),
-                                );
-                            }
-                            self.mig = Some(MigState(to));
-                        }
-                    }
-                    VFIO_DEVICE_FEATURE_DMA_LOGGING_START => self.logging = true,
-                    VFIO_DEVICE_FEATURE_DMA_LOGGING_STOP => self.logging = false,
-                    _ => {}
-                }
+            if set
+                && !probe
+                && head.feature() == VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE
+                && let Some(to) = state
+                && let FeatureData::MigState(s) = data
+                && s.device_state.get() != to
+            {
+                sink.emit(
+                    Rule::ReplyEchoMismatch,
+                    24,
+                    format_args!(
+                        "the MIG_DEVICE_STATE SET reply says state {}; the request asked for {}",
+                        MigState(s.device_state.get()),
+                        MigState(to)
+                    ),
+                );
             }
         }
+        None
     }
 
     /// A MIG_DATA_READ reply to a request for `size` bytes; returns how many of the reply's `extra`
@@ -491,18 +515,6 @@ impl Conn {
             0
         } else {
             extra
-        }
-    }
-
-    /// A DEVICE_RESET success reply: the way out of the ERROR state (libvfio-user leaves every other
-    /// state as it was).
-    pub(super) fn reply_reset(&mut self, p: Profile) {
-        let to_running = match p {
-            Profile::LibvfioUser => self.mig == Some(MigState::ERROR),
-            _ => true,
-        };
-        if to_running {
-            self.mig = Some(MigState::RUNNING);
         }
     }
 }

@@ -1,7 +1,8 @@
 //! vfio-user checks: one [`Conn`] per connection, fed every message of it in order.
 //!
 //! A command is checked when it is seen and remembered (with the few fields its reply needs) until
-//! its reply comes; the reply is checked against it, and only a success reply changes the state.
+//! its reply comes; the reply is checked against it. What a command changes takes effect when it is
+//! seen, in the order the commands were sent, and is undone when its reply is an error ([`state`]).
 //!
 //! This file holds a connection's state and the path every message takes (framing, then the
 //! command or reply dispatch); the checks themselves are by what they are about:
@@ -14,21 +15,25 @@
 //! | [`irqs`] | DEVICE_GET_IRQ_INFO and DEVICE_SET_IRQS |
 //! | [`migration`] | DEVICE_FEATURE (migration and dirty-page logging), MIG_DATA_READ/WRITE, DEVICE_RESET |
 //!
-//! Each of them adds methods to [`Conn`] and imports only from this file.
+//! Each of them adds methods to [`Conn`] and imports only from this file and [`state`], which holds
+//! the state commands change and imports from neither.
 
 mod dma;
 mod irqs;
 mod migration;
 mod regions;
 mod session;
+mod state;
 
 use vfu_codec::vfio::device::VFIO_IRQ_SET_DATA_BOOL;
-use vfu_codec::vfio::migration::{MigState, Support};
+use vfu_codec::vfio::migration::Support;
 use vfu_codec::{Body, Command, Direction, HEADER_SIZE, Header, Message, decode};
 
 use super::caps::{Caps, JSON_AT};
 use super::pending::Pending;
 use super::{Event, MAX_PENDING, Profile, Rule, Sink};
+
+use state::{Journal, Op, Outcome, Overlap, Status, Tracked, Window};
 
 const MIB: u64 = 1 << 20;
 /// libvfio-user's largest incoming message: a REGION_WRITE of 1 MiB (`SERVER_MAX_MSG_SIZE`).
@@ -69,28 +74,6 @@ struct Region {
     index: u32,
     size: u64,
     flags: u32,
-}
-
-/// A live DMA window.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Window {
-    addr: u64,
-    /// One past the last byte (saturated at `u64::MAX`).
-    end: u64,
-    offset: u64,
-    /// READ and WRITE bits of DMA_MAP's flags.
-    prot: u32,
-    fd: bool,
-    /// The DMA_MAP that created it.
-    index: u64,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Overlap {
-    None,
-    /// The same window again (libvfio-user treats it as a no-op).
-    Exact,
-    Partial,
 }
 
 /// What a reply is checked against: the fields of its command that matter.
@@ -145,6 +128,8 @@ struct FeatureReq {
     payload: u32,
     /// MIG_DEVICE_STATE SET: the state asked for.
     state: Option<u32>,
+    /// DMA_LOGGING_START SET: the page size asked for.
+    start: Option<u64>,
     /// DMA_LOGGING_REPORT: iova, length, page_size.
     report: Option<(u64, u64, u64)>,
 }
@@ -159,6 +144,8 @@ struct Req {
     /// Whether the command itself raised a finding (then an error reply is the expected answer).
     flagged: bool,
     ctx: Ctx,
+    /// Its entry in the journal, if it changes the state.
+    seq: Option<u64>,
 }
 
 /// The state of one vfio-user connection.
@@ -176,10 +163,11 @@ pub(crate) struct Conn {
     device: Option<DeviceSeen>,
     regions: Vec<Region>,
     irqs: Vec<(u32, u32)>,
-    windows: Vec<Window>,
-    mig: Option<MigState>,
+    /// The state commands change, as it stands after every command seen (answered or not).
+    now: Tracked,
+    /// The commands behind `now` that are not yet settled.
+    journal: Journal,
     support: Option<Support>,
-    logging: bool,
     pending: Pending<Req>,
     no_reply: [Option<(Direction, u16, Command)>; RECENT_NO_REPLY],
     no_reply_at: usize,
@@ -258,10 +246,9 @@ impl Conn {
             device: None,
             regions: Vec::new(),
             irqs: Vec::new(),
-            windows: Vec::new(),
-            mig: Some(MigState::RUNNING),
+            now: Tracked::new(),
+            journal: Journal::new(),
             support: None,
-            logging: false,
             pending: Pending::new(),
             no_reply: [None; RECENT_NO_REPLY],
             no_reply_at: 0,
@@ -395,7 +382,12 @@ impl Conn {
                 Ctx::None
             }
         };
+        let op = Self::op(cmd, &ctx);
         if h.no_reply() {
+            // No answer will come: the command stands as sent.
+            if let Some(op) = op {
+                self.record(p, op, Status::Accepted);
+            }
             self.no_reply[self.no_reply_at] = Some((ev.direction, h.msg_id.get(), cmd));
             self.no_reply_at = (self.no_reply_at + 1) % RECENT_NO_REPLY;
             return;
@@ -407,8 +399,14 @@ impl Conn {
             index: ev.index,
             flagged: sink.len() > start,
             ctx,
+            seq: op.map(|op| self.record(p, op, Status::Pending)),
         };
-        if self.pending.push(req).is_some() && !self.pending.overflowed {
+        let Some(dropped) = self.pending.push(req) else {
+            return;
+        };
+        // Its reply can no longer be matched: it stands as sent.
+        self.settle(p, dropped.seq, Status::Accepted, None);
+        if !self.pending.overflowed {
             self.pending.overflowed = true;
             sink.emit(
                 Rule::PendingOverflow,
@@ -417,6 +415,34 @@ impl Conn {
                     "more than {MAX_PENDING} commands are waiting for replies; the oldest are no longer tracked"
                 ),
             );
+        }
+    }
+
+    /// What a command does to the state, from what its reply is checked against.
+    fn op(cmd: Command, ctx: &Ctx) -> Option<Op> {
+        match *ctx {
+            Ctx::DmaMap { w, .. } => Some(Op::Map(w)),
+            Ctx::DmaUnmap {
+                flags, addr, size, ..
+            } => Some(Self::unmap_op(flags, addr, size)),
+            Ctx::Feature(f) => Self::feature_op(&f),
+            _ if cmd == Command::DEVICE_RESET => Some(Op::Reset),
+            _ => None,
+        }
+    }
+
+    /// Applies a command's `op` to the state and journals it.
+    fn record(&mut self, p: Profile, op: Op, status: Status) -> u64 {
+        let support = self.support();
+        self.journal.record(&mut self.now, op, status, p, support)
+    }
+
+    /// The command journalled as `seq` was answered (`seen`: what its reply reports).
+    fn settle(&mut self, p: Profile, seq: Option<u64>, status: Status, seen: Option<Op>) {
+        if let Some(seq) = seq {
+            let support = self.support();
+            self.journal
+                .settle(&mut self.now, seq, status, seen, p, support);
         }
     }
 
@@ -523,6 +549,26 @@ impl Conn {
             }
             return;
         };
+        let status = if h.is_error() {
+            Status::Refused
+        } else {
+            Status::Accepted
+        };
+        let seen = self.answer(p, h, &req, ev, sink);
+        self.settle(p, req.seq, status, seen);
+    }
+
+    /// Checks a reply against the command `req` it answers; returns what it reports of the state.
+    fn answer(
+        &mut self,
+        p: Profile,
+        h: &Header,
+        req: &Req,
+        ev: &Event<'_>,
+        sink: &mut Sink<'_>,
+    ) -> Option<Op> {
+        let cmd = h.cmd();
+        let id = h.msg_id.get();
         if req.cmd != cmd {
             if p != Profile::Qemu {
                 sink.emit(
@@ -537,11 +583,11 @@ impl Conn {
             if let Err(e) = decode(ev.bytes, ev.direction) {
                 sink.decode(&e);
             }
-            return;
+            return None;
         }
         if h.is_error() {
-            self.error_reply(p, h, &req, ev, sink);
-            return;
+            self.error_reply(p, h, req, ev, sink);
+            return None;
         }
         if p == Profile::Qemu
             && cmd == Command::DMA_READ
@@ -558,10 +604,10 @@ impl Conn {
                     format_args!("the DMA_READ reply does not echo address {addr:#x}"),
                 );
             }
-            return;
+            return None;
         }
         match decode(ev.bytes, ev.direction) {
-            Ok(m) => self.reply_body(p, &m, &req, ev, sink),
+            Ok(m) => self.reply_body(p, &m, req, ev, sink),
             Err(e) => {
                 sink.decode(&e);
                 if cmd == Command::VERSION {
@@ -569,6 +615,7 @@ impl Conn {
                     self.nego = Nego::Done;
                     self.server = Caps::default();
                 }
+                None
             }
         }
     }
@@ -600,9 +647,19 @@ impl Conn {
                 format_args!("the {} error reply carries {} fd(s)", req.cmd, ev.fds),
             );
         }
-        let mut expected = req.flagged;
+        let mut expected = req.flagged || req.seq.is_some_and(|s| self.journal.moot(s));
+        // A map that did not overlap when sent may meet a window that a refused unmap left live.
+        let clash = match req.seq.and_then(|s| self.journal.outcome(s)) {
+            Some(Outcome::Clash(o, _)) => o,
+            _ => Overlap::None,
+        };
         match req.ctx {
-            Ctx::DmaMap { overlap, .. } if overlap != Overlap::None => {
+            Ctx::DmaMap { overlap, .. } if overlap != Overlap::None || clash != Overlap::None => {
+                let overlap = if overlap == Overlap::None {
+                    clash
+                } else {
+                    overlap
+                };
                 expected = true;
                 let lvu_einval =
                     p == Profile::LibvfioUser && overlap == Overlap::Partial && errno == EINVAL;
@@ -621,10 +678,6 @@ impl Conn {
             // A refused first VERSION may be retried; a refused repeat leaves the session as it was.
             Ctx::Version { .. } if self.nego == Nego::Requested => {
                 self.nego = Nego::Start;
-            }
-            Ctx::Feature(FeatureReq { state: Some(_), .. }) => {
-                // A failed arc leaves the device in a state the capture does not show.
-                self.mig = None;
             }
             _ => {}
         }
@@ -649,9 +702,10 @@ impl Conn {
         req: &Req,
         ev: &Event<'_>,
         sink: &mut Sink<'_>,
-    ) {
+    ) -> Option<Op> {
         let cmd = req.cmd;
         let len = ev.bytes.len();
+        let mut seen = None;
         let payload = len - HEADER_SIZE;
         let mut fds_checked = false;
         let mut extra = m.trailing.len();
@@ -668,9 +722,7 @@ impl Conn {
                 fds_checked = true;
                 self.reply_version(p, v, (major, minor, msg_size), ev, sink);
             }
-            (Ctx::DmaMap { w, overlap }, Body::Empty) => {
-                self.reply_dma_map(p, w, overlap, req, sink)
-            }
+            (Ctx::DmaMap { overlap, .. }, Body::Empty) => self.reply_dma_map(p, overlap, req, sink),
             (
                 Ctx::DmaUnmap {
                     argsz,
@@ -732,7 +784,7 @@ impl Conn {
             }
             (Ctx::Feature(req), Body::DeviceFeature { head, data }) => {
                 asked = Some(req.argsz);
-                self.reply_feature(head, data, req, payload, sink);
+                seen = self.reply_feature(head, data, req, payload, sink);
             }
             (Ctx::MigData { argsz, size }, Body::MigData { head, data })
                 if cmd == Command::MIG_DATA_READ =>
@@ -745,9 +797,6 @@ impl Conn {
                 extra = payload;
             }
             _ => {}
-        }
-        if cmd == Command::DEVICE_RESET {
-            self.reply_reset(p);
         }
         if extra > 0 {
             sink.emit(
@@ -781,8 +830,10 @@ impl Conn {
                 ),
             );
         }
+        seen
     }
 
+    /// A complete reply's argsz is its payload size.
     fn reply_argsz(&self, argsz: u32, payload: usize, cmd: Command, sink: &mut Sink<'_>) {
         if argsz as usize != payload {
             sink.emit(
