@@ -566,10 +566,12 @@ fn a_refused_reset_leaves_error() {
         "request-rejected",
         12,
     );
-    has(&set_state(&mut s, 42, 1), "mig-transition", 24);
+    let st = mig_state(1, 0);
+    let stop = feat(42, feature(16, SET | F_STATE), FeatureData::MigState(&st));
+    has(&s.c(&stop), "mig-transition", 24);
+    none(&s.s(&refused(42, Command::DEVICE_FEATURE, EINVAL)));
     // Accepted: RUNNING from the command on, so a STOP pipelined behind it is fine.
     none(&s.c(&reset));
-    let st = mig_state(1, 0);
     none(&s.c(&feat(
         43,
         feature(16, SET | F_STATE),
