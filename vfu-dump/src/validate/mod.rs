@@ -50,14 +50,15 @@
 //!
 //! A check that needs information the capture has not shown is skipped, never guessed: a region index
 //! is compared with `num_regions` only once a DEVICE_GET_INFO reply was seen (PCI devices have *at
-//! least* 9 regions, so no default bound exists), an offset with a region size only once that region's
+//! least* 9 regions, so no default bound exists; a libvfio-user device has exactly 9, so its profile
+//! has that bound from the start), an offset with a region size only once that region's
 //! GET_REGION_INFO reply was seen, a SET_IRQS range with a vector count only after GET_IRQ_INFO. IRQ
 //! indices are the exception: PCI defines exactly 5.
 //!
 //! Two Info rules make such gaps visible without failing a capture:
 //! [`region-index-unverified`](Rule::RegionIndexUnverified) for a region index beyond the 9 PCI regions
-//! before DEVICE_GET_INFO (the libvfio-user sample client reads region 0xdeadbeef this way, first thing
-//! after negotiating, and the server rightly refuses it), and [`request-rejected`](Rule::RequestRejected)
+//! before DEVICE_GET_INFO under the spec and qemu profiles (the libvfio-user sample client reads region
+//! 0xdeadbeef this way, first thing after negotiating, and the server rightly refuses it), and [`request-rejected`](Rule::RequestRejected)
 //! for an error reply to a command in which the validator found nothing wrong (a resource limit such as
 //! libvfio-user's DMA window count, or a range it could not check). A command that did raise a finding
 //! gets no `request-rejected`: the error reply is the expected answer.
@@ -126,14 +127,17 @@ pub enum Profile {
     /// libvfio-user as the server (or client). Accepted: error replies with a payload; a partial DMA_MAP
     /// overlap refused with EINVAL instead of EEXIST, and an identical re-map accepted; header-only
     /// replies to count-0 REGION_READ/WRITE; MIG_DATA_READ replies padded to the requested size;
-    /// 48-byte IO_FDS entries; max_msg_fds, max_data_xfer_size and migration in the VERSION reply
+    /// 48-byte IO_FDS entries, and fd_index 0xFFFFFFFF in them for an ioeventfd without a descriptor;
+    /// max_msg_fds, max_data_xfer_size and migration in the VERSION reply
     /// though not offered; the legacy migration capability; DMA_UNMAP flags UNMAP_ALL and
     /// GET_DIRTY_BITMAP; the DMA_MAP access-mode bits; region-info replies zero-padded to the request's
     /// argsz, and info and DMA_UNMAP requests zero-padded to their argsz (its client sends them so);
     /// data_fd -1 in MIG_DEVICE_STATE SET. Checked in addition: client messages at most 1 MiB + 32
     /// bytes, client max_msg_fds at most 1024, DMA windows at most 8 TiB, DMA_UNMAP and IO_FDS argsz at
     /// most 1 MiB, MIG_DATA_WRITE argsz at least 8 + size, migration data counted against the client's
-    /// max_data_xfer_size.
+    /// max_data_xfer_size, region indices below its 9 regions before DEVICE_GET_INFO, no second
+    /// DMA_LOGGING_START with another page size, and DMA_LOGGING_REPORT ranges of one fd-backed window
+    /// from its base, at least a page long.
     LibvfioUser,
     /// QEMU's client (10.1). Accepted: header-only DMA_WRITE replies; DMA_READ replies with a 12-byte
     /// head (u32 count); max_msg_fds 8 for a server that does not advertise it; replies matched by id

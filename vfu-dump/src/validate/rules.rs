@@ -160,9 +160,9 @@ rules! {
 
     // ---- device, regions and interrupts (§2.4-§2.10, §2.14) ----
     RegionIndex = "region-index", Error, "§2.5, §2.9",
-        "Region index at or above num_regions from DEVICE_GET_INFO.";
+        "Region index at or above num_regions from DEVICE_GET_INFO (libvfio-user: 9, its region count, before DEVICE_GET_INFO).";
     RegionIndexUnverified = "region-index-unverified", Info, "§2.4",
-        "Region index beyond the 9 PCI regions while no DEVICE_GET_INFO reply has been seen, so it cannot be checked.";
+        "Region index beyond the 9 PCI regions while no DEVICE_GET_INFO reply has been seen, so it cannot be checked (not under libvfio-user, which has exactly 9).";
     IrqIndex = "irq-index", Error, "§2.7, §2.8",
         "IRQ index at or above num_irqs from DEVICE_GET_INFO (5 for PCI when not seen).";
     RegionRange = "region-range", Error, "§2.9",
@@ -175,6 +175,8 @@ rules! {
         "The IO_FDS reply uses libvfio-user's 48-byte entries instead of the spec's 40 (accepted under libvfio-user).";
     IoFdsEntry = "io-fds-entry", Error, "§2.6",
         "An IO_FDS entry names an fd_index beyond the reply's fds, or lies outside the region.";
+    IoFdsNoFd = "io-fds-no-fd", Info, "§2.6 [impl]",
+        "libvfio-user: an IO_FDS entry with fd_index 0xFFFFFFFF, an ioeventfd registered without a descriptor (io-fds-entry under the other profiles).";
     DeviceInfoPci = "device-info-pci", Warning, "§2.4",
         "A PCI device reports fewer than 9 regions or fewer than 5 IRQ indices.";
     SetIrqsFlags = "set-irqs-flags", Error, "§2.8",
@@ -199,6 +201,10 @@ rules! {
         "DEVICE_FEATURE data missing or invalid for the feature (no state in a MIG_DEVICE_STATE SET, a page_size not a power of two, a zero length).";
     LoggingReportBitmap = "logging-report-bitmap", Error, "§2.15",
         "A DMA_LOGGING_REPORT reply bitmap has bits set beyond the range.";
+    LoggingStartPageSize = "logging-start-page-size", Error, "§2.15 [impl]",
+        "libvfio-user: DMA_LOGGING_START while logging is already started with another page_size, which it refuses with EINVAL.";
+    LoggingReportRange = "logging-report-range", Error, "§2.15 [impl]",
+        "libvfio-user: a DMA_LOGGING_REPORT range must start at the base of one DMA window mapped with an fd and lie inside it, and be at least page_size long.";
     MigrationFlags = "migration-flags", Error, "§2.15",
         "The MIGRATION GET reply lacks STOP_COPY, or advertises P2P, which vfio-user does not use.";
     MigTransition = "mig-transition", Error, "§3",

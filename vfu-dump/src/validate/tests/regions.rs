@@ -329,3 +329,159 @@ fn set_irqs_bool_payload_and_fds() {
     none(&s.cf(&set_irqs(0x24, 2, 0, 2), 2));
     none(&s.cf(&set_irqs(0x24, 2, 0, 2), 0));
 }
+
+/// A libvfio-user device has exactly 9 regions: under its profile a higher index is an error before
+/// DEVICE_GET_INFO too, for every command that names a region; under the others it cannot be checked.
+#[test]
+fn libvfio_user_has_nine_regions_before_device_get_info() {
+    let region = 9;
+    let commands = [
+        enc(
+            cmd(1, Command::REGION_READ),
+            Body::RegionRw {
+                access: &RegionAccess::new(region, 0, 4),
+                data: &[],
+            },
+        ),
+        enc(
+            cmd(2, Command::REGION_WRITE),
+            Body::RegionRw {
+                access: &RegionAccess::new(region, 0, 4),
+                data: &[0; 4],
+            },
+        ),
+        enc(
+            cmd(3, Command::DEVICE_GET_REGION_INFO),
+            Body::RegionInfo {
+                info: &region_info(32, 0, region, 0, 0),
+                caps: &[],
+            },
+        ),
+        enc(
+            cmd(4, Command::DEVICE_GET_REGION_IO_FDS),
+            Body::RegionIoFds {
+                head: &RegionIoFds {
+                    argsz: U32::new(64),
+                    flags: U32::ZERO,
+                    index: U32::new(region),
+                    count: U32::ZERO,
+                },
+                entries: IoFdEntries::Spec(&[]),
+            },
+        ),
+    ];
+    for c in &commands {
+        let f = negotiated(Profile::LibvfioUser).c(c);
+        only(&f, "region-index", 24);
+        assert!(f[0].message.contains("libvfio-user"), "{f:#?}");
+        for p in [Profile::Spec, Profile::Qemu] {
+            only(&negotiated(p).c(c), "region-index-unverified", 24);
+        }
+    }
+    // Region 8 (VGA) is one of the nine.
+    none(&negotiated(Profile::LibvfioUser).c(&enc(
+        cmd(5, Command::REGION_READ),
+        Body::RegionRw {
+            access: &RegionAccess::new(8, 0, 4),
+            data: &[],
+        },
+    )));
+}
+
+/// offset + count past 2^64 is wrong whatever the region's size, known or not.
+#[test]
+fn region_access_overflow_needs_no_region_info() {
+    for p in Profile::ALL {
+        let mut s = negotiated(p);
+        let read = enc(
+            cmd(1, Command::REGION_READ),
+            Body::RegionRw {
+                access: &RegionAccess::new(0, u64::MAX - 1, 4),
+                data: &[],
+            },
+        );
+        only(&s.c(&read), "region-range", 16);
+        let write = enc(
+            cmd(2, Command::REGION_WRITE),
+            Body::RegionRw {
+                access: &RegionAccess::new(1, u64::MAX, 1),
+                data: &[0],
+            },
+        );
+        only(&s.c(&write), "region-range", 16);
+        // The last byte of the address space is fine.
+        let last = enc(
+            cmd(3, Command::REGION_READ),
+            Body::RegionRw {
+                access: &RegionAccess::new(0, u64::MAX - 4, 4),
+                data: &[],
+            },
+        );
+        none(&s.c(&last));
+    }
+}
+
+/// libvfio-user answers an ioeventfd registered with fd -1 with fd_index 0xFFFFFFFF (its test
+/// `test_device_get_region_io_fds_invalid_fd` calls that legitimate): an Info under its profile, an
+/// error under spec.
+#[test]
+fn io_fds_entry_without_a_descriptor() {
+    let head = RegionIoFds {
+        argsz: U32::new(16 + 2 * 48),
+        flags: U32::ZERO,
+        index: U32::new(0),
+        count: U32::ZERO,
+    };
+    let req = enc(
+        cmd(1, Command::DEVICE_GET_REGION_IO_FDS),
+        Body::RegionIoFds {
+            head: &head,
+            entries: IoFdEntries::Spec(&[]),
+        },
+    );
+    let with_fd = IoFdShadowEntry {
+        size: U64::new(8),
+        ..Default::default()
+    };
+    let without = IoFdShadowEntry {
+        gpa_offset: U64::new(8),
+        size: U64::new(8),
+        fd_index: U32::new(u32::MAX),
+        ..Default::default()
+    };
+    let rhead = RegionIoFds {
+        count: U32::new(2),
+        ..head
+    };
+    let reply = |entries: &[IoFdShadowEntry]| {
+        let rhead = RegionIoFds {
+            count: U32::new(entries.len() as u32),
+            argsz: U32::new(16 + 48 * entries.len() as u32),
+            ..rhead
+        };
+        exact(
+            rep(1, Command::DEVICE_GET_REGION_IO_FDS),
+            Body::RegionIoFds {
+                head: &rhead,
+                entries: IoFdEntries::Shadow(entries),
+            },
+            &[],
+        )
+    };
+    let mut s = negotiated(Profile::LibvfioUser);
+    none(&s.c(&req));
+    let f = s.sf(&reply(&[with_fd, without]), 1);
+    only(&f, "io-fds-no-fd", 32 + 48 + 16);
+    assert_eq!(f[0].severity, Severity::Info);
+    // Only entries without a descriptor: no fd travels, and none is missing.
+    none(&s.c(&req));
+    only(&s.s(&reply(&[without])), "io-fds-no-fd", 48);
+    // Under spec fd_index names a descriptor the reply must carry.
+    let mut s = negotiated(Profile::Spec);
+    none(&s.c(&req));
+    let f = s.sf(&reply(&[with_fd, without]), 1);
+    has(&f, "io-fds-entry", 32 + 48 + 16);
+    assert!(!pairs(&f).iter().any(|x| x.0 == "io-fds-no-fd"), "{f:#?}");
+    none(&s.c(&req));
+    has(&s.s(&reply(&[without])), "fds-missing", 0);
+}

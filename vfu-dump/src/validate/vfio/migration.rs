@@ -177,6 +177,17 @@ impl Conn {
                 FeatureData::LoggingControl { control, .. } => {
                     let pg = control.page_size.get();
                     start = Some(pg);
+                    if p == Profile::LibvfioUser
+                        && let Some(q) = self.now.logging.filter(|&q| q != pg)
+                    {
+                        sink.emit(
+                            Rule::LoggingStartPageSize,
+                            24,
+                            format_args!(
+                                "DMA_LOGGING_START page_size {pg:#x} while logging runs with page_size {q:#x}; libvfio-user refuses it with EINVAL"
+                            ),
+                        );
+                    }
                     if !pg.is_power_of_two() {
                         sink.emit(
                             Rule::FeatureData,
@@ -241,6 +252,9 @@ impl Conn {
                                     ),
                                 );
                             }
+                            if p == Profile::LibvfioUser {
+                                self.lvu_report_range(iova, len, pg, sink);
+                            }
                         }
                     }
                     _ => sink.emit(
@@ -291,6 +305,60 @@ impl Conn {
             start,
             report,
         })
+    }
+
+    /// libvfio-user's requirements on a DMA_LOGGING_REPORT range (`dma_controller_dirty_page_get`): at
+    /// least one page of the request's and of the logging's page size, and from the base of one DMA
+    /// window mapped with an fd, inside it. A range shorter than its window is accepted.
+    fn lvu_report_range(&self, iova: u64, len: u64, pg: u64, sink: &mut Sink<'_>) {
+        let logging = self.now.logging.unwrap_or(0);
+        if len < pg.max(logging) {
+            let (what, min) = if len < pg {
+                ("page_size", pg)
+            } else {
+                ("the logging page size", logging)
+            };
+            sink.emit(
+                Rule::LoggingReportRange,
+                32,
+                format_args!(
+                    "DMA_LOGGING_REPORT length {len:#x} is below {what} {min:#x}; libvfio-user refuses it with EINVAL"
+                ),
+            );
+        }
+        let i = self.now.windows.partition_point(|w| w.end <= iova);
+        let (at, why) = match self.now.windows.get(i).filter(|w| w.addr <= iova) {
+            None => (24, "no DMA window holds it; libvfio-user answers ENOENT"),
+            Some(w) if w.addr != iova => (
+                24,
+                "it starts inside a DMA window, not at its base; libvfio-user answers ENOTSUP",
+            ),
+            Some(w) if iova.checked_add(len).is_none_or(|end| end > w.end) => (
+                32,
+                "it leaves the DMA window it starts; libvfio-user reports on one window only",
+            ),
+            Some(w) if !w.fd => (
+                24,
+                "its DMA window was mapped without an fd; libvfio-user answers EINVAL",
+            ),
+            Some(_) => return,
+        };
+        let w = self.now.windows.get(i).filter(|w| w.addr <= iova);
+        match w {
+            Some(w) => sink.emit(
+                Rule::LoggingReportRange,
+                at,
+                format_args!(
+                    "DMA_LOGGING_REPORT [{iova:#x}, +{len:#x}): {why} ([{:#x}, {:#x}), mapped by message {})",
+                    w.addr, w.end, w.index
+                ),
+            ),
+            None => sink.emit(
+                Rule::LoggingReportRange,
+                at,
+                format_args!("DMA_LOGGING_REPORT [{iova:#x}, +{len:#x}): {why}"),
+            ),
+        }
     }
 
     /// What a DEVICE_FEATURE command does to the state: a valid SET of the migration state or of

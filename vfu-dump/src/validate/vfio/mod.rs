@@ -468,7 +468,7 @@ impl Conn {
             Body::DeviceInfo(i) => self.req_device_info(i, sink),
             Body::RegionInfo { info, caps } => {
                 extra = caps.len();
-                self.req_region_info(info, sink)
+                self.req_region_info(p, info, sink)
             }
             Body::RegionIoFds { head, .. } => self.req_io_fds(p, head, sink),
             Body::IrqInfo(i) => self.req_irq_info(i, sink),
@@ -479,9 +479,9 @@ impl Conn {
                 }
                 self.req_set_irqs(set, m.trailing.len(), ev, sink)
             }
-            Body::RegionRw { access, .. } => self.req_region_rw(cmd, access, sink),
+            Body::RegionRw { access, .. } => self.req_region_rw(p, cmd, access, sink),
             Body::DmaRw { access, .. } => self.req_dma_rw(cmd, access, sink),
-            Body::WriteMulti { head, entries } => self.req_write_multi(head, entries, sink),
+            Body::WriteMulti { head, entries } => self.req_write_multi(p, head, entries, sink),
             Body::DeviceFeature { head, data } => self.req_feature(p, head, data, ev, sink),
             Body::MigData { head, .. } => self.req_mig_data(p, cmd, head, sink),
             _ => Ctx::None,

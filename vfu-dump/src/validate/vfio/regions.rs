@@ -72,7 +72,9 @@ impl Conn {
         Ctx::Info { argsz, index: 0 }
     }
 
-    pub(super) fn region_index(&self, index: u32, at: usize, sink: &mut Sink<'_>) {
+    /// Checks a region index against the device's region count, or against libvfio-user's 9 regions
+    /// before DEVICE_GET_INFO under its profile.
+    pub(super) fn region_index(&self, p: Profile, index: u32, at: usize, sink: &mut Sink<'_>) {
         match self.device {
             Some(d) if index >= d.num_regions => sink.emit(
                 Rule::RegionIndex,
@@ -80,6 +82,13 @@ impl Conn {
                 format_args!(
                     "region index {index:#x} is not below num_regions {}",
                     d.num_regions
+                ),
+            ),
+            None if index >= PCI_MIN_REGIONS && p == Profile::LibvfioUser => sink.emit(
+                Rule::RegionIndex,
+                at,
+                format_args!(
+                    "region index {index:#x} is not below {PCI_MIN_REGIONS}, the number of regions a libvfio-user device has"
                 ),
             ),
             None if index >= PCI_MIN_REGIONS => sink.emit(
@@ -93,7 +102,12 @@ impl Conn {
         }
     }
 
-    pub(super) fn req_region_info(&mut self, i: &RegionInfo, sink: &mut Sink<'_>) -> Ctx {
+    pub(super) fn req_region_info(
+        &mut self,
+        p: Profile,
+        i: &RegionInfo,
+        sink: &mut Sink<'_>,
+    ) -> Ctx {
         let (argsz, index) = (i.argsz.get(), i.index.get());
         if argsz < 32 {
             sink.emit(
@@ -104,7 +118,7 @@ impl Conn {
                 ),
             );
         }
-        self.region_index(index, 24, sink);
+        self.region_index(p, index, 24, sink);
         for (name, at, v) in [
             ("flags", 20, u64::from(i.flags.get())),
             ("cap_offset", 28, u64::from(i.cap_offset.get())),
@@ -163,18 +177,19 @@ impl Conn {
                 ),
             );
         }
-        self.region_index(index, 24, sink);
+        self.region_index(p, index, 24, sink);
         Ctx::Info { argsz, index }
     }
 
     pub(super) fn req_region_rw(
         &mut self,
+        p: Profile,
         cmd: Command,
         a: &RegionAccess,
         sink: &mut Sink<'_>,
     ) -> Ctx {
         let (offset, region, count) = (a.offset.get(), a.region.get(), a.count.get());
-        self.region_index(region, 24, sink);
+        self.region_index(p, region, 24, sink);
         let max = self.server_max_xfer();
         if u64::from(count) > max {
             sink.emit(
@@ -216,27 +231,30 @@ impl Conn {
         at: usize,
         sink: &mut Sink<'_>,
     ) {
-        let Some(r) = self.region(region) else { return };
-        match offset.checked_add(count) {
-            None => sink.emit(
+        // Overflow needs no region size: it is wrong whatever the region is.
+        let Some(end) = offset.checked_add(count) else {
+            sink.emit(
                 Rule::RegionRange,
                 at,
                 format_args!("offset {offset:#x} + count {count} overflows"),
-            ),
-            Some(end) if end > r.size => sink.emit(
+            );
+            return;
+        };
+        if let Some(r) = self.region(region).filter(|r| end > r.size) {
+            sink.emit(
                 Rule::RegionRange,
                 at,
                 format_args!(
                     "[{offset:#x}, {end:#x}) ends beyond region {region}, which is {:#x} bytes",
                     r.size
                 ),
-            ),
-            _ => {}
+            );
         }
     }
 
     pub(super) fn req_write_multi(
         &mut self,
+        p: Profile,
         h: &RegionWriteMulti,
         entries: &[RegionWriteEntry],
         sink: &mut Sink<'_>,
@@ -253,7 +271,7 @@ impl Conn {
         for (i, e) in entries.iter().enumerate() {
             let at = HEADER_SIZE + 8 + 24 * i;
             let (region, count) = (e.region.get(), e.count.get());
-            self.region_index(region, at + 8, sink);
+            self.region_index(p, region, at + 8, sink);
             if !(1..=8).contains(&count) {
                 sink.emit(
                     Rule::RegionRange,
@@ -545,7 +563,13 @@ impl Conn {
                 format_args!("the IO_FDS entries are 48 bytes apart; the spec's entry is 40"),
             );
         }
-        if count > 0 && ev.fds == 0 {
+        // libvfio-user sends fd_index -1 for an ioeventfd registered without a descriptor.
+        let no_fd = |fd: u32| fd == u32::MAX && p == Profile::LibvfioUser;
+        let needs_fd = match entries {
+            IoFdEntries::Spec(es) => es.iter().any(|e| !no_fd(e.fd_index.get())),
+            IoFdEntries::Shadow(es) => es.iter().any(|e| !no_fd(e.fd_index.get())),
+        };
+        if count > 0 && ev.fds == 0 && (entries.is_empty() || needs_fd) {
             sink.emit(
                 Rule::FdsMissing,
                 0,
@@ -556,7 +580,15 @@ impl Conn {
         let size = self.region(index).map(|r| r.size);
         let mut check = |n: usize, off: u64, len: u64, fd: u32| {
             let at = HEADER_SIZE + 16 + n * stride;
-            if fd >= ev.fds && ev.fds > 0 {
+            if no_fd(fd) {
+                sink.emit(
+                    Rule::IoFdsNoFd,
+                    at + 16,
+                    format_args!(
+                        "IO_FDS entry {n} has fd_index 0xffffffff: an ioeventfd that libvfio-user has without a descriptor"
+                    ),
+                );
+            } else if fd >= ev.fds && ev.fds > 0 {
                 sink.emit(
                     Rule::IoFdsEntry,
                     at + 16,
