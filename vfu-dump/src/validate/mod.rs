@@ -42,6 +42,12 @@
 //! GET) is known from its reply on. Checking a message allocates nothing unless it produces a
 //! finding.
 //!
+//! A command whose header says msg_size below 16 is still a command with an id (libvfio-user reads
+//! its 16 bytes and answers it). An error reply that matches no command is judged at the connection's
+//! next message, or at the end: a server that rejects a header answers before the rest of that
+//! message comes, and a capture writes the cut-off command last, as the stream's `truncated` tail,
+//! which that reply then answers.
+//!
 //! The migration state starts at RUNNING, the state of a freshly started device (a migration
 //! destination is such a device: it reaches RESUMING through STOP). Until a MIGRATION GET reply says
 //! otherwise, PRE_COPY is assumed supported.

@@ -775,3 +775,80 @@ fn framing_decode_errors() {
     );
     only(&s.s(&bad), "decode/region-cap-overlaps-fixed", 28); // at the cap_offset field
 }
+
+/// A command whose header says msg_size below 16 still has an id: libvfio-user reads its 16 bytes and
+/// answers EINVAL under that id. The answer is expected, and no answer is reported at the end.
+#[test]
+fn a_command_with_msg_size_below_the_header_is_answered_under_its_id() {
+    let short = |id: u16| {
+        let mut m = enc(cmd(id, Command::DEVICE_RESET), Body::Empty);
+        m[4..8].copy_from_slice(&8u32.to_le_bytes());
+        m
+    };
+    for p in Profile::ALL {
+        let mut s = negotiated(p);
+        let f = s.c(&short(7));
+        assert_eq!(
+            f.iter().map(|x| x.rule.id).collect::<Vec<_>>(),
+            ["decode/msg-size-below-header"]
+        );
+        none(&s.s(&enc(
+            Header::error_reply(7, Command::DEVICE_RESET, 22),
+            Body::Error,
+        )));
+        // Unanswered, it is left unanswered.
+        s.c(&short(8));
+        let f = s.v.finish();
+        only(&f, "request-unanswered", 0);
+        assert_eq!(f[0].index, 4);
+    }
+    // A reply header with msg_size below 16 is nothing to wait for.
+    let mut s = negotiated(Profile::Spec);
+    let mut r = enc(rep(9, Command::DEVICE_RESET), Body::Empty);
+    r[4..8].copy_from_slice(&8u32.to_le_bytes());
+    s.s(&r);
+    none(&s.v.finish());
+}
+
+/// A command cut off by the end of the stream is written last, after the error reply the server sent
+/// when it rejected its header: that reply answers it. An unmatched error reply is reported at the
+/// connection's next message, or at the end.
+#[test]
+fn an_error_reply_to_the_truncated_tail_is_not_unexpected() {
+    // A header claiming 1 MiB + 49 bytes (libvfio-user refuses more than 1 MiB + 32), then the end.
+    let mut big = enc(cmd(0x4d2, Command::DEVICE_RESET), Body::Empty);
+    big[4..8].copy_from_slice(&1_048_625u32.to_le_bytes());
+    big.extend_from_slice(&[0; 8]);
+    let refusal = enc(
+        Header::error_reply(0x4d2, Command::DEVICE_RESET, 22),
+        Body::Error,
+    );
+    for p in Profile::ALL {
+        let mut s = negotiated(p);
+        none(&s.s(&refusal));
+        has(&s.event(C2S, 0, true, &big), "truncated-message", 24);
+        none(&s.v.finish());
+    }
+    // The tail has another id: the reply answered nothing.
+    let mut s = negotiated(Profile::LibvfioUser);
+    none(&s.s(&refusal));
+    let mut other = big.clone();
+    other[0..2].copy_from_slice(&7u16.to_le_bytes());
+    let f = s.event(C2S, 0, true, &other);
+    assert!(!pairs(&f).contains(&("reply-unexpected", 0)), "{f:#?}");
+    let f = s.v.finish();
+    only(&f, "reply-unexpected", 0);
+    assert_eq!(f[0].index, 2);
+    // Any whole message after it shows it answers nothing; the finding names the reply.
+    let mut s = negotiated(Profile::Spec);
+    none(&s.s(&refusal));
+    let f = s.c(&enc(cmd(1, Command::DEVICE_RESET), Body::Empty));
+    only(&f, "reply-unexpected", 0);
+    assert_eq!(f[0].index, 2);
+    // A success reply that matches nothing is reported at once, as before.
+    only(
+        &s.s(&enc(rep(0x4d2, Command::DEVICE_RESET), Body::Empty)),
+        "reply-unexpected",
+        0,
+    );
+}

@@ -66,6 +66,21 @@ impl Conn {
                 Ctx::None
             }
         };
+        self.expect_reply(p, h, ev, sink.len() > start, ctx, sink);
+    }
+
+    /// Remembers a command until its reply comes (`flagged`: whether it raised a finding), or as one
+    /// that gets none when it has NO_REPLY, and journals what it changes.
+    pub(super) fn expect_reply(
+        &mut self,
+        p: Profile,
+        h: &Header,
+        ev: &Event<'_>,
+        flagged: bool,
+        ctx: Ctx,
+        sink: &mut Sink<'_>,
+    ) {
+        let cmd = h.cmd();
         let op = Self::op(cmd, &ctx);
         if h.no_reply() {
             // No answer will come: the command stands as sent.
@@ -81,7 +96,7 @@ impl Conn {
             id: h.msg_id.get(),
             cmd,
             index: ev.index,
-            flagged: sink.len() > start,
+            flagged,
             ctx,
             seq: op.map(|op| self.record(p, op, Status::Pending)),
         };

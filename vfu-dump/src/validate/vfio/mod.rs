@@ -28,8 +28,9 @@ mod replies;
 mod session;
 mod state;
 
+use vfu_codec::header::MessageType;
 use vfu_codec::vfio::migration::Support;
-use vfu_codec::{Command, Direction, Header, decode};
+use vfu_codec::{Command, Direction, HEADER_SIZE, Header, decode};
 
 use super::caps::Caps;
 use super::pending::Pending;
@@ -150,6 +151,16 @@ struct Req {
     seq: Option<u64>,
 }
 
+/// An error reply that matched no command.
+#[derive(Clone, Copy, Debug)]
+struct Orphan {
+    index: u64,
+    id: u16,
+    cmd: Command,
+    /// The side its command would have come from.
+    from: Direction,
+}
+
 /// The state of one vfio-user connection.
 #[derive(Debug)]
 pub(crate) struct Conn {
@@ -171,6 +182,8 @@ pub(crate) struct Conn {
     journal: Journal,
     support: Option<Support>,
     pending: Pending<Req>,
+    /// Error replies that matched no command, until the connection's next message.
+    orphans: Vec<Orphan>,
     no_reply: [Option<(Direction, u16, Command)>; RECENT_NO_REPLY],
     no_reply_at: usize,
 }
@@ -235,6 +248,7 @@ impl Conn {
             journal: Journal::new(),
             support: None,
             pending: Pending::new(),
+            orphans: Vec::new(),
             no_reply: [None; RECENT_NO_REPLY],
             no_reply_at: 0,
         }
@@ -245,6 +259,9 @@ impl Conn {
     // ---------------------------------------------------------------------------------------------
 
     pub(crate) fn check(&mut self, p: Profile, ev: &Event<'_>, sink: &mut Sink<'_>) {
+        if !self.orphans.is_empty() {
+            self.orphans(Some(ev), sink);
+        }
         let start = sink.len();
         if ev.truncated {
             self.truncated(p, ev, sink);
@@ -257,6 +274,14 @@ impl Conn {
             // Not even a well-framed header: the decoder says why.
             if let Err(e) = decode(bytes, ev.direction) {
                 sink.decode(&e);
+            }
+            // A command whose msg_size is below the header still has an id: libvfio-user reads its
+            // 16 bytes and answers it under that id.
+            if let Some(h) = Header::peek(bytes).filter(|h| {
+                h.msg_size.get() < HEADER_SIZE as u32
+                    && h.message_type() == Some(MessageType::Command)
+            }) {
+                self.expect_reply(p, h, ev, true, Ctx::None, sink);
             }
             return;
         };
@@ -285,6 +310,7 @@ impl Conn {
     }
 
     pub(crate) fn finish(&mut self, sink: &mut Sink<'_>) {
+        self.orphans(None, sink);
         for r in self.pending.drain() {
             sink.emit_at(
                 Rule::RequestUnanswered,

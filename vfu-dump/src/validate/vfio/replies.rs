@@ -2,7 +2,7 @@
 //! topic, and the command's effect settled (kept, or undone for an error reply).
 
 use super::state::{Op, Outcome, Overlap, Status};
-use super::{Conn, Ctx, EEXIST, EINVAL, Nego, Req, errno_label, le_u32, le_u64, side};
+use super::{Conn, Ctx, EEXIST, EINVAL, Nego, Orphan, Req, errno_label, le_u32, le_u64, side};
 use crate::validate::caps::Caps;
 use crate::validate::{Event, Profile, Rule, Sink};
 use vfu_codec::{Body, Command, HEADER_SIZE, Header, Message, decode};
@@ -24,6 +24,16 @@ impl Conn {
                     0,
                     format_args!("{cmd} reply to msg_id {id}, a command sent with NO_REPLY"),
                 );
+            } else if h.is_error() {
+                // Perhaps the answer to a header the server rejected before the rest of its message
+                // came: that command is written last, as the stream's truncated tail. Judged at the
+                // connection's next message.
+                self.orphans.push(Orphan {
+                    index: ev.index,
+                    id,
+                    cmd,
+                    from,
+                });
             } else {
                 sink.emit(
                     Rule::ReplyUnexpected,
@@ -46,6 +56,34 @@ impl Conn {
         };
         let seen = self.answer(p, h, &req, ev, sink);
         self.settle(p, req.seq, status, seen);
+    }
+
+    /// Settles the error replies that matched no command, at the next message of the connection (or
+    /// its end, `ev` `None`): the truncated tail of the stream they answer takes them, and any other
+    /// message shows they answer nothing.
+    pub(super) fn orphans(&mut self, ev: Option<&Event<'_>>, sink: &mut Sink<'_>) {
+        if let Some(ev) = ev.filter(|ev| ev.truncated) {
+            if let Some(h) = Header::peek(ev.bytes).filter(|h| !h.is_reply()) {
+                let id = h.msg_id.get();
+                self.orphans
+                    .retain(|o| !(o.from == ev.direction && o.id == id));
+            }
+            // Both streams may end inside a message: the other tail may follow.
+            return;
+        }
+        for o in self.orphans.drain(..) {
+            sink.emit_at(
+                Rule::ReplyUnexpected,
+                o.index,
+                0,
+                format_args!(
+                    "{} reply with msg_id {}, which no outstanding command from the {} has",
+                    o.cmd,
+                    o.id,
+                    side(o.from)
+                ),
+            );
+        }
     }
 
     /// Checks a reply against the command `req` it answers; returns what it reports of the state.
