@@ -852,3 +852,23 @@ fn an_error_reply_to_the_truncated_tail_is_not_unexpected() {
         0,
     );
 }
+
+/// libvfio-user answers a client's unsolicited reply with EINVAL under its msg_id
+/// (test_unsolicited_reply): under its profile that answer is its refusal of the stray reply, which
+/// is the one violation; under spec a reply to a reply is one more.
+#[test]
+fn libvfio_user_refuses_an_unsolicited_reply() {
+    let stray = enc(rep(0xbad2, Command::DEVICE_SET_IRQS), Body::Empty);
+    let refusal = enc(
+        Header::error_reply(0xbad2, Command::DEVICE_SET_IRQS, 22),
+        Body::Error,
+    );
+    let mut s = negotiated(Profile::LibvfioUser);
+    only(&s.c(&stray), "reply-unexpected", 0);
+    none(&s.s(&refusal));
+    none(&s.v.finish());
+    let mut s = negotiated(Profile::Spec);
+    only(&s.c(&stray), "reply-unexpected", 0);
+    none(&s.s(&refusal));
+    only(&s.v.finish(), "reply-unexpected", 0);
+}

@@ -53,6 +53,8 @@ const EEXIST: u32 = 17;
 const EINVAL: u32 = 22;
 /// How many recent NO_REPLY commands are remembered, to tell a reply to one from a stray reply.
 const RECENT_NO_REPLY: usize = 64;
+/// How many recent unsolicited replies are remembered, to tell libvfio-user's refusal of one.
+const RECENT_STRAY: usize = 16;
 
 /// Where version negotiation is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -184,6 +186,9 @@ pub(crate) struct Conn {
     pending: Pending<Req>,
     /// Error replies that matched no command, until the connection's next message.
     orphans: Vec<Orphan>,
+    /// Recent replies that matched no command: the side that sent each, and its msg_id.
+    stray: [Option<(Direction, u16)>; RECENT_STRAY],
+    stray_at: usize,
     no_reply: [Option<(Direction, u16, Command)>; RECENT_NO_REPLY],
     no_reply_at: usize,
 }
@@ -249,6 +254,8 @@ impl Conn {
             support: None,
             pending: Pending::new(),
             orphans: Vec::new(),
+            stray: [None; RECENT_STRAY],
+            stray_at: 0,
             no_reply: [None; RECENT_NO_REPLY],
             no_reply_at: 0,
         }

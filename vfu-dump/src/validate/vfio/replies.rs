@@ -2,7 +2,9 @@
 //! topic, and the command's effect settled (kept, or undone for an error reply).
 
 use super::state::{Op, Outcome, Overlap, Status};
-use super::{Conn, Ctx, EEXIST, EINVAL, Nego, Orphan, Req, errno_label, le_u32, le_u64, side};
+use super::{
+    Conn, Ctx, EEXIST, EINVAL, Nego, Orphan, RECENT_STRAY, Req, errno_label, le_u32, le_u64, side,
+};
 use crate::validate::caps::Caps;
 use crate::validate::{Event, Profile, Rule, Sink};
 use vfu_codec::{Body, Command, HEADER_SIZE, Header, Message, decode};
@@ -24,6 +26,12 @@ impl Conn {
                     0,
                     format_args!("{cmd} reply to msg_id {id}, a command sent with NO_REPLY"),
                 );
+            } else if h.is_error()
+                && p == Profile::LibvfioUser
+                && self.stray.contains(&Some((from, id)))
+            {
+                // libvfio-user answers every message that is not a command, an unsolicited reply
+                // included, with EINVAL under its msg_id: the stray reply was the violation.
             } else if h.is_error() {
                 // Perhaps the answer to a header the server rejected before the rest of its message
                 // came: that command is written last, as the stream's truncated tail. Judged at the
@@ -43,6 +51,8 @@ impl Conn {
                         side(from)
                     ),
                 );
+                self.stray[self.stray_at] = Some((ev.direction, id));
+                self.stray_at = (self.stray_at + 1) % RECENT_STRAY;
             }
             if let Err(e) = decode(ev.bytes, ev.direction) {
                 sink.decode(&e);
