@@ -36,7 +36,8 @@
 //! windows, dirty-page logging, the migration state, a reset's effect on it) takes effect when the
 //! command is seen, and every later command is checked against it, answered or not: QEMU unmaps a
 //! range and maps its pieces in one burst before the first reply. An error reply undoes the command,
-//! and the state is worked out again as the server had it, without that command. Server DMA into a
+//! and the state is worked out again as the server had it, without that command (for the last 64
+//! state-changing commands not yet settled; an older one counts as accepted). Server DMA into a
 //! window whose DMA_UNMAP is not yet answered is accepted (the server may finish DMA under way before
 //! it replies). What a reply reports (device, region and IRQ info, capabilities, a MIG_DEVICE_STATE
 //! GET) is known from its reply on. Checking a message allocates nothing unless it produces a

@@ -9,13 +9,19 @@
 //! the journal again without it: later commands then meet the state the server gave them.
 //!
 //! Nothing here allocates once the vectors have grown to the session's size: a rebuild copies into
-//! the existing window table.
+//! the existing window table. At most [`JOURNAL_MAX`] commands stay unsettled, so that one error
+//! reply costs at most as much as that many commands.
 
 use std::collections::VecDeque;
 
 use vfu_codec::vfio::migration::{MigState, Support, transition};
 
-use crate::validate::{MAX_PENDING, Profile};
+use crate::validate::Profile;
+
+/// Most commands kept unsettled. A refusal costs a rebuild of the state over them, so this bounds
+/// what one error reply costs to that of this many commands; real clients pipeline far fewer (QEMU's
+/// memory re-layouts: under ten).
+pub(super) const JOURNAL_MAX: usize = 64;
 
 /// A live DMA window.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -253,8 +259,9 @@ impl Journal {
             status,
             outcome,
         });
-        if self.entries.len() > MAX_PENDING {
-            // An answer that never came: past the bound the oldest counts as settled as it stands.
+        if self.entries.len() > JOURNAL_MAX {
+            // Past the bound (an answer that never came, or a client with very many commands in
+            // flight) the oldest counts as settled as it stands: a refusal of it is not undone.
             let e = self.entries.pop_front().expect("not empty");
             self.base.apply(e.op, e.status, p, support);
         }
@@ -449,9 +456,15 @@ mod tests {
         let p = Profile::Spec;
         let mut j = Journal::new();
         let mut now = Tracked::new();
-        for _ in 0..MAX_PENDING + 10 {
-            j.record(&mut now, Op::LogStop, Status::Pending, p, SUPPORT);
+        let first = j.record(&mut now, Op::LogStart(4096), Status::Pending, p, SUPPORT);
+        for _ in 0..JOURNAL_MAX + 10 {
+            j.record(&mut now, Op::MigSeen(None), Status::Pending, p, SUPPORT);
         }
-        assert_eq!(j.entries.len(), MAX_PENDING);
+        assert_eq!(j.entries.len(), JOURNAL_MAX);
+        // The first was folded as it stood: its refusal, too late, changes nothing.
+        assert_eq!(j.outcome(first), None);
+        j.settle(&mut now, first, Status::Refused, None, p, SUPPORT);
+        assert_eq!(now.logging, Some(4096));
+        assert_eq!(j.base.logging, Some(4096));
     }
 }
