@@ -139,7 +139,7 @@ pub enum MessageType {
     Reply,
 }
 
-crate::wire_struct! {
+crate::wire::wire_struct! {
     /// The header that starts every vfio-user message.
     pub struct Header("vfio-user spec §1 Header", size 16) {
         /// Chosen by the sender; echoed in the reply (`msg_id`).

@@ -364,3 +364,8 @@ macro_rules! wire_struct {
         }
     )*};
 }
+
+// The macro is exported at the crate root (`vfu_codec::wire_struct!`); the codec's own files name it
+// through this module, where it is defined, rather than through the root that re-exports them.
+#[doc(hidden)]
+pub use crate::wire_struct;

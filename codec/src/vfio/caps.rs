@@ -61,7 +61,7 @@ use zerocopy::little_endian::U16;
 use crate::error::{EncodeError, Rule};
 use crate::wire::Show;
 
-crate::wire_struct! {
+crate::wire::wire_struct! {
     /// VERSION request and reply fixed part; the optional NUL-terminated capabilities JSON follows.
     pub struct Version("vfio-user spec §2.1 VFIO_USER_VERSION", size 4) {
         /// Major version (0).

@@ -114,7 +114,7 @@ pub const IRQ_SET_FLAGS: &[FlagSpec] = &[
     FlagSpec::bit(32, "ACTION_TRIGGER"),
 ];
 
-crate::wire_struct! {
+crate::wire::wire_struct! {
     /// DEVICE_GET_INFO request and reply body (`struct vfio_device_info`, first 16 bytes).
     pub struct DeviceInfo("vfio-user spec §2.4 VFIO_USER_DEVICE_GET_INFO; <linux/vfio.h> vfio_device_info", size 16) {
         /// Request: largest reply accepted (≥ 16); reply: 16.

@@ -32,7 +32,7 @@ pub const DMA_UNMAP_FLAGS: &[FlagSpec] = &[
     FlagSpec::bit(2, "UNMAP_ALL"),
 ];
 
-crate::wire_struct! {
+crate::wire::wire_struct! {
     /// DMA_MAP request body: map `[address, address + size)` of the client's memory.
     pub struct DmaMap("vfio-user spec §2.2 VFIO_USER_DMA_MAP", size 32) {
         /// The structure size, 32 (DMA_MAP has no reply payload).

@@ -3,7 +3,6 @@
 
 use zerocopy::little_endian::{I32, U32, U64};
 
-use crate::vfio::migration::MIG_STATE_NAMES;
 use crate::wire::{FlagSpec, Named, Show, named};
 
 /// `VFIO_DEVICE_FEATURE_MASK`: bits 0–15 name the feature.
@@ -43,6 +42,20 @@ pub const DEVICE_FEATURE_FLAGS: &[FlagSpec] = &[
     FlagSpec::bit(0x40000, "PROBE"),
 ];
 
+/// `enum vfio_device_mig_state` names (vfio-user spec §3), the values of
+/// [`FeatureMigState::device_state`] (`vfio::migration::MigState` is the typed state, and its module
+/// re-exports this table).
+pub const MIG_STATE_NAMES: &[Named] = &[
+    named(0, "ERROR"),
+    named(1, "STOP"),
+    named(2, "RUNNING"),
+    named(3, "STOP_COPY"),
+    named(4, "RESUMING"),
+    named(5, "RUNNING_P2P"),
+    named(6, "PRE_COPY"),
+    named(7, "PRE_COPY_P2P"),
+];
+
 /// `VFIO_MIGRATION_STOP_COPY`.
 pub const VFIO_MIGRATION_STOP_COPY: u64 = 1;
 /// `VFIO_MIGRATION_P2P`.
@@ -71,7 +84,7 @@ pub const DIRTY_PAGES_FLAGS: &[FlagSpec] = &[
     FlagSpec::bit(4, "GET_BITMAP"),
 ];
 
-crate::wire_struct! {
+crate::wire::wire_struct! {
     /// DEVICE_FEATURE request and reply head (`struct vfio_device_feature`); feature data follows.
     pub struct DeviceFeature("vfio-user spec §2.15 VFIO_USER_DEVICE_FEATURE; <linux/vfio.h> vfio_device_feature", size 8) {
         /// Request: largest reply accepted; GET reply: full length.

@@ -32,19 +32,10 @@ use core::ops::Deref;
 
 use crate::errno::lookup;
 use crate::vfio::feature::{VFIO_MIGRATION_P2P, VFIO_MIGRATION_PRE_COPY};
-use crate::wire::{Named, named};
 
-/// `enum vfio_device_mig_state` names.
-pub const MIG_STATE_NAMES: &[Named] = &[
-    named(0, "ERROR"),
-    named(1, "STOP"),
-    named(2, "RUNNING"),
-    named(3, "STOP_COPY"),
-    named(4, "RESUMING"),
-    named(5, "RUNNING_P2P"),
-    named(6, "PRE_COPY"),
-    named(7, "PRE_COPY_P2P"),
-];
+// The state names live beside the MIG_DEVICE_STATE wire struct whose `device_state` they name; this
+// module, the state machine above that layout, re-exports them (so neither file imports the other).
+pub use crate::vfio::feature::MIG_STATE_NAMES;
 
 /// A migration device state, `enum vfio_device_mig_state` (vfio-user spec §3), as carried in the
 /// `device_state` field of the MIG_DEVICE_STATE feature (§2.15).

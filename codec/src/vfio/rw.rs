@@ -5,7 +5,7 @@ use zerocopy::little_endian::{U32, U64};
 use crate::vfio::device::PCI_REGION_NAMES;
 use crate::wire::Show;
 
-crate::wire_struct! {
+crate::wire::wire_struct! {
     /// REGION_READ and REGION_WRITE head, both directions; data follows in the WRITE request and READ reply.
     pub struct RegionAccess("vfio-user spec §2.9/§2.10 VFIO_USER_REGION_READ/WRITE", size 16) {
         /// Offset into the region.
