@@ -1,0 +1,218 @@
+//! The decoded form of a message: [`Message`], its [`Body`] chosen by command and type, and the
+//! [`Direction`] it travelled.
+
+use crate::header::{Command, HEADER_SIZE, Header};
+use crate::vfio::caps::Version;
+use crate::vfio::device::{
+    CapIter, DeviceInfo, IoFdEntries, IrqInfo, IrqSet, RegionInfo, RegionIoFds,
+    VFIO_REGION_INFO_FLAG_CAPS,
+};
+use crate::vfio::dma::{DirtyBitmap, DmaMap, DmaUnmap};
+use crate::vfio::feature::{
+    DeviceFeature, DirtyPages, DirtyPagesRange, DmaLoggingControl, DmaLoggingRange,
+    DmaLoggingReport, FeatureMigState, FeatureMigration, MigData, PrecopyInfo,
+};
+use crate::vfio::rw::{DmaAccess, RegionAccess, RegionWriteEntry, RegionWriteMulti};
+
+/// Which way a message travelled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Direction {
+    /// Client (VMM) to server (device); for VDUSE, kernel to daemon.
+    ClientToServer,
+    /// Server to client; for VDUSE, daemon to kernel.
+    ServerToClient,
+}
+
+impl Direction {
+    /// The other direction.
+    pub fn reverse(self) -> Self {
+        match self {
+            Direction::ClientToServer => Direction::ServerToClient,
+            Direction::ServerToClient => Direction::ClientToServer,
+        }
+    }
+
+    /// `"c2s"` or `"s2c"`.
+    pub fn short(self) -> &'static str {
+        match self {
+            Direction::ClientToServer => "c2s",
+            Direction::ServerToClient => "s2c",
+        }
+    }
+}
+
+/// The data of a DEVICE_FEATURE message after its 8-byte head, typed by feature.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FeatureData<'a> {
+    /// No data (a GET request of MIGRATION, PROBE, or an empty DMA_LOGGING_STOP).
+    None,
+    /// MIGRATION reply: the supported flags.
+    Migration(&'a FeatureMigration),
+    /// MIG_DEVICE_STATE: a requested, echoed or current state.
+    MigState(&'a FeatureMigState),
+    /// DMA_LOGGING_START/STOP control and its ranges.
+    LoggingControl {
+        /// The control block.
+        control: &'a DmaLoggingControl,
+        /// `num_ranges` ranges.
+        ranges: &'a [DmaLoggingRange],
+    },
+    /// DMA_LOGGING_REPORT: the range and, in a reply, its bitmap.
+    LoggingReport {
+        /// The report head.
+        report: &'a DmaLoggingReport,
+        /// The bitmap (empty in a request).
+        bitmap: &'a [u8],
+    },
+    /// An unknown feature: raw bytes.
+    Raw(&'a [u8]),
+}
+
+/// VERSION body: the fixed part and the capabilities JSON.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VersionBody<'a> {
+    /// Major and minor.
+    pub version: &'a Version,
+    /// The JSON text without its terminating NUL; `None` when the payload is only the 4 fixed bytes.
+    pub json: Option<&'a [u8]>,
+}
+
+/// The body of a message, chosen by its command and type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Body<'a> {
+    /// No payload: DEVICE_RESET, and the replies of DMA_MAP, SET_IRQS and MIG_DATA_WRITE; also the
+    /// header-only replies that implementations send in place of an echo (see [`decode`]).
+    Empty,
+    /// An error reply (ERROR set). Any payload is left in [`Message::trailing`].
+    Error,
+    /// VERSION request or reply (§2.1).
+    Version(VersionBody<'a>),
+    /// DMA_MAP request (§2.2).
+    DmaMap(&'a DmaMap),
+    /// DMA_UNMAP request or reply (§2.3), with the legacy dirty bitmap when GET_DIRTY_BITMAP is set.
+    DmaUnmap {
+        /// The unmap entry.
+        unmap: &'a DmaUnmap,
+        /// The bitmap header (GET_DIRTY_BITMAP only).
+        bitmap: Option<&'a DirtyBitmap>,
+        /// The bitmap bytes (reply with GET_DIRTY_BITMAP only).
+        data: &'a [u8],
+    },
+    /// DEVICE_GET_INFO request or reply (§2.4).
+    DeviceInfo(&'a DeviceInfo),
+    /// DEVICE_GET_REGION_INFO request or reply (§2.5).
+    RegionInfo {
+        /// The fixed part.
+        info: &'a RegionInfo,
+        /// Payload bytes after the fixed part (the capability area of a reply; see [`Body::region_caps`]).
+        caps: &'a [u8],
+    },
+    /// DEVICE_GET_REGION_IO_FDS request or reply (§2.6).
+    RegionIoFds {
+        /// The head.
+        head: &'a RegionIoFds,
+        /// Reply entries (empty in a request, or when the reply was cut to the head).
+        entries: IoFdEntries<'a>,
+    },
+    /// DEVICE_GET_IRQ_INFO request or reply (§2.7).
+    IrqInfo(&'a IrqInfo),
+    /// DEVICE_SET_IRQS request (§2.8).
+    SetIrqs {
+        /// The fixed part.
+        set: &'a IrqSet,
+        /// DATA_BOOL bytes (`count` of them); empty otherwise.
+        data: &'a [u8],
+    },
+    /// REGION_READ or REGION_WRITE, request or reply (§2.9, §2.10).
+    RegionRw {
+        /// The head.
+        access: &'a RegionAccess,
+        /// `count` data bytes (WRITE request, READ reply); empty otherwise.
+        data: &'a [u8],
+    },
+    /// DMA_READ or DMA_WRITE, request or reply (§2.11, §2.12).
+    DmaRw {
+        /// The head.
+        access: &'a DmaAccess,
+        /// `count` data bytes (WRITE request, READ reply); empty otherwise.
+        data: &'a [u8],
+    },
+    /// REGION_WRITE_MULTI request or reply (§2.14).
+    WriteMulti {
+        /// `wr_cnt`.
+        head: &'a RegionWriteMulti,
+        /// The writes (request only).
+        entries: &'a [RegionWriteEntry],
+    },
+    /// DEVICE_FEATURE request or reply (§2.15).
+    DeviceFeature {
+        /// argsz and flags.
+        head: &'a DeviceFeature,
+        /// The feature data.
+        data: FeatureData<'a>,
+    },
+    /// MIG_DATA_READ or MIG_DATA_WRITE, request or reply (§2.16, §2.17).
+    MigData {
+        /// argsz and size.
+        head: &'a MigData,
+        /// `size` data bytes (READ reply, WRITE request); empty otherwise.
+        data: &'a [u8],
+    },
+    /// GET_PRECOPY_INFO request or reply \[pending\] (§2.18).
+    PrecopyInfo(&'a PrecopyInfo),
+    /// Legacy DIRTY_PAGES request or reply (§4).
+    DirtyPages {
+        /// argsz and flags.
+        head: &'a DirtyPages,
+        /// The range (GET_BITMAP only).
+        range: Option<&'a DirtyPagesRange>,
+        /// The bitmap (GET_BITMAP reply only).
+        bitmap: &'a [u8],
+    },
+    /// A command this crate does not know: the payload, uninterpreted.
+    Unknown(&'a [u8]),
+}
+
+/// A decoded vfio-user message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Message<'a> {
+    /// Which way it travelled (as given to [`decode`]).
+    pub direction: Direction,
+    /// The header.
+    pub header: &'a Header,
+    /// The body for its command and type.
+    pub body: Body<'a>,
+    /// Payload bytes after the body: padding some implementations add, or an error reply's payload.
+    pub trailing: &'a [u8],
+}
+
+impl<'a> Message<'a> {
+    /// The command.
+    pub fn command(&self) -> Command {
+        self.header.cmd()
+    }
+
+    /// Whether this is a reply.
+    pub fn is_reply(&self) -> bool {
+        self.header.is_reply()
+    }
+}
+
+impl<'a> Body<'a> {
+    /// The capability chain of a DEVICE_GET_REGION_INFO reply (empty unless CAPS is set).
+    #[inline]
+    pub fn region_caps(&self) -> Option<CapIter<'a>> {
+        match *self {
+            Body::RegionInfo { info, caps } => {
+                let first = if info.flags.get() & VFIO_REGION_INFO_FLAG_CAPS != 0 {
+                    info.cap_offset.get()
+                } else {
+                    0
+                };
+                Some(CapIter::new(caps, first, HEADER_SIZE))
+            }
+            _ => None,
+        }
+    }
+}
