@@ -2,6 +2,8 @@
 
 use core::fmt;
 
+use crate::header::{Command, MessageType};
+
 /// The structural rule a message broke. Each variant has a stable id ([`Rule::id`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -280,6 +282,7 @@ impl core::error::Error for DecodeError {}
 
 /// A message could not be encoded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum EncodeError {
     /// The output buffer is too small.
     BufferTooShort {
@@ -298,6 +301,18 @@ pub enum EncodeError {
         /// The field.
         field: &'static str,
     },
+    /// The body is not one a message with the header's command and type carries (see
+    /// `Body::belongs_to`): written, it would decode as something else.
+    BodyMismatch {
+        /// The body's variant (`Body::name`): `"DmaMap"`.
+        body: &'static str,
+        /// The header's command.
+        command: Command,
+        /// The header's type, `None` when its type bits are neither command (0) nor reply (1).
+        message_type: Option<MessageType>,
+        /// Whether the header is an error reply (a reply with ERROR set).
+        error: bool,
+    },
 }
 
 impl fmt::Display for EncodeError {
@@ -314,6 +329,33 @@ impl fmt::Display for EncodeError {
             }
             EncodeError::FieldOverflow { field } => {
                 write!(f, "{field} cannot hold the data length")
+            }
+            EncodeError::BodyMismatch {
+                body,
+                command,
+                message_type,
+                error,
+            } => {
+                // "an UNKNOWN(99) command", "an Empty body": the article by the word's first letter.
+                fn an(word: &str) -> &'static str {
+                    match word.as_bytes().first() {
+                        Some(b'A' | b'E' | b'I' | b'O' | b'U') => "an",
+                        _ => "a",
+                    }
+                }
+                let name = command.short_name().unwrap_or("UNKNOWN");
+                write!(
+                    f,
+                    "{} {body} body does not belong to {} {command} ",
+                    an(body),
+                    an(name)
+                )?;
+                match (message_type, error) {
+                    (Some(MessageType::Command), _) => f.write_str("command"),
+                    (Some(MessageType::Reply), false) => f.write_str("reply"),
+                    (Some(MessageType::Reply), true) => f.write_str("error reply"),
+                    (None, _) => f.write_str("message of invalid type"),
+                }
             }
         }
     }

@@ -579,11 +579,164 @@ proptest! {
             b[8] = (b[8] & !0xf) | u8::from(reply);
         }
         if let Ok(m) = decode(&b, Direction::ServerToClient) {
+            prop_assert!(m.body.belongs_to(m.header), "{:?} on {:?}", m.body, m.header);
             let mut out = vec![0u8; b.len()];
             let n = encode_exact(m.header, &m.body, m.trailing, &mut out).unwrap();
             prop_assert_eq!(&out[..n], &b[..]);
         }
     }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+    /// Every encoder refuses exactly the bodies that do not belong to the header's command and type,
+    /// naming both, and writes nothing then; a body it accepts decodes as the same variant.
+    #[test]
+    fn encode_refuses_a_body_of_another_command_or_type(
+        c in case(),
+        cmd in 0u16..22,
+        flags in prop_oneof![Just(0u32), Just(1), Just(2), Just(0xf), Just(0x10), Just(0x20), Just(0x21), Just(0x31)],
+    ) {
+        let body = c.body();
+        let header = Header::new(7, Command(cmd), flags, if flags & 0x20 != 0 { 22 } else { 0 });
+        let belongs = body.belongs_to(&header);
+        let mut buf = vec![0xa5u8; 4096];
+        let got = encode(&header, &body, &mut buf);
+        let exact = encode_exact(&header, &body, &[], &mut buf.clone());
+        prop_assert_eq!(got.is_ok(), exact.is_ok());
+        match got {
+            Err(e) => {
+                prop_assert!(!belongs);
+                prop_assert_eq!(e, EncodeError::BodyMismatch {
+                    body: body.name(),
+                    command: Command(cmd),
+                    message_type: header.message_type(),
+                    error: header.is_reply() && header.is_error(),
+                });
+                prop_assert!(buf.iter().all(|&b| b == 0xa5), "wrote before refusing");
+            }
+            Ok(n) => {
+                prop_assert!(belongs);
+                // What decodes (the generated contents may not suit another command of the same body)
+                // decodes as the body given: an Empty error reply as Error, raw bytes as anything.
+                if let Ok(m) = decode(&buf[..n], Direction::ClientToServer) {
+                    match body {
+                        Body::Unknown(_) => {}
+                        Body::Empty if header.is_reply() && header.is_error() => {
+                            prop_assert_eq!(m.body, Body::Error)
+                        }
+                        Body::Empty if header.cmd().name().is_none() => {
+                            prop_assert_eq!(m.body, Body::Unknown(&[]))
+                        }
+                        _ => prop_assert_eq!(m.body.name(), body.name()),
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The example: a DMA_MAP body under a VERSION header is refused, naming both.
+#[test]
+fn encode_refuses_a_dma_map_body_under_a_version_header() {
+    let map = DmaMap::new(3, 0, 0x1000, 0x1000);
+    let mut buf = [0u8; 64];
+    let e = encode(
+        &Header::command(7, Command::VERSION),
+        &Body::DmaMap(&map),
+        &mut buf,
+    )
+    .unwrap_err();
+    assert_eq!(
+        e,
+        EncodeError::BodyMismatch {
+            body: "DmaMap",
+            command: Command::VERSION,
+            message_type: Some(MessageType::Command),
+            error: false,
+        }
+    );
+    assert_eq!(
+        e.to_string(),
+        "a DmaMap body does not belong to a VERSION command"
+    );
+    assert!(encode_vec::<64>(&Header::command(7, Command::VERSION), &Body::DmaMap(&map)).is_err());
+    assert!(encode_to_vec(&Header::command(7, Command::VERSION), &Body::DmaMap(&map)).is_err());
+}
+
+/// Each way a body can miss its header, with the message that says so.
+#[test]
+fn encode_body_mismatch_messages() {
+    let map = DmaMap::new(3, 0, 0x1000, 0x1000);
+    let info = DeviceInfo::default();
+    let mut buf = [0u8; 64];
+    let cases: [(Header, Body<'_>, &str); 6] = [
+        (
+            Header::reply(1, Command::DMA_MAP),
+            Body::DmaMap(&map),
+            "a DmaMap body does not belong to a DMA_MAP reply",
+        ),
+        (
+            Header::error_reply(1, Command::DEVICE_GET_INFO, 22),
+            Body::DeviceInfo(&info),
+            "a DeviceInfo body does not belong to a DEVICE_GET_INFO error reply",
+        ),
+        (
+            Header::command(1, Command::DMA_MAP),
+            Body::Error,
+            "an Error body does not belong to a DMA_MAP command",
+        ),
+        (
+            Header::command(1, Command::VERSION),
+            Body::Empty,
+            "an Empty body does not belong to a VERSION command",
+        ),
+        (
+            Header::new(1, Command::DEVICE_GET_INFO, 2, 0),
+            Body::DeviceInfo(&info),
+            "a DeviceInfo body does not belong to a DEVICE_GET_INFO message of invalid type",
+        ),
+        (
+            Header::command(1, Command(99)),
+            Body::DeviceInfo(&info),
+            "a DeviceInfo body does not belong to an UNKNOWN(99) command",
+        ),
+    ];
+    for (h, b, text) in cases {
+        let e = encode(&h, &b, &mut buf).unwrap_err();
+        assert_eq!(e.to_string(), text);
+        assert!(!b.belongs_to(&h));
+    }
+}
+
+/// What is accepted without a typed body: an error reply without payload (as Empty or Error), raw
+/// bytes under any header, and no payload where a command has none.
+#[test]
+fn encode_accepts_header_only_and_raw_bodies() {
+    let mut buf = [0u8; 64];
+    for h in [
+        Header::error_reply(1, Command::VERSION, 22),
+        Header::command(1, Command::DEVICE_RESET),
+        Header::reply(1, Command::DEVICE_RESET),
+        Header::reply(1, Command::DEVICE_SET_IRQS),
+        Header::command(1, Command(40)),
+        Header::new(1, Command::DMA_MAP, 3, 0),
+    ] {
+        let n = encode(&h, &Body::Empty, &mut buf).unwrap();
+        assert_eq!(n, 16, "{h:?}");
+        assert_eq!(encode(&h, &Body::Unknown(&[1, 2]), &mut buf), Ok(18));
+    }
+    let n = encode(
+        &Header::error_reply(1, Command::VERSION, 22),
+        &Body::Error,
+        &mut buf,
+    )
+    .unwrap();
+    assert_eq!(
+        decode(&buf[..n], Direction::ServerToClient).unwrap().body,
+        Body::Error
+    );
 }
 
 #[test]

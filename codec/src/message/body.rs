@@ -1,7 +1,7 @@
 //! The decoded form of a message: [`Message`], its [`Body`] chosen by command and type, and the
 //! [`Direction`] it travelled.
 
-use crate::header::{Command, HEADER_SIZE, Header};
+use crate::header::{Command, HEADER_SIZE, Header, MessageType};
 use crate::vfio::caps::Version;
 use crate::vfio::device::{
     CapIter, DeviceInfo, IoFdEntries, IrqInfo, IrqSet, RegionInfo, RegionIoFds,
@@ -213,6 +213,102 @@ impl<'a> Body<'a> {
                 Some(CapIter::new(caps, first, HEADER_SIZE))
             }
             _ => None,
+        }
+    }
+
+    /// The variant's name (`"DmaMap"`, `"RegionRw"`), as [`EncodeError::BodyMismatch`] names it.
+    ///
+    /// [`EncodeError::BodyMismatch`]: crate::error::EncodeError::BodyMismatch
+    pub fn name(&self) -> &'static str {
+        match self {
+            Body::Empty => "Empty",
+            Body::Error => "Error",
+            Body::Version(_) => "Version",
+            Body::DmaMap(_) => "DmaMap",
+            Body::DmaUnmap { .. } => "DmaUnmap",
+            Body::DeviceInfo(_) => "DeviceInfo",
+            Body::RegionInfo { .. } => "RegionInfo",
+            Body::RegionIoFds { .. } => "RegionIoFds",
+            Body::IrqInfo(_) => "IrqInfo",
+            Body::SetIrqs { .. } => "SetIrqs",
+            Body::RegionRw { .. } => "RegionRw",
+            Body::DmaRw { .. } => "DmaRw",
+            Body::WriteMulti { .. } => "WriteMulti",
+            Body::DeviceFeature { .. } => "DeviceFeature",
+            Body::MigData { .. } => "MigData",
+            Body::PrecopyInfo(_) => "PrecopyInfo",
+            Body::DirtyPages { .. } => "DirtyPages",
+            Body::Unknown(_) => "Unknown",
+        }
+    }
+
+    /// Whether this body belongs to a message with `header`'s command and type: whether the decoder
+    /// chooses this variant for such a message. The encoders refuse any other body
+    /// ([`EncodeError::BodyMismatch`]), so that what they write decodes as what was given.
+    ///
+    /// - A typed body goes with its command, in both types, except [`Body::DmaMap`] and
+    ///   [`Body::SetIrqs`], which are requests only (their replies are [`Body::Empty`]).
+    /// - An error reply (type reply, ERROR set) takes [`Body::Error`] or [`Body::Empty`]: both write
+    ///   no payload. [`Body::Error`] goes with nothing else.
+    /// - [`Body::Empty`] also goes wherever the decoder accepts a message without payload:
+    ///   DEVICE_RESET, the replies of DMA_MAP, DEVICE_SET_IRQS and MIG_DATA_WRITE, the header-only
+    ///   replies of REGION_READ, REGION_WRITE and DMA_WRITE, a command number this crate does not
+    ///   know, and a header whose type bits are neither command nor reply.
+    /// - [`Body::Unknown`] is raw payload bytes and goes with any header: the way to write a payload
+    ///   this crate has no type for, or a deliberately malformed one.
+    ///
+    /// ```
+    /// use vfu_codec::{Body, Command, Header};
+    /// use vfu_codec::vfio::DmaMap;
+    ///
+    /// let map = DmaMap::new(3, 0, 0x1_0000, 0x1000);
+    /// assert!(Body::DmaMap(&map).belongs_to(&Header::command(1, Command::DMA_MAP)));
+    /// assert!(!Body::DmaMap(&map).belongs_to(&Header::reply(1, Command::DMA_MAP)));
+    /// assert!(!Body::DmaMap(&map).belongs_to(&Header::command(1, Command::VERSION)));
+    /// assert!(Body::Empty.belongs_to(&Header::reply(1, Command::DMA_MAP)));
+    /// assert!(Body::Empty.belongs_to(&Header::error_reply(1, Command::VERSION, 22)));
+    /// ```
+    ///
+    /// [`EncodeError::BodyMismatch`]: crate::error::EncodeError::BodyMismatch
+    pub fn belongs_to(&self, header: &Header) -> bool {
+        let cmd = header.cmd();
+        let reply = match header.message_type() {
+            Some(t) => t == MessageType::Reply,
+            None => return matches!(self, Body::Empty | Body::Unknown(_)),
+        };
+        if reply && header.is_error() {
+            return matches!(self, Body::Error | Body::Empty | Body::Unknown(_));
+        }
+        match self {
+            Body::Unknown(_) => true,
+            Body::Error => false,
+            Body::Empty => match cmd {
+                Command::DEVICE_RESET => true,
+                Command::DMA_MAP
+                | Command::DEVICE_SET_IRQS
+                | Command::REGION_READ
+                | Command::REGION_WRITE
+                | Command::DMA_WRITE
+                | Command::MIG_DATA_WRITE => reply,
+                c => c.name().is_none(),
+            },
+            Body::Version(_) => cmd == Command::VERSION,
+            Body::DmaMap(_) => cmd == Command::DMA_MAP && !reply,
+            Body::DmaUnmap { .. } => cmd == Command::DMA_UNMAP,
+            Body::DeviceInfo(_) => cmd == Command::DEVICE_GET_INFO,
+            Body::RegionInfo { .. } => cmd == Command::DEVICE_GET_REGION_INFO,
+            Body::RegionIoFds { .. } => cmd == Command::DEVICE_GET_REGION_IO_FDS,
+            Body::IrqInfo(_) => cmd == Command::DEVICE_GET_IRQ_INFO,
+            Body::SetIrqs { .. } => cmd == Command::DEVICE_SET_IRQS && !reply,
+            Body::RegionRw { .. } => matches!(cmd, Command::REGION_READ | Command::REGION_WRITE),
+            Body::DmaRw { .. } => matches!(cmd, Command::DMA_READ | Command::DMA_WRITE),
+            Body::WriteMulti { .. } => cmd == Command::REGION_WRITE_MULTI,
+            Body::DeviceFeature { .. } => cmd == Command::DEVICE_FEATURE,
+            Body::MigData { .. } => {
+                matches!(cmd, Command::MIG_DATA_READ | Command::MIG_DATA_WRITE)
+            }
+            Body::PrecopyInfo(_) => cmd == Command::GET_PRECOPY_INFO,
+            Body::DirtyPages { .. } => cmd == Command::DIRTY_PAGES,
         }
     }
 }

@@ -94,13 +94,17 @@ fn feature_len(d: &FeatureData<'_>) -> usize {
 
 /// Encodes a message into `buf`, computing `msg_size` and `argsz` ([`Argsz::Compute`]); returns its length.
 ///
-/// The header's type, id, command, flags and errno are written as given.
+/// The header's type, id, command, flags and errno are written as given. A body that does not belong to
+/// the header's command and type ([`Body::belongs_to`]: a DMA_MAP body under a VERSION header, a typed
+/// body on an error reply) is refused with [`EncodeError::BodyMismatch`] before anything is written;
+/// so is a buffer too short for the message ([`EncodeError::BufferTooShort`]).
 pub fn encode(header: &Header, body: &Body<'_>, buf: &mut [u8]) -> Result<usize, EncodeError> {
     encode_with(header, body, &[], Argsz::Compute, buf)
 }
 
 /// Encodes a message with every field as given except `msg_size`, appending `trailing`
 /// ([`Argsz::Keep`]): `encode_exact(m.header, &m.body, m.trailing, ..)` reproduces a decoded message.
+/// Refuses what [`encode`] refuses.
 pub fn encode_exact(
     header: &Header,
     body: &Body<'_>,
@@ -118,6 +122,9 @@ pub fn encode_with(
     argsz: Argsz,
     buf: &mut [u8],
 ) -> Result<usize, EncodeError> {
+    if !body.belongs_to(header) {
+        return Err(mismatch(header, body));
+    }
     let total = HEADER_SIZE + body_len(body, trailing);
     let msg_size = u32::try_from(total).map_err(|_| EncodeError::TooLarge { need: total })?;
     if buf.len() < total {
@@ -217,6 +224,17 @@ pub fn encode_with(
         compute_argsz(&mut w, header, body, total - HEADER_SIZE);
     }
     Ok(w.len)
+}
+
+/// The error for a body that does not belong to `header`.
+#[cold]
+fn mismatch(header: &Header, body: &Body<'_>) -> EncodeError {
+    EncodeError::BodyMismatch {
+        body: body.name(),
+        command: header.cmd(),
+        message_type: header.message_type(),
+        error: header.is_reply() && header.is_error(),
+    }
 }
 
 fn compute_argsz(w: &mut Writer<'_>, header: &Header, body: &Body<'_>, payload: usize) {
