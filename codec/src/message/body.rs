@@ -82,7 +82,7 @@ pub struct VersionBody<'a> {
 #[non_exhaustive]
 pub enum Body<'a> {
     /// No payload: DEVICE_RESET, and the replies of DMA_MAP, SET_IRQS and MIG_DATA_WRITE; also the
-    /// header-only replies that implementations send in place of an echo (see [`decode`]).
+    /// header-only replies that implementations send in place of an echo (see [`decode`](crate::decode)).
     Empty,
     /// An error reply (ERROR set). Any payload is left in [`Message::trailing`].
     Error,
@@ -177,7 +177,7 @@ pub enum Body<'a> {
 /// A decoded vfio-user message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Message<'a> {
-    /// Which way it travelled (as given to [`decode`]).
+    /// Which way it travelled (as given to [`decode`](crate::decode)).
     pub direction: Direction,
     /// The header.
     pub header: &'a Header,
