@@ -77,6 +77,14 @@ pub struct VersionBody<'a> {
     pub json: Option<&'a [u8]>,
 }
 
+impl<'a> VersionBody<'a> {
+    /// A VERSION body: the fixed part and, when given, the capabilities JSON text without its NUL (the
+    /// encoder adds it); see [`Capabilities::emit`](crate::vfio::caps::Capabilities::emit).
+    pub fn new(version: &'a Version, json: Option<&'a [u8]>) -> Self {
+        VersionBody { version, json }
+    }
+}
+
 /// The body of a message, chosen by its command and type.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]

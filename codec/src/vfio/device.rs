@@ -294,6 +294,250 @@ crate::wire::wire_struct! {
     }
 }
 
+impl DeviceInfo {
+    /// A DEVICE_GET_INFO request (§2.4): `argsz` = 16, the whole reply; the other fields 0.
+    pub fn request() -> Self {
+        DeviceInfo {
+            argsz: U32::new(16),
+            ..DeviceInfo::default()
+        }
+    }
+
+    /// A DEVICE_GET_INFO reply (§2.4): `flags` (RESET, PCI), `num_regions` (≥ 9 for PCI) and
+    /// `num_irqs` (5 for PCI); `argsz` = 16.
+    pub fn reply(flags: u32, num_regions: u32, num_irqs: u32) -> Self {
+        DeviceInfo {
+            argsz: U32::new(16),
+            flags: U32::new(flags),
+            num_regions: U32::new(num_regions),
+            num_irqs: U32::new(num_irqs),
+        }
+    }
+}
+
+impl RegionInfo {
+    /// A DEVICE_GET_REGION_INFO request (§2.5) for region `index`, accepting a reply of up to `argsz`
+    /// payload bytes (at least 32; more to receive capabilities).
+    pub fn request(index: u32, argsz: u32) -> Self {
+        RegionInfo {
+            argsz: U32::new(argsz),
+            index: U32::new(index),
+            ..RegionInfo::default()
+        }
+    }
+
+    /// A DEVICE_GET_REGION_INFO reply (§2.5) for region `index`: `flags` (READ, WRITE, MMAP), the
+    /// region's `size`, and `offset`, the mmap offset into the fd sent with it. `argsz` = 32 and no
+    /// capabilities; see [`with_caps`](Self::with_caps).
+    pub fn reply(index: u32, flags: u32, size: u64, offset: u64) -> Self {
+        RegionInfo {
+            argsz: U32::new(32),
+            flags: U32::new(flags),
+            index: U32::new(index),
+            cap_offset: U32::new(0),
+            size: U64::new(size),
+            offset: U64::new(offset),
+        }
+    }
+
+    /// This reply with a capability chain that starts at payload offset `cap_offset` (≥ 32; the
+    /// capabilities follow the fixed part in the body): sets CAPS. [`encode`](crate::encode) sets
+    /// `argsz` to the full payload, 32 + the capability area.
+    pub fn with_caps(mut self, cap_offset: u32) -> Self {
+        self.flags
+            .set(self.flags.get() | VFIO_REGION_INFO_FLAG_CAPS);
+        self.cap_offset.set(cap_offset);
+        self
+    }
+}
+
+impl CapHeader {
+    /// A capability header (§2.5): capability `id`, its `version`, and `next`, the payload offset of
+    /// the next capability (0 ends the chain).
+    pub fn new(id: u16, version: u16, next: u32) -> Self {
+        CapHeader {
+            id: U16::new(id),
+            version: U16::new(version),
+            next: U32::new(next),
+        }
+    }
+}
+
+impl CapSparseMmap {
+    /// A SPARSE_MMAP capability head, version 1 (§2.5), for `nr_areas` areas that follow it; `next`
+    /// is the payload offset of the next capability (0 ends the chain).
+    pub fn new(next: u32, nr_areas: u32) -> Self {
+        CapSparseMmap {
+            id: U16::new(VFIO_REGION_INFO_CAP_SPARSE_MMAP),
+            version: U16::new(1),
+            next: U32::new(next),
+            nr_areas: U32::new(nr_areas),
+            reserved: U32::new(0),
+        }
+    }
+}
+
+impl SparseMmapArea {
+    /// One area that may be mmapped: `size` bytes at `offset` within the region (§2.5).
+    pub fn new(offset: u64, size: u64) -> Self {
+        SparseMmapArea {
+            offset: U64::new(offset),
+            size: U64::new(size),
+        }
+    }
+}
+
+impl CapType {
+    /// A TYPE capability, version 1 (§2.5): the device-specific `region_type` and `subtype`; `next` is
+    /// the payload offset of the next capability (0 ends the chain).
+    pub fn new(next: u32, region_type: u32, subtype: u32) -> Self {
+        CapType {
+            id: U16::new(VFIO_REGION_INFO_CAP_TYPE),
+            version: U16::new(1),
+            next: U32::new(next),
+            region_type: U32::new(region_type),
+            subtype: U32::new(subtype),
+        }
+    }
+}
+
+impl CapSparseMmapFds {
+    /// A SPARSE_MMAP_FDS capability head, version 1 \[pending\] (§2.5), for `nr_areas` fd areas that
+    /// follow it; `next` is the payload offset of the next capability (0 ends the chain).
+    pub fn new(next: u32, nr_areas: u32) -> Self {
+        CapSparseMmapFds {
+            id: U16::new(VFIO_REGION_INFO_CAP_SPARSE_MMAP_FDS),
+            version: U16::new(1),
+            next: U32::new(next),
+            nr_areas: U32::new(nr_areas),
+            reserved: U32::new(0),
+        }
+    }
+}
+
+impl SparseMmapFdArea {
+    /// One fd area \[pending\] (§2.5): `size` bytes at `offset` within the region, mapped from
+    /// `fd_offset` of the reply's descriptor number `fd_index`.
+    pub fn new(offset: u64, fd_offset: u64, size: u64, fd_index: u32) -> Self {
+        SparseMmapFdArea {
+            offset: U64::new(offset),
+            fd_offset: U64::new(fd_offset),
+            size: U64::new(size),
+            fd_index: U32::new(fd_index),
+            pad: U32::new(0),
+        }
+    }
+}
+
+impl RegionIoFds {
+    /// A DEVICE_GET_REGION_IO_FDS request (§2.6) for region `index`, accepting a reply of up to
+    /// `argsz` payload bytes (16 + count · 40 to receive every entry).
+    pub fn request(index: u32, argsz: u32) -> Self {
+        RegionIoFds {
+            argsz: U32::new(argsz),
+            flags: U32::new(0),
+            index: U32::new(index),
+            count: U32::new(0),
+        }
+    }
+
+    /// A DEVICE_GET_REGION_IO_FDS reply head (§2.6) for region `index` with `count` sub-regions;
+    /// `argsz` = 16, which [`encode`](crate::encode) raises to 16 + the entries that follow (a reply
+    /// cut to its head for a short request sets `argsz` to the size needed itself).
+    pub fn reply(index: u32, count: u32) -> Self {
+        RegionIoFds {
+            argsz: U32::new(16),
+            flags: U32::new(0),
+            index: U32::new(index),
+            count: U32::new(count),
+        }
+    }
+}
+
+impl IoFdEntry {
+    /// A sub-region entry in the spec's 40-byte layout (§2.6): accesses of `size` bytes (0 = any) at
+    /// `offset` in the region signal the reply's descriptor number `fd_index`, of `entry_type`
+    /// IOEVENTFD (0) or IOREGIONFD (1), with KVM ioeventfd `flags` and `datamatch`.
+    pub fn new(
+        offset: u64,
+        size: u64,
+        fd_index: u32,
+        entry_type: u32,
+        flags: u32,
+        datamatch: u64,
+    ) -> Self {
+        IoFdEntry {
+            offset: U64::new(offset),
+            size: U64::new(size),
+            fd_index: U32::new(fd_index),
+            entry_type: U32::new(entry_type),
+            flags: U32::new(flags),
+            padding: U32::new(0),
+            datamatch: U64::new(datamatch),
+        }
+    }
+}
+
+impl IoFdShadowEntry {
+    /// `entry` in libvfio-user's 48-byte layout (\[impl\], §2.6), with the shadow memory at
+    /// `shadow_offset` of the reply's descriptor number `shadow_mem_fd_index` (its `entry_type` is
+    /// usually IOEVENTFD_SHADOW, 2).
+    pub fn new(entry: &IoFdEntry, shadow_mem_fd_index: u32, shadow_offset: u64) -> Self {
+        IoFdShadowEntry {
+            gpa_offset: entry.offset,
+            size: entry.size,
+            fd_index: entry.fd_index,
+            entry_type: entry.entry_type,
+            flags: entry.flags,
+            shadow_mem_fd_index: U32::new(shadow_mem_fd_index),
+            shadow_offset: U64::new(shadow_offset),
+            datamatch: entry.datamatch,
+        }
+    }
+}
+
+impl IrqInfo {
+    /// A DEVICE_GET_IRQ_INFO request (§2.7) for IRQ index `index`: `argsz` = 16, the whole reply.
+    pub fn request(index: u32) -> Self {
+        IrqInfo {
+            argsz: U32::new(16),
+            index: U32::new(index),
+            ..IrqInfo::default()
+        }
+    }
+
+    /// A DEVICE_GET_IRQ_INFO reply (§2.7) for IRQ index `index`: `flags` (EVENTFD, MASKABLE,
+    /// AUTOMASKED, NORESIZE) and `count` vectors; `argsz` = 16.
+    pub fn reply(index: u32, flags: u32, count: u32) -> Self {
+        IrqInfo {
+            argsz: U32::new(16),
+            flags: U32::new(flags),
+            index: U32::new(index),
+            count: U32::new(count),
+        }
+    }
+}
+
+impl IrqSet {
+    /// A DEVICE_SET_IRQS request (§2.8): `flags` (one data type, one action) for `count` vectors from
+    /// `start` of IRQ index `index`. `argsz` is the request payload: 20, or 20 + `count` with DATA_BOOL,
+    /// whose bytes go in the body beside it; with DATA_EVENTFD the descriptors go with the message.
+    pub fn new(flags: u32, index: u32, start: u32, count: u32) -> Self {
+        let data = if flags & VFIO_IRQ_SET_DATA_BOOL != 0 {
+            count
+        } else {
+            0
+        };
+        IrqSet {
+            argsz: U32::new(data.saturating_add(20)),
+            flags: U32::new(flags),
+            index: U32::new(index),
+            start: U32::new(start),
+            count: U32::new(count),
+        }
+    }
+}
+
 /// A region capability, as found by [`CapIter`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RegionCap<'a> {

@@ -69,13 +69,46 @@ crate::wire::wire_struct! {
 }
 
 impl DmaMap {
-    /// A DMA_MAP body with `argsz` = 32.
+    /// A DMA_MAP request (§2.2) mapping `[address, address + size)` with `flags` (READ, WRITE and the
+    /// pending access modes); `offset` is the file offset in the fd sent with it, 0 without one;
+    /// `argsz` = 32, the structure size.
     pub fn new(flags: u32, offset: u64, address: u64, size: u64) -> Self {
         DmaMap {
             argsz: U32::new(32),
             flags: U32::new(flags),
             offset: U64::new(offset),
             address: U64::new(address),
+            size: U64::new(size),
+        }
+    }
+}
+
+impl DmaUnmap {
+    /// A DMA_UNMAP request, or the reply that echoes it (§2.3), for the window `[address, address +
+    /// size)` with `flags` (0, or the \[impl\] UNMAP_ALL and legacy GET_DIRTY_BITMAP bits); `argsz` = 24,
+    /// the entry without a bitmap (with GET_DIRTY_BITMAP the request offers 40 + the bitmap's size:
+    /// set `argsz` to that; [`encode`](crate::encode) computes a reply's).
+    pub fn new(flags: u32, address: u64, size: u64) -> Self {
+        DmaUnmap {
+            argsz: U32::new(24),
+            flags: U32::new(flags),
+            address: U64::new(address),
+            size: U64::new(size),
+        }
+    }
+
+    /// A DMA_UNMAP request with the \[impl\] UNMAP_ALL flag: unmap every window (address and size 0).
+    pub fn all() -> Self {
+        Self::new(VFIO_DMA_UNMAP_FLAG_ALL, 0, 0)
+    }
+}
+
+impl DirtyBitmap {
+    /// A legacy dirty-bitmap header (§4): `size` bytes of bitmap, each bit covering `pgsize` bytes
+    /// (see [`dirty_bitmap_bytes`]).
+    pub fn new(pgsize: u64, size: u64) -> Self {
+        DirtyBitmap {
+            pgsize: U64::new(pgsize),
             size: U64::new(size),
         }
     }

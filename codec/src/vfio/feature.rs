@@ -179,7 +179,9 @@ crate::wire::wire_struct! {
 }
 
 impl DeviceFeature {
-    /// A head for `feature` with operation bits `ops` (GET, SET, PROBE); `argsz` is set by the encoder.
+    /// A DEVICE_FEATURE head (§2.15) for `feature` with operation bits `ops` (GET, SET, PROBE); `argsz`
+    /// is 0 and [`encode`](crate::encode) raises it to the payload. A GET request offers the largest
+    /// reply it accepts: set `argsz` to that (8 + the feature data, e.g. 16 for MIGRATION).
     pub fn new(feature: u16, ops: u32) -> Self {
         DeviceFeature {
             argsz: U32::new(0),
@@ -205,5 +207,118 @@ impl DeviceFeature {
     /// Whether PROBE is set.
     pub fn is_probe(&self) -> bool {
         self.flags.get() & VFIO_DEVICE_FEATURE_PROBE != 0
+    }
+}
+
+impl FeatureMigration {
+    /// The MIGRATION feature's data (§2.15 feature 1): `flags`, STOP_COPY (required), P2P, PRE_COPY.
+    pub fn new(flags: u64) -> Self {
+        FeatureMigration {
+            flags: U64::new(flags),
+        }
+    }
+}
+
+impl FeatureMigState {
+    /// The MIG_DEVICE_STATE feature's data (§2.15 feature 2): `device_state` (a
+    /// `vfio::migration::MigState` value, `MigState::STOP_COPY.into()`), and `data_fd` 0, unused in
+    /// vfio-user.
+    pub fn new(device_state: u32) -> Self {
+        FeatureMigState {
+            device_state: U32::new(device_state),
+            data_fd: I32::new(0),
+        }
+    }
+}
+
+impl DmaLoggingControl {
+    /// The DMA_LOGGING_START/STOP control block (§2.15 features 6, 7): logging at `page_size`
+    /// granularity over `num_ranges` ranges that follow it (0 = everything).
+    pub fn new(page_size: u64, num_ranges: u32) -> Self {
+        DmaLoggingControl {
+            page_size: U64::new(page_size),
+            num_ranges: U32::new(num_ranges),
+            reserved: U32::new(0),
+        }
+    }
+}
+
+impl DmaLoggingRange {
+    /// One logged range (§2.15): `length` bytes from `iova`.
+    pub fn new(iova: u64, length: u64) -> Self {
+        DmaLoggingRange {
+            iova: U64::new(iova),
+            length: U64::new(length),
+        }
+    }
+}
+
+impl DmaLoggingReport {
+    /// The DMA_LOGGING_REPORT head (§2.15 feature 8): the dirty bitmap of `length` bytes from `iova`,
+    /// one bit per `page_size` bytes (a power of two); in a reply the bitmap follows it.
+    pub fn new(iova: u64, length: u64, page_size: u64) -> Self {
+        DmaLoggingReport {
+            iova: U64::new(iova),
+            length: U64::new(length),
+            page_size: U64::new(page_size),
+        }
+    }
+}
+
+impl MigData {
+    /// A MIG_DATA_READ or MIG_DATA_WRITE head (§2.16, §2.17) for `size` bytes: wanted (READ request),
+    /// returned (READ reply) or written (WRITE request); `argsz` = 8 + `size` in each (the READ
+    /// request's largest reply, the READ reply's length, the WRITE request's length as libvfio-user
+    /// requires).
+    pub fn new(size: u32) -> Self {
+        MigData {
+            argsz: U32::new(size.saturating_add(8)),
+            size: U32::new(size),
+        }
+    }
+}
+
+impl PrecopyInfo {
+    /// A GET_PRECOPY_INFO request \[pending\] (§2.18): `argsz` = 24, the other fields 0.
+    pub fn request() -> Self {
+        PrecopyInfo {
+            argsz: U32::new(24),
+            ..PrecopyInfo::default()
+        }
+    }
+
+    /// A GET_PRECOPY_INFO reply \[pending\] (§2.18): the initial and dirty data available.
+    pub fn reply(initial_bytes: u64, dirty_bytes: u64) -> Self {
+        PrecopyInfo {
+            argsz: U32::new(24),
+            flags: U32::new(0),
+            initial_bytes: U64::new(initial_bytes),
+            dirty_bytes: U64::new(dirty_bytes),
+        }
+    }
+}
+
+impl DirtyPages {
+    /// A legacy DIRTY_PAGES head (§4) with exactly one of START, STOP or GET_BITMAP in `flags`; `argsz`
+    /// = 8, which [`encode`](crate::encode) raises to the payload. A GET_BITMAP request offers 40 + the
+    /// bitmap's size: set `argsz` to that.
+    pub fn new(flags: u32) -> Self {
+        DirtyPages {
+            argsz: U32::new(8),
+            flags: U32::new(flags),
+        }
+    }
+}
+
+impl DirtyPagesRange {
+    /// The legacy DIRTY_PAGES GET_BITMAP range (§4): `size` bytes from `iova`, and a bitmap of
+    /// `bitmap_size` bytes with one bit per `pgsize` bytes.
+    pub fn new(iova: u64, size: u64, pgsize: u64, bitmap_size: u64) -> Self {
+        DirtyPagesRange {
+            iova: U64::new(iova),
+            size: U64::new(size),
+            pgsize: U64::new(pgsize),
+            bitmap_size: U64::new(bitmap_size),
+        }
     }
 }

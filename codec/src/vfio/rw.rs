@@ -44,7 +44,8 @@ crate::wire::wire_struct! {
 }
 
 impl RegionAccess {
-    /// A head for `count` bytes at `offset` of region `region`.
+    /// A REGION_READ or REGION_WRITE head (§2.9, §2.10), request or reply, for `count` bytes at
+    /// `offset` of region `region`; the data (WRITE request, READ reply) goes in the body beside it.
     pub fn new(region: u32, offset: u64, count: u32) -> Self {
         RegionAccess {
             offset: U64::new(offset),
@@ -55,7 +56,8 @@ impl RegionAccess {
 }
 
 impl DmaAccess {
-    /// A head for `count` bytes at `address`.
+    /// A DMA_READ or DMA_WRITE head (§2.11, §2.12), request or reply, for `count` bytes at the client
+    /// address `address`; the data (WRITE request, READ reply) goes in the body beside it.
     pub fn new(address: u64, count: u64) -> Self {
         DmaAccess {
             address: U64::new(address),
@@ -64,7 +66,30 @@ impl DmaAccess {
     }
 }
 
+impl RegionWriteMulti {
+    /// A REGION_WRITE_MULTI head (§2.14): in a request the number of entries that follow, in a reply
+    /// the number of writes completed.
+    pub fn new(wr_cnt: u64) -> Self {
+        RegionWriteMulti {
+            wr_cnt: U64::new(wr_cnt),
+        }
+    }
+}
+
 impl RegionWriteEntry {
+    /// One write of `data` (1 to 8 bytes, `count` = its length) at `offset` of region `region` (§2.14);
+    /// `None` when `data` is longer than the entry's 8 bytes.
+    pub fn new(region: u32, offset: u64, data: &[u8]) -> Option<Self> {
+        let mut bytes = [0u8; 8];
+        bytes.get_mut(..data.len())?.copy_from_slice(data);
+        Some(RegionWriteEntry {
+            offset: U64::new(offset),
+            region: U32::new(region),
+            count: U32::new(data.len() as u32),
+            data: bytes,
+        })
+    }
+
     /// The bytes this entry writes (`count` clamped to 8).
     pub fn written(&self) -> &[u8] {
         &self.data[..(self.count.get() as usize).min(8)]

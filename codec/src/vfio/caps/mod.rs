@@ -81,6 +81,16 @@ crate::wire::wire_struct! {
     }
 }
 
+impl Version {
+    /// A VERSION fixed part (§2.1): `major` (0 in every spec version) and `minor`.
+    pub fn new(major: u16, minor: u16) -> Self {
+        Version {
+            major: U16::new(major),
+            minor: U16::new(minor),
+        }
+    }
+}
+
 impl<'a> Capabilities<'a> {
     /// Parses capabilities JSON text; the same as [`parse_capabilities`].
     pub fn parse(json: &'a [u8]) -> Result<Self, (usize, Rule)> {
