@@ -141,6 +141,22 @@ pub enum MessageType {
 
 crate::wire::wire_struct! {
     /// The header that starts every vfio-user message.
+    ///
+    /// ```
+    /// use vfu_codec::{Command, Header, MessageType, HEADER_SIZE};
+    ///
+    /// let h = Header::error_reply(7, Command::DMA_MAP, 17); // EEXIST
+    /// assert_eq!((h.message_type(), h.is_error(), h.error_no.get()), (Some(MessageType::Reply), true, 17));
+    /// assert_eq!(h.cmd(), Command::DMA_MAP);
+    /// assert_eq!(format!("{:?}", h.cmd()), "VFIO_USER_DMA_MAP (0x2)");
+    ///
+    /// // Reading one from bytes: `peek` needs only the 16 bytes, and checks nothing else.
+    /// let bytes = [1, 0, 1, 0, 16, 0, 0, 0, 0x10, 0, 0, 0, 0, 0, 0, 0];
+    /// let h = Header::peek(&bytes).unwrap();
+    /// assert_eq!((h.msg_id.get(), h.cmd(), h.msg_size.get() as usize), (1, Command::VERSION, HEADER_SIZE));
+    /// assert!(h.no_reply() && !h.is_reply());
+    /// assert!(Header::peek(&bytes[..15]).is_none());
+    /// ```
     pub struct Header("vfio-user spec §1 Header", size 16) {
         /// Chosen by the sender; echoed in the reply (`msg_id`).
         msg_id: U16 = Show::Dec,

@@ -28,6 +28,45 @@
 //! - [`frame`]: splitting a byte stream into messages.
 //! - [`vduse`]: VDUSE requests, responses and ioctls.
 //!
+//! ## Example: a VERSION exchange
+//!
+//! ```
+//! use vfu_codec::{decode, encode, Body, Command, Direction, Header, VersionBody};
+//! use vfu_codec::vfio::caps::{parse_capabilities, Capabilities, Version};
+//!
+//! // The client offers version 0.1 and two capabilities, written as JSON without allocating.
+//! let offer = Capabilities {
+//!     max_msg_fds: Some(8),
+//!     max_data_xfer_size: Some(1 << 20),
+//!     ..Capabilities::default()
+//! };
+//! let mut json = [0u8; 128];
+//! let len = offer.emit(&mut json).unwrap();
+//! assert_eq!(&json[..len], br#"{"capabilities":{"max_msg_fds":8,"max_data_xfer_size":1048576}}"#);
+//! let version = Version::new(0, 1);
+//! let body = Body::Version(VersionBody::new(&version, Some(&json[..len])));
+//! let mut request = [0u8; 256];
+//! let n = encode(&Header::command(1, Command::VERSION), &body, &mut request).unwrap();
+//! assert_eq!(n, 16 + 4 + len + 1); // header, major and minor, the JSON, its NUL
+//!
+//! // The server decodes it and reads the capabilities; absent ones take the spec's defaults.
+//! let msg = decode(&request[..n], Direction::ClientToServer).unwrap();
+//! let Body::Version(v) = msg.body else { panic!("not a VERSION") };
+//! assert_eq!((v.version.major.get(), v.version.minor.get()), (0, 1));
+//! let caps = parse_capabilities(v.json.unwrap_or_default()).unwrap();
+//! assert_eq!((caps.effective_max_msg_fds(), caps.effective_max_dma_maps()), (8, 65535));
+//!
+//! // It answers with the same id, the version it speaks, and its own capabilities.
+//! let answer = br#"{"capabilities":{"max_msg_fds":1,"pgsizes":4096}}"#;
+//! let body = Body::Version(VersionBody::new(&version, Some(answer)));
+//! let mut reply = [0u8; 256];
+//! let n = encode(&Header::reply(msg.header.msg_id.get(), Command::VERSION), &body, &mut reply).unwrap();
+//! let back = decode(&reply[..n], Direction::ServerToClient).unwrap();
+//! assert!(back.is_reply());
+//! let Body::Version(v) = back.body else { panic!("not a VERSION") };
+//! assert_eq!(parse_capabilities(v.json.unwrap_or_default()).unwrap().pgsizes, Some(4096));
+//! ```
+//!
 //! ## Example: emit a DMA_MAP and parse it back
 //!
 //! ```

@@ -86,6 +86,30 @@ impl<'a> VersionBody<'a> {
 }
 
 /// The body of a message, chosen by its command and type.
+///
+/// Decoding gives the variant the header calls for ([`decode`](crate::decode)); encoding takes any
+/// body that [belongs](Self::belongs_to) to the header. Fixed parts are references to wire structs,
+/// variable parts slices.
+///
+/// ```
+/// use vfu_codec::{decode, encode, Body, Command, Direction, Header};
+/// use vfu_codec::vfio::{IrqSet, VFIO_IRQ_SET_ACTION_TRIGGER, VFIO_IRQ_SET_DATA_BOOL};
+///
+/// // Trigger vectors 0 and 2 of MSI-X (index 2) with DATA_BOOL: the bools follow the fixed part.
+/// let set = IrqSet::new(VFIO_IRQ_SET_DATA_BOOL | VFIO_IRQ_SET_ACTION_TRIGGER, 2, 0, 3);
+/// let mut buf = [0u8; 64];
+/// let n = encode(&Header::command(9, Command::DEVICE_SET_IRQS), &Body::SetIrqs { set: &set, data: &[1, 0, 1] }, &mut buf)?;
+///
+/// match decode(&buf[..n], Direction::ClientToServer).unwrap().body {
+///     Body::SetIrqs { set, data } => {
+///         assert_eq!((set.index.get(), set.count.get(), set.argsz.get()), (2, 3, 23));
+///         assert_eq!(data, &[1, 0, 1]);
+///     }
+///     Body::Error => unreachable!("only replies are errors"),
+///     other => panic!("{} body", other.name()),
+/// }
+/// # Ok::<(), vfu_codec::EncodeError>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Body<'a> {
@@ -182,7 +206,35 @@ pub enum Body<'a> {
     Unknown(&'a [u8]),
 }
 
-/// A decoded vfio-user message.
+/// A decoded vfio-user message: a view over the bytes given to [`decode`](crate::decode), which it
+/// borrows.
+///
+/// ```
+/// use vfu_codec::{decode, encode_exact, Body, Command, DataKind, Direction, Header, Part};
+/// use vfu_codec::vfio::RegionAccess;
+///
+/// // A REGION_READ reply carrying 4 bytes of BAR0, plus 2 bytes of padding a peer added.
+/// let access = RegionAccess::new(0, 0x10, 4);
+/// let mut buf = [0u8; 64];
+/// let body = Body::RegionRw { access: &access, data: &[1, 2, 3, 4] };
+/// let n = encode_exact(&Header::reply(3, Command::REGION_READ), &body, &[0, 0], &mut buf)?;
+///
+/// let msg = decode(&buf[..n], Direction::ServerToClient).unwrap();
+/// assert_eq!(msg.command(), Command::REGION_READ);
+/// assert!(msg.is_reply());
+/// assert_eq!(msg.header.msg_id.get(), 3);
+/// assert_eq!(msg.trailing, &[0, 0]); // what the body does not account for
+///
+/// // Its parts in wire order, each with its message offset: header, head, data, trailing bytes.
+/// let mut parts = Vec::new();
+/// msg.for_each_part(|p| parts.push(match p {
+///     Part::Struct { layout, offset, .. } => (layout.name, offset),
+///     Part::Data { kind: DataKind::Data, offset, .. } => ("data", offset),
+///     Part::Data { offset, .. } => ("other", offset),
+/// }));
+/// assert_eq!(parts, [("Header", 0), ("RegionAccess", 16), ("data", 32), ("other", 36)]);
+/// # Ok::<(), vfu_codec::EncodeError>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Message<'a> {
     /// Which way it travelled (as given to [`decode`](crate::decode)).

@@ -83,6 +83,30 @@ fn take_bytes<'a>(
 /// Replies that the spec gives an echo but that some implementations send header-only are accepted as
 /// [`Body::Empty`]: REGION_READ/WRITE (libvfio-user with count 0), DMA_WRITE (QEMU 10.1) and
 /// MIG_DATA_WRITE (current spec; 8 bytes in the pending one).
+///
+/// ```
+/// use vfu_codec::{decode, Body, Command, Direction};
+///
+/// // A DEVICE_GET_INFO reply as it comes off the socket: msg_id 5, command 4, msg_size 32, type reply;
+/// // argsz 16, flags RESET|PCI, 9 regions, 5 IRQs.
+/// let bytes = [
+///     5, 0, 4, 0, 32, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, // header
+///     16, 0, 0, 0, 3, 0, 0, 0, 9, 0, 0, 0, 5, 0, 0, 0, // struct vfio_device_info
+/// ];
+/// let msg = decode(&bytes, Direction::ServerToClient)?;
+/// assert_eq!((msg.command(), msg.is_reply()), (Command::DEVICE_GET_INFO, true));
+/// let Body::DeviceInfo(info) = msg.body else { panic!("not DEVICE_GET_INFO") };
+/// assert_eq!((info.num_regions.get(), info.num_irqs.get()), (9, 5));
+///
+/// // Cut one byte short, the message is refused at the offset where it ends, naming the rule.
+/// let err = decode(&bytes[..31], Direction::ServerToClient).unwrap_err();
+/// assert_eq!((err.offset, err.rule.id(), err.needed()), (31, "msg-truncated", Some(1)));
+/// assert_eq!(
+///     err.to_string(),
+///     "msg_size says 32 bytes but only 31 are present at offset 0x1f [msg-truncated §1]"
+/// );
+/// # Ok::<(), vfu_codec::DecodeError>(())
+/// ```
 pub fn decode(bytes: &[u8], direction: Direction) -> Result<Message<'_>, DecodeError> {
     let Ok((header, payload)) = Header::ref_from_prefix(bytes) else {
         return Err(DecodeError::new(0, Rule::ShortHeader { have: bytes.len() }));

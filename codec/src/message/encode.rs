@@ -98,6 +98,28 @@ fn feature_len(d: &FeatureData<'_>) -> usize {
 /// the header's command and type ([`Body::belongs_to`]: a DMA_MAP body under a VERSION header, a typed
 /// body on an error reply) is refused with [`EncodeError::BodyMismatch`] before anything is written;
 /// so is a buffer too short for the message ([`EncodeError::BufferTooShort`]).
+///
+/// ```
+/// use vfu_codec::{encode, Body, Command, EncodeError, Header};
+/// use vfu_codec::vfio::{DmaMap, RegionAccess};
+///
+/// // A 4-byte REGION_WRITE to offset 0x10 of BAR0: 16-byte header, 16-byte head, the data.
+/// let access = RegionAccess::new(0, 0x10, 4);
+/// let body = Body::RegionRw { access: &access, data: &[0xde, 0xad, 0xbe, 0xef] };
+/// let mut buf = [0u8; 64];
+/// let n = encode(&Header::command(12, Command::REGION_WRITE), &body, &mut buf)?;
+/// assert_eq!(n, 36);
+/// assert_eq!(&buf[4..8], &36u32.to_le_bytes()); // msg_size, filled in
+/// assert_eq!(&buf[32..36], &[0xde, 0xad, 0xbe, 0xef]);
+///
+/// // A body of another command is refused, naming both; so is a buffer too short.
+/// let map = DmaMap::new(3, 0, 0x1_0000, 0x1000);
+/// let err = encode(&Header::command(7, Command::VERSION), &Body::DmaMap(&map), &mut buf).unwrap_err();
+/// assert_eq!(err.to_string(), "a DmaMap body does not belong to a VERSION command");
+/// let err = encode(&Header::command(12, Command::REGION_WRITE), &body, &mut buf[..35]).unwrap_err();
+/// assert_eq!(err, EncodeError::BufferTooShort { need: 36, have: 35 });
+/// # Ok::<(), EncodeError>(())
+/// ```
 pub fn encode(header: &Header, body: &Body<'_>, buf: &mut [u8]) -> Result<usize, EncodeError> {
     encode_with(header, body, &[], Argsz::Compute, buf)
 }
