@@ -1,6 +1,9 @@
 //! ns per message to decode: DEVICE_RESET, DMA_MAP, REGION_WRITE with 4 KiB and 64 KiB of data, VERSION
 //! with capabilities JSON, and the whole real sample session; against a baseline that only copies each
 //! message's bytes. Run with `cargo bench -p vfu-codec --bench decode` (or `scripts/bench-codec.sh`).
+//!
+//! The session is `testdata/lvu-sample-client.msgs`, the messages of `corpus/lvu-sample-client.pcapng`
+//! (kept inside the package, so the bench runs from the published crate too).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark tool: a failure is a bug to see at once
 
@@ -10,7 +13,11 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use vfu_codec::vfio::caps::Version;
 use vfu_codec::vfio::{DmaMap, RegionAccess};
 use vfu_codec::{Body, Command, Direction, Header, VersionBody, decode, encode};
-use zerocopy::little_endian::U16;
+
+#[path = "../tests/common/msgs.rs"]
+mod msgs;
+
+static SESSION: &[u8] = include_bytes!("../testdata/lvu-sample-client.msgs");
 
 const LVU_CAPS: &str = r#"{"capabilities":{"max_msg_fds":8,"max_data_xfer_size":1048576,"migration":{"pgsize":4096},"twin_socket":{"supported":true,"fd_index":0}}}"#;
 
@@ -21,41 +28,8 @@ fn msg(h: Header, b: Body<'_>) -> Vec<u8> {
     buf
 }
 
-/// The vfio-user messages of a pcapng capture in the project's format (link type 252): a minimal
-/// walker over Enhanced Packet Blocks that skips the exported-PDU tags.
-fn pcapng_messages(file: &[u8]) -> Vec<(Direction, Vec<u8>)> {
-    let mut out = Vec::new();
-    let mut off = 0;
-    let u32at = |o: usize| u32::from_le_bytes(file[o..o + 4].try_into().unwrap()) as usize;
-    while off + 12 <= file.len() {
-        let (ty, len) = (u32at(off), u32at(off + 4));
-        if ty == 6 {
-            let cap = u32at(off + 20);
-            let pkt = &file[off + 28..off + 28 + cap];
-            let (mut p, mut dir) = (0, Direction::ClientToServer);
-            loop {
-                let tag = u16::from_be_bytes([pkt[p], pkt[p + 1]]);
-                let l = u16::from_be_bytes([pkt[p + 2], pkt[p + 3]]) as usize;
-                if tag == 35 && pkt[p + 7] == 1 {
-                    dir = Direction::ServerToClient;
-                }
-                p += 4 + l;
-                if tag == 0 {
-                    break;
-                }
-            }
-            out.push((dir, pkt[p..].to_vec()));
-        }
-        off += len.max(12);
-    }
-    out
-}
-
 fn bench_messages(c: &mut Criterion) {
-    let v = Version {
-        major: U16::new(0),
-        minor: U16::new(2),
-    };
+    let v = Version::new(0, 2);
     let map = DmaMap::new(3, 0, 0x1_0000_0000, 0x20_0000);
     let data4k = vec![0xabu8; 4096];
     let data64k = vec![0xcdu8; 65536];
@@ -94,10 +68,7 @@ fn bench_messages(c: &mut Criterion) {
             "version_caps",
             msg(
                 Header::reply(0, Command::VERSION),
-                Body::Version(VersionBody {
-                    version: &v,
-                    json: Some(LVU_CAPS.as_bytes()),
-                }),
+                Body::Version(VersionBody::new(&v, Some(LVU_CAPS.as_bytes()))),
             ),
         ),
     ];
@@ -120,12 +91,11 @@ fn bench_messages(c: &mut Criterion) {
     }
     g.finish();
 
-    let file = std::fs::read(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../corpus/lvu-sample-client.pcapng"
-    ))
-    .unwrap();
-    let session = pcapng_messages(&file);
+    // Owned, each message in its own allocation, as a receiver holds them.
+    let session: Vec<(Direction, Vec<u8>)> = msgs::records(SESSION)
+        .into_iter()
+        .map(|(d, m)| (d, m.to_vec()))
+        .collect();
     assert_eq!(session.len(), 224);
     let mut g = c.benchmark_group("session");
     g.throughput(Throughput::Elements(session.len() as u64));

@@ -94,6 +94,11 @@
 #[cfg(feature = "alloc")]
 extern crate alloc;
 
+/// The README's examples, run as doc tests so that what crates.io shows compiles and holds.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 #[doc(hidden)]
 pub use zerocopy as __zerocopy;
 
