@@ -330,6 +330,7 @@ impl<'a> Body<'a> {
     /// ```
     ///
     /// [`EncodeError::BodyMismatch`]: crate::error::EncodeError::BodyMismatch
+    #[inline]
     pub fn belongs_to(&self, header: &Header) -> bool {
         let cmd = header.cmd();
         let reply = match header.message_type() {
