@@ -7,8 +7,8 @@
 //! ```
 //!
 //! [`plan::load`] reads one connection of a capture and checks it before anything is sent;
-//! [`client::play`] plays the client side, [`serve::Serving`] the server side; [`run`] is the
-//! command-line wrapper. Tests call the library directly.
+//! [`client::play`] plays the client side, [`serve::Serving`] the server side; `cmd/replay.rs` is
+//! the command-line wrapper. Tests call the library directly.
 //!
 //! # Before anything is sent
 //!
@@ -106,19 +106,27 @@ pub mod report;
 pub mod serve;
 mod wire;
 
-use std::io::{self, Write};
+use std::io;
 use std::os::fd::OwnedFd;
 use std::time::Duration;
 
+use clap::ValueEnum;
+
 use crate::capture::CaptureError;
-use crate::cli::ReplayOpts;
-pub use crate::cli::Timing;
-use crate::read::{RunError, use_color};
-use crate::render::Style;
 pub use compare::FieldDiff;
 pub use plan::{Plan, Side, load};
 pub use report::{Divergence, Output, Report, What};
 pub use serve::Serving;
+
+/// Pacing of what `replay` sends.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum Timing {
+    /// Keep the captured gaps: each message goes no earlier than it did in the capture.
+    Original,
+    /// Send each message as soon as the conversation allows.
+    #[default]
+    Fast,
+}
 
 /// Why a replay could not run (a divergence is not an error: see [`Report`]).
 #[derive(Debug)]
@@ -214,105 +222,4 @@ pub(crate) fn gone(e: &io::Error) -> bool {
         e.kind(),
         io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset | io::ErrorKind::NotConnected
     )
-}
-
-fn run_error(e: ReplayError, file: &str) -> RunError {
-    match e {
-        ReplayError::Capture(f, e) => RunError::Capture(f, e),
-        ReplayError::Output(e) => RunError::Io(e),
-        e @ ReplayError::BadCapture { .. } => RunError::Usage(format!("{file}: {e}")),
-        e => RunError::Usage(e.to_string()),
-    }
-}
-
-/// Runs `vfu-dump replay`; returns the exit status, 0 when the replay matched the capture and 1
-/// when anything diverged.
-pub fn run(opts: &ReplayOpts, out: &mut dyn Write) -> Result<u8, RunError> {
-    let file = opts.capture.display().to_string();
-    let timeout = Duration::try_from_secs_f64(opts.timeout)
-        .ok()
-        .filter(|t| !t.is_zero())
-        .ok_or_else(|| {
-            RunError::Usage(format!(
-                "--timeout {}: not a positive number of seconds",
-                opts.timeout
-            ))
-        })?;
-    if opts.until == Some(0) {
-        return Err(RunError::Usage("--until 0: nothing to replay".into()));
-    }
-    let (side, peer) = match (&opts.connect, &opts.serve) {
-        (Some(p), None) => (Side::Client, p),
-        (None, Some(p)) => (Side::Server, p),
-        _ => {
-            return Err(RunError::Usage(
-                "give one of --connect SERVER.sock (play the client) or --serve SERVER.sock (play the server)"
-                    .into(),
-            ));
-        }
-    };
-    let plan = load(&opts.capture, opts.conn, opts.until, side).map_err(|e| run_error(e, &file))?;
-    let style = Style {
-        color: use_color(opts.output.color),
-        verbose: opts.output.verbose,
-        hex: opts.output.hex,
-        relative_to: None,
-    };
-    let mut output = Output::new(out)
-        .format(opts.output.format)
-        .style(style)
-        .relative(opts.output.relative)
-        .messages(!opts.quiet);
-    if let Some(w) = &opts.write {
-        let name = format!(
-            "vfio-user:0:{} (replay of {file} connection {})",
-            peer.display(),
-            plan.conn
-        );
-        output = output
-            .capture_to(w, &name)
-            .map_err(|e| run_error(e, &file))?;
-    }
-    let options = Options {
-        timing: opts.timing,
-        timeout,
-    };
-    let what = format!(
-        "connection {} ({}) of {file}, {} message{}",
-        plan.conn,
-        plan.conn_name,
-        plan.steps.len(),
-        if plan.steps.len() == 1 { "" } else { "s" }
-    );
-    let report = match side {
-        Side::Client => {
-            if !opts.quiet {
-                output
-                    .note(&format!(
-                        "replaying the client side of {what} against {}",
-                        peer.display()
-                    ))
-                    .map_err(|e| run_error(e, &file))?;
-            }
-            client::play(&plan, peer, &options, &mut output)
-        }
-        Side::Server => {
-            let serving = Serving::bind(peer).map_err(|e| run_error(e, &file))?;
-            if !opts.quiet {
-                output
-                    .note(&format!(
-                        "serving the server side of {what} on {}; waiting for a client",
-                        peer.display()
-                    ))
-                    .map_err(|e| run_error(e, &file))?;
-                output.flush_now().map_err(|e| run_error(e, &file))?;
-            }
-            serving.serve(&plan, &options, &mut output)
-        }
-    }
-    .map_err(|e| run_error(e, &file))?;
-    output
-        .summary(&report, "replay")
-        .map_err(|e| run_error(e, &file))?;
-    Ok(if report.matched() { 0 } else { 1 })
 }

@@ -25,9 +25,9 @@ use rustix::net::{
 };
 use vfu_codec::Direction;
 use vfu_dump::capture::{CaptureReader, OpenOptions, Record};
-use vfu_dump::cli::OutputFormat;
+use vfu_dump::options::OutputFormat;
+use vfu_dump::pipeline::Filter;
 use vfu_dump::proxy::{Config, PrintOptions, Proxy, ProxyHandle, Sink, Summary};
-use vfu_dump::read::Filter;
 use vfu_dump::render::Style;
 use vfu_dump::validate::{Event, Finding, Profile, Severity, Validator};
 

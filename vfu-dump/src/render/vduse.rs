@@ -6,58 +6,13 @@ use vfu_codec::Direction;
 use vfu_codec::vduse::{self, RequestBody, ResponseBody, VduseDevRequest, VduseDevResponse};
 use vfu_codec::wire::{Layout, WireStruct};
 
-use crate::capture::RecordRef;
-use crate::cli::OutputFormat;
-use crate::read::RoundTrips;
-use crate::render::{self, Style, json_str, value_text};
-
-/// What pairing told us about a VDUSE record.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct Pairing {
-    /// Round trip, for a response whose request was seen.
-    pub rtt_ns: Option<u64>,
-    /// The type of the request a response answers.
-    pub req_type: Option<u32>,
-}
-
-/// Whether a record is worth showing under `--errors`: malformed, truncated or a FAILED result.
-pub fn is_bad(rec: &RecordRef<'_>) -> bool {
-    rec.truncated
-        || match rec.direction {
-            Direction::ClientToServer => vduse::decode_request(rec.data).is_err(),
-            Direction::ServerToClient => {
-                vduse::decode_response(rec.data).map_or(true, |r| !r.is_ok())
-            }
-        }
-}
-
-/// Pairs requests and responses by `request_id`.
-pub fn observe(rec: &RecordRef<'_>, rtts: &mut RoundTrips) -> Pairing {
-    match rec.direction {
-        Direction::ClientToServer => {
-            if let Ok(r) = vduse::decode_request(rec.data) {
-                rtts.observe_vduse(rec.conn, r.request_id(), rec.ts_ns, Some(r.req_type()));
-            }
-            Pairing::default()
-        }
-        Direction::ServerToClient => match vduse::decode_response(rec.data) {
-            Ok(r) => match rtts.observe_vduse(rec.conn, r.request_id.get(), rec.ts_ns, None) {
-                Some((rtt, ty)) => Pairing {
-                    rtt_ns: Some(rtt),
-                    req_type: Some(ty),
-                },
-                None => Pairing::default(),
-            },
-            Err(_) => Pairing::default(),
-        },
-    }
-}
+use super::{Meta, Style, fmt_duration, json_str, value_text, write_hex_plain};
+use crate::options::OutputFormat;
 
 /// The parts of a VDUSE message: the whole struct, then the union member in use (at offset 24).
-fn parts<'a>(rec: &RecordRef<'a>, pairing: &Pairing) -> Vec<(Layout, usize, &'a [u8])> {
+fn parts(direction: Direction, d: &[u8], req_type: Option<u32>) -> Vec<(Layout, usize, &[u8])> {
     let mut v = Vec::new();
-    let d = rec.data;
-    match rec.direction {
+    match direction {
         Direction::ClientToServer => {
             if let Ok(r) = vduse::decode_request(d) {
                 v.push((Layout::of::<VduseDevRequest>(), 0, d));
@@ -84,7 +39,7 @@ fn parts<'a>(rec: &RecordRef<'a>, pairing: &Pairing) -> Vec<(Layout, usize, &'a 
         Direction::ServerToClient => {
             if let Ok(r) = vduse::decode_response(d) {
                 v.push((Layout::of::<VduseDevResponse>(), 0, d));
-                if let Some(ResponseBody::GetVqState(m)) = pairing.req_type.map(|t| r.body(t)) {
+                if let Some(ResponseBody::GetVqState(m)) = req_type.map(|t| r.body(t)) {
                     v.push((Layout::of_val(m), 24, zerocopy::IntoBytes::as_bytes(m)));
                 }
             }
@@ -93,29 +48,32 @@ fn parts<'a>(rec: &RecordRef<'a>, pairing: &Pairing) -> Vec<(Layout, usize, &'a 
     v
 }
 
-/// Writes one VDUSE record as a line (and verbose fields), or as JSON.
+/// Writes one VDUSE record as a line (and verbose fields), or as JSON. `req_type` is the type of the
+/// request a response answers, when its request was seen (it says which union member a response
+/// carries); the round trip is `meta.rtt_ns`.
 pub fn write(
     out: &mut dyn Write,
-    rec: &RecordRef<'_>,
-    pairing: &Pairing,
+    meta: &Meta,
+    data: &[u8],
+    req_type: Option<u32>,
     format: OutputFormat,
     style: &Style,
 ) -> io::Result<()> {
-    let parts = parts(rec, pairing);
+    let parts = parts(meta.direction, data, req_type);
     match format {
         OutputFormat::Text => {
-            let arrow = if rec.direction == Direction::ClientToServer {
+            let arrow = if meta.direction == Direction::ClientToServer {
                 "→"
             } else {
                 "←"
             };
-            let mut line = format!("#{:<5} c{} {arrow} VDUSE ", rec.index, rec.conn);
-            match rec.direction {
-                Direction::ClientToServer => match vduse::decode_request(rec.data) {
+            let mut line = format!("#{:<5} c{} {arrow} VDUSE ", meta.index, meta.conn);
+            match meta.direction {
+                Direction::ClientToServer => match vduse::decode_request(data) {
                     Ok(r) => line.push_str(&r.to_string()),
                     Err(e) => line.push_str(&format!("malformed request: {e}")),
                 },
-                Direction::ServerToClient => match vduse::decode_response(rec.data) {
+                Direction::ServerToClient => match vduse::decode_response(data) {
                     Ok(r) => line.push_str(&format!(
                         "response id {} {}",
                         r.request_id.get(),
@@ -128,10 +86,10 @@ pub fn write(
                     Err(e) => line.push_str(&format!("malformed response: {e}")),
                 },
             }
-            if let Some(rtt) = pairing.rtt_ns {
-                line.push_str(&format!(" rtt={}", render::fmt_duration(rtt)));
+            if let Some(rtt) = meta.rtt_ns {
+                line.push_str(&format!(" rtt={}", fmt_duration(rtt)));
             }
-            if rec.truncated {
+            if meta.truncated {
                 line.push_str(" [truncated]");
             }
             writeln!(out, "{line}")?;
@@ -146,21 +104,21 @@ pub fn write(
                 }
             }
             if style.hex {
-                render::write_hex_plain(out, rec.data, 0)?;
+                write_hex_plain(out, data, 0)?;
             }
             Ok(())
         }
         OutputFormat::Json => {
             let mut s = format!(
                 "{{\"index\":{},\"ts_ns\":{},\"conn\":{},\"dir\":\"{}\",\"protocol\":\"vduse\",\"truncated\":{},\"len\":{}",
-                rec.index,
-                rec.ts_ns,
-                rec.conn,
-                rec.direction.short(),
-                rec.truncated,
-                rec.data.len()
+                meta.index,
+                meta.ts_ns,
+                meta.conn,
+                meta.direction.short(),
+                meta.truncated,
+                data.len()
             );
-            if let Some(rtt) = pairing.rtt_ns {
+            if let Some(rtt) = meta.rtt_ns {
                 s.push_str(&format!(",\"rtt_ns\":{rtt}"));
             }
             s.push_str(",\"body\":[");

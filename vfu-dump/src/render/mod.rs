@@ -1,7 +1,12 @@
 //! Rendering decoded messages as text lines, verbose field trees, annotated hex dumps and JSON.
 //!
 //! Everything here is driven by the codec's field tables ([`vfu_codec::wire::WireStruct::FIELDS`]) and
-//! [`vfu_codec::Message::for_each_part`]: no field name is spelled out in this module.
+//! [`vfu_codec::Message::for_each_part`]: no field name is spelled out in this module. VDUSE records
+//! ([`vduse`]), findings ([`finding`]) and a live source's events ([`event`]) are rendered beside.
+
+pub mod event;
+pub mod finding;
+pub mod vduse;
 
 use std::fmt::Write as _;
 use std::io::{self, Write};
