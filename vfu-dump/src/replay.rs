@@ -100,126 +100,18 @@
 
 pub mod client;
 pub mod compare;
+mod error;
+mod fds;
 mod memory;
+mod options;
 pub mod plan;
 pub mod report;
 pub mod serve;
 mod wire;
 
-use std::io;
-use std::os::fd::OwnedFd;
-use std::time::Duration;
-
-use clap::ValueEnum;
-
-use crate::capture::CaptureError;
 pub use compare::FieldDiff;
+pub use error::ReplayError;
+pub use options::{Options, Timing};
 pub use plan::{Plan, Side, load};
 pub use report::{Divergence, Output, Report, What};
 pub use serve::Serving;
-
-/// Pacing of what `replay` sends.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
-pub enum Timing {
-    /// Keep the captured gaps: each message goes no earlier than it did in the capture.
-    Original,
-    /// Send each message as soon as the conversation allows.
-    #[default]
-    Fast,
-}
-
-/// Why a replay could not run (a divergence is not an error: see [`Report`]).
-#[derive(Debug)]
-pub enum ReplayError {
-    /// The capture cannot be opened or read.
-    Capture(String, CaptureError),
-    /// The capture cannot be replayed: nothing was sent. `index` names the message.
-    BadCapture {
-        /// The message concerned (its number in the capture), when one is.
-        index: Option<u64>,
-        /// What is wrong.
-        reason: String,
-    },
-    /// The arguments cannot be used.
-    Usage(String),
-    /// A socket or descriptor operation failed (what was being done, and the error).
-    Socket(String, io::Error),
-    /// Writing the output failed.
-    Output(io::Error),
-}
-
-impl std::fmt::Display for ReplayError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ReplayError::Capture(file, e) => write!(f, "{file}: {e}"),
-            ReplayError::BadCapture {
-                index: Some(i),
-                reason,
-            } => write!(f, "cannot replay: #{i}: {reason}; nothing was sent"),
-            ReplayError::BadCapture {
-                index: None,
-                reason,
-            } => write!(f, "cannot replay: {reason}; nothing was sent"),
-            ReplayError::Usage(s) => f.write_str(s),
-            ReplayError::Socket(what, e) => write!(f, "{what}: {e}"),
-            ReplayError::Output(e) => write!(f, "writing output: {e}"),
-        }
-    }
-}
-
-impl std::error::Error for ReplayError {}
-
-impl From<io::Error> for ReplayError {
-    fn from(e: io::Error) -> Self {
-        ReplayError::Output(e)
-    }
-}
-
-/// How to replay.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Options {
-    /// Pacing of what the replay sends.
-    pub timing: Timing,
-    /// How long to wait for each message the capture says the live peer sends.
-    pub timeout: Duration,
-}
-
-impl Default for Options {
-    fn default() -> Self {
-        Options {
-            timing: Timing::Fast,
-            timeout: Duration::from_secs(5),
-        }
-    }
-}
-
-/// New descriptors for a message the replay sends.
-pub(crate) fn make_fds(f: plan::Fds) -> io::Result<Vec<OwnedFd>> {
-    use rustix::event::{EventfdFlags, eventfd};
-    use rustix::fs::{MemfdFlags, ftruncate, memfd_create};
-    let mut v = Vec::new();
-    match f {
-        plan::Fds::None => {}
-        plan::Fds::Memfd { count, size } => {
-            for _ in 0..count {
-                let fd = memfd_create("vfu-replay", MemfdFlags::CLOEXEC)?;
-                ftruncate(&fd, size)?;
-                v.push(fd);
-            }
-        }
-        plan::Fds::Eventfds(n) => {
-            for _ in 0..n {
-                v.push(eventfd(0, EventfdFlags::CLOEXEC)?);
-            }
-        }
-    }
-    Ok(v)
-}
-
-/// Whether a send failed because the peer is gone.
-pub(crate) fn gone(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset | io::ErrorKind::NotConnected
-    )
-}

@@ -415,14 +415,6 @@ impl<R: Read> CaptureReader<R> {
     /// The next record, `Ok(None)` at the end of the input. The record borrows the reader's buffer
     /// until the next call. After an error, every later call returns `Ok(None)`.
     pub fn next_record(&mut self) -> Result<Option<RecordRef<'_>>, CaptureError> {
-        Ok(self.next_with_connections()?.map(|(r, _)| r))
-    }
-
-    /// [`next_record`](Self::next_record), with the connections seen so far (which include the
-    /// record's own): for a caller that has to learn of new connections while it holds the record.
-    pub fn next_with_connections(
-        &mut self,
-    ) -> Result<Option<(RecordRef<'_>, &[Connection])>, CaptureError> {
         if self.done {
             return Ok(None);
         }
@@ -444,12 +436,12 @@ impl<R: Read> CaptureReader<R> {
         };
         let index = self.next_index;
         self.next_index += 1;
-        let (data, conns) = match &self.inner {
-            Inner::Pcapng(r) => (r.data(&meta), r.connections()),
-            Inner::Pcap(r) => (r.data(&meta), r.connections()),
-            Inner::Raw(r) => (r.data(&meta), r.connections()),
+        let data = match &self.inner {
+            Inner::Pcapng(r) => r.data(&meta),
+            Inner::Pcap(r) => r.data(&meta),
+            Inner::Raw(r) => r.data(&meta),
         };
-        let rec = RecordRef {
+        Ok(Some(RecordRef {
             conn: meta.conn,
             ts_ns: meta.ts_ns,
             direction: meta.direction,
@@ -459,8 +451,7 @@ impl<R: Read> CaptureReader<R> {
             data,
             index,
             file_offset: meta.file_offset,
-        };
-        Ok(Some((rec, conns)))
+        }))
     }
 
     /// The connections seen so far: a connection is known before its first record is returned, and

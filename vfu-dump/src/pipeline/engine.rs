@@ -208,18 +208,11 @@ impl<W: Write> Pipeline<W> {
     }
 
     /// Handles one message.
+    #[inline(always)]
     pub fn record(&mut self, rec: &Record<'_>) -> Result<(), Error> {
         self.totals.messages += 1;
-        if let Some(c) = &mut self.capture {
-            let conn = c.conns.get(&rec.conn).copied().ok_or_else(|| {
-                Error::Capture(io::Error::other(format!(
-                    "connection {} was never opened",
-                    rec.conn
-                )))
-            })?;
-            c.writer
-                .write_record(&rec.to_capture(conn))
-                .map_err(Error::Capture)?;
+        if self.capture.is_some() {
+            self.write_capture(rec)?;
         }
         if self.cfg.relative == Relative::FirstMessage && self.first_ts.is_none() {
             self.first_ts = Some(rec.ts_ns);
@@ -235,6 +228,27 @@ impl<W: Write> Pipeline<W> {
         if !self.cfg.messages && self.stats.is_none() {
             return self.findings_alone();
         }
+        self.vfio_user(rec)
+    }
+
+    #[inline(never)]
+    fn write_capture(&mut self, rec: &Record<'_>) -> Result<(), Error> {
+        if let Some(c) = &mut self.capture {
+            let conn = c.conns.get(&rec.conn).copied().ok_or_else(|| {
+                Error::Capture(io::Error::other(format!(
+                    "connection {} was never opened",
+                    rec.conn
+                )))
+            })?;
+            c.writer
+                .write_record(&rec.to_capture(conn))
+                .map_err(Error::Capture)?;
+        }
+        Ok(())
+    }
+
+    /// A vfio-user message (or a record of another protocol, decoded as one).
+    fn vfio_user(&mut self, rec: &Record<'_>) -> Result<(), Error> {
         let decoded = decode(rec.data, rec.direction);
         let rtt = match &decoded {
             Ok(m) => self.rtts.observe(rec.conn, rec.direction, rec.ts_ns, m),
@@ -252,16 +266,28 @@ impl<W: Write> Pipeline<W> {
         if !self.cfg.filter.pass(rec, bad) {
             return Ok(());
         }
+        self.show(rec, &decoded, rtt)
+    }
+
+    /// Renders a vfio-user message that passed the filters, and its findings.
+    #[inline(never)]
+    fn show(
+        &mut self,
+        rec: &Record<'_>,
+        decoded: &Result<Message<'_>, DecodeError>,
+        rtt: Option<u64>,
+    ) -> Result<(), Error> {
         let (meta, style) = self.meta(rec, rtt);
         match self.cfg.format {
             OutputFormat::Text => {
-                render::write_line(&mut self.out, &meta, rec.data, &decoded, &style)?
+                render::write_line(&mut self.out, &meta, rec.data, decoded, &style)?
             }
-            OutputFormat::Json => render::write_json(&mut self.out, &meta, rec.data, &decoded)?,
+            OutputFormat::Json => render::write_json(&mut self.out, &meta, rec.data, decoded)?,
         }
         self.write_findings(true)
     }
 
+    #[inline(never)]
     fn vduse(&mut self, rec: &Record<'_>) -> Result<(), Error> {
         if !self.cfg.messages && self.stats.is_none() {
             return self.findings_alone();
@@ -314,13 +340,15 @@ impl<W: Write> Pipeline<W> {
     }
 
     /// The findings of a message whose line is not printed.
+    #[inline]
     fn findings_alone(&mut self) -> Result<(), Error> {
-        if self.cfg.findings.without_messages {
+        if self.cfg.findings.without_messages && self.has_findings() {
             self.write_findings(false)?;
         }
         Ok(())
     }
 
+    #[inline(never)]
     fn write_findings(&mut self, indent: bool) -> Result<(), Error> {
         if self.validator.is_none() {
             return Ok(());

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use super::engine::Pipeline;
 use super::record::{Event, Record};
-use crate::capture::{self, CaptureReader, OpenOptions};
+use crate::capture::{self, CaptureReader, Connection, OpenOptions, RecordRef};
 use crate::error::RunError;
 use crate::options::InputOpts;
 
@@ -80,7 +80,7 @@ pub fn feed_reader<R: Read, W: Write>(
     let mut last_index = None;
     let mut opened = 0usize;
     loop {
-        let (rec, conns) = match reader.next_with_connections() {
+        let rec = match reader.next_record() {
             Ok(Some(r)) => r,
             Ok(None) => break,
             Err(e) => {
@@ -90,37 +90,59 @@ pub fn feed_reader<R: Read, W: Write>(
             }
         };
         progress.tick(rec.file_offset);
-        while opened < conns.len() {
-            let c = &conns[opened];
-            p.event(&Event::Open {
-                conn: at.conn_base + opened as u32,
-                name: &c.name,
-                protocol: c.protocol,
-                twin_of: None,
-            })?;
-            opened += 1;
+        if rec.conn as usize >= opened {
+            // The first record of a connection (rare): copied, so that the reader's connection list,
+            // which now names it, can be read before the record is fed.
+            let owned = rec.to_owned();
+            open_new(reader.connections(), &mut opened, at, p)?;
+            feed_one(&owned.as_ref(), at, &mut last_index, p)?;
+        } else {
+            feed_one(&rec, at, &mut last_index, p)?;
         }
-        let rec = Record {
-            conn: rec.conn + at.conn_base,
-            index: rec.index + at.index_base,
-            ..Record::from(rec)
-        };
-        last_index = Some(rec.index);
-        p.record(&rec)?;
     }
     progress.done();
     let conns = reader.connections();
-    for (i, c) in conns.iter().enumerate().skip(opened) {
+    open_new(conns, &mut opened, at, p)?;
+    p.event(&Event::EndOfInput)?;
+    at.conn_base += conns.len() as u32;
+    at.index_base = last_index.map_or(at.index_base, |i| i + 1);
+    Ok(())
+}
+
+/// One record, numbered in the run.
+#[inline(always)]
+fn feed_one<W: Write>(
+    rec: &RecordRef<'_>,
+    at: &Position,
+    last_index: &mut Option<u64>,
+    p: &mut Pipeline<W>,
+) -> Result<(), RunError> {
+    let rec = Record {
+        conn: rec.conn + at.conn_base,
+        index: rec.index + at.index_base,
+        ..Record::from(*rec)
+    };
+    *last_index = Some(rec.index);
+    p.record(&rec)?;
+    Ok(())
+}
+
+/// [`Event::Open`] for each connection of `conns` from `*opened` on.
+fn open_new<W: Write>(
+    conns: &[Connection],
+    opened: &mut usize,
+    at: &Position,
+    p: &mut Pipeline<W>,
+) -> Result<(), RunError> {
+    for c in &conns[(*opened).min(conns.len())..] {
         p.event(&Event::Open {
-            conn: at.conn_base + i as u32,
+            conn: at.conn_base + *opened as u32,
             name: &c.name,
             protocol: c.protocol,
             twin_of: None,
         })?;
+        *opened += 1;
     }
-    p.event(&Event::EndOfInput)?;
-    at.conn_base += conns.len() as u32;
-    at.index_base = last_index.map_or(at.index_base, |i| i + 1);
     Ok(())
 }
 

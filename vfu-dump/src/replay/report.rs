@@ -11,8 +11,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use owo_colors::OwoColorize;
 use vfu_codec::Direction;
 
-use super::ReplayError;
 use super::compare::{FieldDiff, Side, Skip, compare};
+use super::error::ReplayError;
 use super::plan::describe;
 use crate::capture::{self, PcapngWriter, Protocol};
 use crate::options::OutputFormat;
