@@ -6,7 +6,7 @@ use std::io::{self, Write};
 
 use vfu_codec::{Command, Direction, errno};
 
-use crate::render::fmt_duration;
+use crate::render::{count_of, fmt_duration};
 
 /// A log-linear histogram of nanosecond durations: 64 power-of-two ranges, each cut into 16 linear
 /// steps, so any percentile is within about 6% of the true value, in 8 KiB whatever the count.
@@ -168,8 +168,10 @@ impl Stats {
         let mut s = String::new();
         let _ = writeln!(
             s,
-            "{} messages, {} bytes, {} malformed",
-            self.messages, self.bytes, self.malformed
+            "{}, {}, {} malformed",
+            count_of(self.messages, "message", "messages"),
+            count_of(self.bytes, "byte", "bytes"),
+            self.malformed
         );
         let _ = writeln!(
             s,
@@ -290,5 +292,14 @@ mod tests {
         assert!(text.contains("REGION_READ"), "{text}");
         assert!(text.contains("EINVAL=1"), "{text}");
         assert!(text.contains("1.5µs"), "{text}");
+        assert!(
+            text.starts_with("2 messages, 48 bytes, 0 malformed\n"),
+            "{text}"
+        );
+        let mut one = Stats::default();
+        one.add_malformed(1);
+        let mut out = Vec::new();
+        one.write(&mut out).unwrap();
+        assert!(out.starts_with(b"1 message, 1 byte, 1 malformed\n"));
     }
 }

@@ -221,3 +221,61 @@ fn readme_rule_table_matches_the_code() {
         );
     }
 }
+
+/// `1 error`, `2 errors`.
+fn count_of(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
+#[test]
+fn validate_ends_with_a_summary_line() {
+    // The counts by severity are those of the findings printed (every one, with --info).
+    let (code, out, err) = run(&[
+        "validate",
+        "--info",
+        "--format",
+        "json",
+        "--profile",
+        "libvfio-user",
+        "corpus/lvu-sample-client.pcapng",
+    ]);
+    let of = |sev: &str| {
+        out.lines()
+            .filter(|l| l.contains(&format!("\"severity\":\"{sev}\"")))
+            .count()
+    };
+    let (errors, warnings, info) = (of("error"), of("warning"), of("info"));
+    assert_eq!(errors + warnings + info, out.lines().count(), "{out}");
+    assert_eq!(
+        err,
+        format!(
+            "validate: 224 messages, 1 connection; {}, {}, {info} info; profile libvfio-user\n",
+            count_of(errors, "error"),
+            count_of(warnings, "warning")
+        )
+    );
+    assert_eq!(code, i32::from(errors + warnings > 0));
+    // Without --info, info findings are counted, not printed, and the line says so; two files count
+    // their connections together.
+    let (_, out, err) = run(&[
+        "validate",
+        "corpus/lvu-sample-client.pcapng",
+        "corpus/vduse-6.12-blk.pcapng",
+    ]);
+    assert!(!out.contains("info conn"), "{out}");
+    assert!(
+        err.starts_with("validate: 256 messages, 2 connections; "),
+        "{err}"
+    );
+    assert!(
+        err.ends_with(" info (shown with --info); profile spec\n"),
+        "{err}"
+    );
+    // The list of rules is no run: no summary.
+    let (_, _, err) = run(&["validate", "--list-rules"]);
+    assert_eq!(err, "");
+}

@@ -440,7 +440,7 @@ fn forwards_bytes_and_descriptors(spin: Duration) {
         "{text}"
     );
     assert!(text.contains("-- c0 open: vfio-user:0:"), "{text}");
-    assert!(text.contains("-- summary: 1 connections"), "{text}");
+    assert!(text.contains("-- summary: 1 connection ("), "{text}");
 }
 
 /// Without a capture or a hex dump, the data of large transfers goes through by `splice(2)`: it

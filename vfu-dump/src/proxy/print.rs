@@ -14,6 +14,7 @@ use super::pad::ZeroPad;
 use super::{PrintOptions, Summary};
 use crate::capture::Protocol;
 use crate::pipeline::{Config, Event, FindingsOut, Pipeline, Record, Relative};
+use crate::render::count_of;
 
 /// Where the printer's text goes.
 pub enum Sink {
@@ -240,8 +241,8 @@ pub(crate) fn run(q: &Queue, opts: PrintOptions) {
     while let Some(dropped) = q.pop_all(&mut batch) {
         if dropped > reported {
             let text = format!(
-                "{} messages not printed: the output fell behind (all were forwarded and captured)",
-                dropped - reported
+                "{} not printed: the output fell behind (all were forwarded and captured)",
+                count_of(dropped - reported, "message", "messages")
             );
             let _ = p.pipeline.event(&Event::Note {
                 conn: None,
@@ -305,22 +306,26 @@ impl Printer {
             }),
             Item::Close { conn, messages } => self.pipeline.event(&Event::Close { conn, messages }),
             Item::Summary(s) => {
+                let c = |n: u64, one: &str, many: &str| count_of(n, one, many);
                 let text = format!(
-                    "summary: {} connections ({} twin sockets, {} server connections failed), {} messages \
-                     ({} B client→server, {} B server→client), {} malformed, {} truncated, {} oversized, \
-                     {} fds, {} descriptor reads cut short, {} forwarding errors, {} not printed",
-                    s.connections,
-                    s.twin_sockets,
-                    s.connect_failures,
-                    s.messages,
+                    "summary: {} ({}, {} failed), {} ({} B client→server, {} B server→client), \
+                     {} malformed, {} truncated, {} oversized, {}, {} cut short, {}, {} not printed",
+                    c(s.connections, "connection", "connections"),
+                    c(s.twin_sockets, "twin socket", "twin sockets"),
+                    c(
+                        s.connect_failures,
+                        "server connection",
+                        "server connections"
+                    ),
+                    c(s.messages, "message", "messages"),
                     s.bytes_c2s,
                     s.bytes_s2c,
                     s.malformed,
                     s.truncated,
                     s.oversized,
-                    s.fds,
-                    s.fds_truncated,
-                    s.forward_errors,
+                    c(s.fds, "fd", "fds"),
+                    c(s.fds_truncated, "descriptor read", "descriptor reads"),
+                    c(s.forward_errors, "forwarding error", "forwarding errors"),
                     s.not_printed
                 );
                 let fields = [

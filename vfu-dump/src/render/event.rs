@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 use std::io::{self, Write};
 
-use super::json_str;
+use super::{count_of, json_str};
 use crate::options::OutputFormat;
 
 /// A note, about one connection or (`conn` `None`) the whole run: `-- c3 text`, `-- text`.
@@ -66,7 +66,7 @@ pub fn close(
             out,
             format,
             Some(conn),
-            &format!("closed after {messages} messages"),
+            &format!("closed after {}", count_of(messages, "message", "messages")),
         ),
         OutputFormat::Json => writeln!(
             out,

@@ -196,6 +196,16 @@ fn fmt_time(ns: u64, style: &Style) -> String {
     }
 }
 
+/// `1 connection`, `2 connections`: a count and its noun, the noun in the plural (`plural`) unless
+/// the count is 1.
+pub fn count_of(n: u64, one: &str, plural: &str) -> String {
+    if n == 1 {
+        format!("1 {one}")
+    } else {
+        format!("{n} {plural}")
+    }
+}
+
 /// Formats a duration in nanoseconds for people: `850ns`, `12.3µs`, `4.56ms`, `1.20s`.
 pub fn fmt_duration(ns: u64) -> String {
     if ns < 1_000 {
