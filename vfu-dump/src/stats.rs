@@ -91,6 +91,8 @@ pub struct Row {
     pub errors: BTreeMap<u32, u64>,
     /// Round trips ending in these replies.
     pub rtt: Histogram,
+    /// Messages of the row whose body does not decode.
+    pub malformed: u64,
 }
 
 /// Rows indexed directly: commands 0 to 63 (every named command and room to spare).
@@ -126,6 +128,35 @@ impl Stats {
             self.malformed += 1;
             return;
         };
+        self.row(cmd, direction, reply, len, errno, rtt);
+    }
+
+    /// Counts a message that could not be decoded but whose header names its command and type: in
+    /// the malformed total and in its command's row.
+    pub fn add_malformed_in(
+        &mut self,
+        cmd: Command,
+        direction: Direction,
+        reply: bool,
+        len: usize,
+        errno: Option<u32>,
+        rtt: Option<u64>,
+    ) {
+        self.messages += 1;
+        self.bytes += len as u64;
+        self.malformed += 1;
+        self.row(cmd, direction, reply, len, errno, rtt).malformed += 1;
+    }
+
+    fn row(
+        &mut self,
+        cmd: Command,
+        direction: Direction,
+        reply: bool,
+        len: usize,
+        errno: Option<u32>,
+        rtt: Option<u64>,
+    ) -> &mut Row {
         let c2s = direction == Direction::ClientToServer;
         let slot = usize::from(cmd.0) * 4 + usize::from(c2s) * 2 + usize::from(reply);
         let row = if slot < FAST_ROWS {
@@ -144,6 +175,7 @@ impl Stats {
         if let Some(r) = rtt {
             row.rtt.record(r);
         }
+        row
     }
 
     /// Counts a message that could not be decoded.
@@ -196,7 +228,7 @@ impl Stats {
             } else {
                 ("-".into(), "-".into(), "-".into())
             };
-            let errors: Vec<String> = row
+            let mut errors: Vec<String> = row
                 .errors
                 .iter()
                 .map(|(e, n)| {
@@ -206,6 +238,9 @@ impl Stats {
                     )
                 })
                 .collect();
+            if row.malformed > 0 {
+                errors.push(format!("malformed={}", row.malformed));
+            }
             let _ = writeln!(
                 s,
                 "{:<26} {:<3} {:<5} {:>9} {:>12} {:>9} {:>9} {:>9}  {}",

@@ -279,3 +279,61 @@ fn validate_ends_with_a_summary_line() {
     let (_, _, err) = run(&["validate", "--list-rules"]);
     assert_eq!(err, "");
 }
+
+#[test]
+fn read_stats_counts_malformed_messages_in_their_rows() {
+    let (_, json, _) = run(&[
+        "read",
+        "--format",
+        "json",
+        "corpus/lvu-pytest-subset.pcapng",
+    ]);
+    let version_cmds: Vec<&str> = json
+        .lines()
+        .filter(|l| l.contains("\"cmd\":1,") && l.contains("\"type\":\"command\""))
+        .collect();
+    let malformed = version_cmds
+        .iter()
+        .filter(|l| l.contains("\"decode_error\""))
+        .count();
+    assert!(malformed > 0);
+    let (code, stats, err) = run(&["read", "--stats", "corpus/lvu-pytest-subset.pcapng"]);
+    assert_eq!(code, 0, "{err}");
+    let row = stats
+        .lines()
+        .find(|l| l.starts_with("VERSION ") && l.contains(" c2s cmd "))
+        .unwrap();
+    let count: usize = row.split_whitespace().nth(3).unwrap().parse().unwrap();
+    assert_eq!(count, version_cmds.len(), "{row}");
+    assert!(row.ends_with(&format!("malformed={malformed}")), "{row}");
+    // The reply to a malformed command has its round trip: #0 is a malformed VERSION, #1 its reply.
+    let reply = json.lines().nth(1).unwrap();
+    assert!(
+        reply.starts_with("{\"index\":1,") && reply.contains("\"rtt_ns\":"),
+        "{reply}"
+    );
+}
+
+#[test]
+fn read_validate_conn_prints_that_connections_findings_only() {
+    let findings = |args: &[&str]| -> Vec<String> {
+        let (_, out, _) = run(args);
+        out.lines()
+            .filter(|l| l.starts_with("    ! "))
+            .map(str::to_owned)
+            .collect()
+    };
+    let all = findings(&["read", "--validate", "corpus/lvu-pytest-subset.pcapng"]);
+    let one = findings(&[
+        "read",
+        "--validate",
+        "--conn",
+        "1",
+        "corpus/lvu-pytest-subset.pcapng",
+    ]);
+    assert!(!one.is_empty());
+    assert!(one.iter().all(|l| l.contains(" conn 1 #")), "{one:?}");
+    let of_conn_1: Vec<&String> = all.iter().filter(|l| l.contains(" conn 1 #")).collect();
+    assert_eq!(one.iter().collect::<Vec<_>>(), of_conn_1);
+    assert!(all.len() > one.len());
+}

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::io::{self, Write};
 
-use vfu_codec::{Body, DecodeError, Message, decode};
+use vfu_codec::{Body, DecodeError, Header, Message, decode};
 
 use super::filter::Filter;
 use super::pairing::{RoundTrips, observe_vduse, vduse_is_bad};
@@ -250,12 +250,17 @@ impl<W: Write> Pipeline<W> {
     /// A vfio-user message (or a record of another protocol, decoded as one).
     fn vfio_user(&mut self, rec: &Record<'_>) -> Result<(), Error> {
         let decoded = decode(rec.data, rec.direction);
-        let rtt = match &decoded {
-            Ok(m) => self.rtts.observe(rec.conn, rec.direction, rec.ts_ns, m),
-            Err(_) => None,
+        // A message whose body does not decode is paired (and counted) by its header when it has one.
+        let header = match &decoded {
+            Ok(m) => Some(m.header),
+            Err(_) => Header::peek(rec.data),
         };
+        let rtt = header.and_then(|h| {
+            self.rtts
+                .observe_header(rec.conn, rec.direction, rec.ts_ns, h)
+        });
         if let Some(stats) = self.stats.as_mut() {
-            count_stats(stats, rec, &decoded, rtt);
+            count_stats(stats, rec, &decoded, header, rtt);
         }
         if !self.cfg.messages {
             return self.findings_alone();
@@ -354,7 +359,9 @@ impl<W: Write> Pipeline<W> {
             return Ok(());
         }
         for f in &self.findings {
-            if f.severity >= Severity::Warning || self.cfg.findings.info {
+            if (f.severity >= Severity::Warning || self.cfg.findings.info)
+                && self.cfg.filter.pass_conn(f.conn)
+            {
                 write_finding(&mut self.out, f, self.cfg.format, indent)?;
             }
         }
@@ -451,17 +458,18 @@ fn count_stats(
     stats: &mut Stats,
     rec: &Record<'_>,
     decoded: &Result<Message<'_>, DecodeError>,
+    header: Option<&Header>,
     rtt: Option<u64>,
 ) {
-    match decoded {
-        Ok(m) => {
-            let errno = m.header.is_error().then(|| m.header.error_no.get());
+    let errno = |h: &Header| h.is_error().then(|| h.error_no.get());
+    match (decoded, header) {
+        (Ok(m), _) => {
             stats.add(
                 Some(m.command()),
                 rec.direction,
                 m.is_reply(),
                 rec.data.len(),
-                errno,
+                errno(m.header),
                 rtt,
             );
             if let Body::Version(v) = m.body
@@ -470,7 +478,16 @@ fn count_stats(
                 stats.add_caps(rec.conn, rec.direction, j);
             }
         }
-        Err(_) => stats.add_malformed(rec.data.len()),
+        // Malformed, with a header that says which command and which way: counted in that row too.
+        (Err(_), Some(h)) if h.message_type().is_some() => stats.add_malformed_in(
+            h.cmd(),
+            rec.direction,
+            h.is_reply(),
+            rec.data.len(),
+            errno(h),
+            rtt,
+        ),
+        (Err(_), _) => stats.add_malformed(rec.data.len()),
     }
 }
 

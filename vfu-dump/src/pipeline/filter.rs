@@ -37,6 +37,11 @@ impl Filter {
         })
     }
 
+    /// Whether `--conn` lets connection `conn` through (findings are shown for those only).
+    pub fn pass_conn(&self, conn: u32) -> bool {
+        self.conns.is_empty() || self.conns.contains(&conn)
+    }
+
     /// Whether a record passes; `bad` says it is an error reply, malformed or truncated.
     pub fn pass(&self, rec: &Record<'_>, bad: bool) -> bool {
         if self.dir.is_some_and(|d| d != rec.direction)

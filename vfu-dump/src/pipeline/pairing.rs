@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use vfu_codec::vduse;
-use vfu_codec::{Direction, Message};
+use vfu_codec::{Direction, Header, Message, MessageType};
 
 use super::record::Record;
 
@@ -70,15 +70,29 @@ impl RoundTrips {
         ts_ns: u64,
         msg: &Message<'_>,
     ) -> Option<u64> {
-        let id = msg.header.msg_id.get();
+        self.observe_header(conn, direction, ts_ns, msg.header)
+    }
+
+    /// Notes a vfio-user message by its header alone (a message whose body does not decode is still
+    /// a command a reply answers, or a reply); returns the round-trip time when it is a reply to a
+    /// request seen. A header whose type bits are invalid is neither.
+    pub fn observe_header(
+        &mut self,
+        conn: u32,
+        direction: Direction,
+        ts_ns: u64,
+        header: &Header,
+    ) -> Option<u64> {
+        let id = header.msg_id.get();
         let c2s = direction == Direction::ClientToServer;
-        if msg.is_reply() {
-            self.take((conn, !c2s, id)).map(|t| ts_ns.saturating_sub(t))
-        } else {
-            if !msg.header.no_reply() {
-                self.remember((conn, c2s, id), ts_ns);
+        match header.message_type()? {
+            MessageType::Reply => self.take((conn, !c2s, id)).map(|t| ts_ns.saturating_sub(t)),
+            MessageType::Command => {
+                if !header.no_reply() {
+                    self.remember((conn, c2s, id), ts_ns);
+                }
+                None
             }
-            None
         }
     }
 
