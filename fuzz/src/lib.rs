@@ -425,7 +425,7 @@ pub fn vduse(data: &[u8]) {
         let mut p = Pipeline::new(cfg, io::sink());
         for direction in [Direction::ClientToServer, Direction::ServerToClient] {
             let rec = record(data, direction, Protocol::Vduse);
-            p.record(&rec.into()).expect("sink");
+            p.record(rec.into()).expect("sink");
         }
         p.finish().expect("sink");
     }

@@ -113,6 +113,7 @@ pub struct Stats {
 
 impl Stats {
     /// Counts one message.
+    #[inline]
     pub fn add(
         &mut self,
         cmd: Option<Command>,
@@ -148,6 +149,7 @@ impl Stats {
         self.row(cmd, direction, reply, len, errno, rtt).malformed += 1;
     }
 
+    #[inline]
     fn row(
         &mut self,
         cmd: Command,

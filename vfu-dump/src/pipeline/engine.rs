@@ -154,6 +154,8 @@ pub struct Pipeline<W: Write> {
     first_ts: Option<u64>,
     capture: Option<Capture>,
     totals: Totals,
+    /// A capture is written or `--relative` counts from the first message (see `unusual_steps`).
+    unusual: bool,
 }
 
 /// A capture being written: the writer, and each source connection's number in it.
@@ -175,7 +177,14 @@ impl<W: Write> Pipeline<W> {
             first_ts: None,
             capture: None,
             totals: Totals::default(),
+            unusual: false,
         }
+        .with_unusual()
+    }
+
+    fn with_unusual(mut self) -> Self {
+        self.unusual = self.capture.is_some() || self.cfg.relative == Relative::FirstMessage;
+        self
     }
 
     /// Also writes every record to this capture; each [`Event::Open`] adds its connection.
@@ -184,6 +193,7 @@ impl<W: Write> Pipeline<W> {
             writer,
             conns: HashMap::default(),
         });
+        self.unusual = true;
     }
 
     /// The configuration.
@@ -194,6 +204,8 @@ impl<W: Write> Pipeline<W> {
     /// The configuration, to change. Changes to the output settings (format, style, relative times, what is
     /// printed) apply from the next record; validation and statistics are set up by [`new`](Self::new).
     pub fn config_mut(&mut self) -> &mut Config {
+        // Whatever is changed, the record path checks the rare steps again.
+        self.unusual = true;
         &mut self.cfg
     }
 
@@ -209,19 +221,47 @@ impl<W: Write> Pipeline<W> {
 
     /// Handles one message.
     #[inline(always)]
-    pub fn record(&mut self, rec: &Record<'_>) -> Result<(), Error> {
+    pub fn record(&mut self, rec: Record<'_>) -> Result<(), Error> {
         self.totals.messages += 1;
+        if self.unusual {
+            self.unusual_steps(rec)?;
+        }
+        // Decided before validating, so that a run that only validates (`validate`) keeps nothing
+        // of the record across the validator.
+        let more = rec.protocol != Protocol::VfioUser || self.cfg.messages || self.stats.is_some();
+        self.validate(&rec);
+        if more {
+            return self.decoded(rec);
+        }
+        self.findings_alone()
+    }
+
+    #[inline(always)]
+    fn validate(&mut self, rec: &Record<'_>) {
+        if let Some(v) = self.validator.as_mut() {
+            self.findings.clear();
+            v.check(&validator_event(rec), &mut self.findings);
+            if !self.findings.is_empty() {
+                count(&mut self.totals, &self.findings);
+            }
+        }
+    }
+
+    /// What few runs need before the validator: the capture, the first time for --relative.
+    #[inline(never)]
+    fn unusual_steps(&mut self, rec: Record<'_>) -> Result<(), Error> {
         if self.capture.is_some() {
             self.write_capture(rec)?;
         }
         if self.cfg.relative == Relative::FirstMessage && self.first_ts.is_none() {
             self.first_ts = Some(rec.ts_ns);
         }
-        if let Some(v) = self.validator.as_mut() {
-            self.findings.clear();
-            v.check(&validator_event(rec), &mut self.findings);
-            count(&mut self.totals, &self.findings);
-        }
+        Ok(())
+    }
+
+    /// Everything after validation that needs the message decoded.
+    #[inline(always)]
+    fn decoded(&mut self, rec: Record<'_>) -> Result<(), Error> {
         if rec.protocol == Protocol::Vduse {
             return self.vduse(rec);
         }
@@ -232,7 +272,7 @@ impl<W: Write> Pipeline<W> {
     }
 
     #[inline(never)]
-    fn write_capture(&mut self, rec: &Record<'_>) -> Result<(), Error> {
+    fn write_capture(&mut self, rec: Record<'_>) -> Result<(), Error> {
         if let Some(c) = &mut self.capture {
             let conn = c.conns.get(&rec.conn).copied().ok_or_else(|| {
                 Error::Capture(io::Error::other(format!(
@@ -248,7 +288,8 @@ impl<W: Write> Pipeline<W> {
     }
 
     /// A vfio-user message (or a record of another protocol, decoded as one).
-    fn vfio_user(&mut self, rec: &Record<'_>) -> Result<(), Error> {
+    #[inline(always)]
+    fn vfio_user(&mut self, rec: Record<'_>) -> Result<(), Error> {
         let decoded = decode(rec.data, rec.direction);
         // A message whose body does not decode is paired (and counted) by its header when it has one.
         let header = match &decoded {
@@ -260,7 +301,7 @@ impl<W: Write> Pipeline<W> {
                 .observe_header(rec.conn, rec.direction, rec.ts_ns, h)
         });
         if let Some(stats) = self.stats.as_mut() {
-            count_stats(stats, rec, &decoded, header, rtt);
+            count_stats(stats, &rec, &decoded, header, rtt);
         }
         if !self.cfg.messages {
             return self.findings_alone();
@@ -268,7 +309,7 @@ impl<W: Write> Pipeline<W> {
         let bad = rec.truncated
             || decoded.as_ref().map_or(true, |m| m.header.is_error())
             || self.has_findings();
-        if !self.cfg.filter.pass(rec, bad) {
+        if !self.cfg.filter.pass(&rec, bad) {
             return Ok(());
         }
         self.show(rec, &decoded, rtt)
@@ -278,11 +319,11 @@ impl<W: Write> Pipeline<W> {
     #[inline(never)]
     fn show(
         &mut self,
-        rec: &Record<'_>,
+        rec: Record<'_>,
         decoded: &Result<Message<'_>, DecodeError>,
         rtt: Option<u64>,
     ) -> Result<(), Error> {
-        let (meta, style) = self.meta(rec, rtt);
+        let (meta, style) = self.meta(&rec, rtt);
         match self.cfg.format {
             OutputFormat::Text => {
                 render::write_line(&mut self.out, &meta, rec.data, decoded, &style)?
@@ -293,19 +334,19 @@ impl<W: Write> Pipeline<W> {
     }
 
     #[inline(never)]
-    fn vduse(&mut self, rec: &Record<'_>) -> Result<(), Error> {
+    fn vduse(&mut self, rec: Record<'_>) -> Result<(), Error> {
         if !self.cfg.messages && self.stats.is_none() {
             return self.findings_alone();
         }
-        let bad = vduse_is_bad(rec);
-        let pairing = observe_vduse(rec, &mut self.rtts);
+        let bad = vduse_is_bad(&rec);
+        let pairing = observe_vduse(&rec, &mut self.rtts);
         if !self.cfg.messages {
             return self.findings_alone();
         }
-        if !self.cfg.filter.pass(rec, bad || self.has_findings()) {
+        if !self.cfg.filter.pass(&rec, bad || self.has_findings()) {
             return Ok(());
         }
-        let (meta, style) = self.meta(rec, pairing.rtt_ns);
+        let (meta, style) = self.meta(&rec, pairing.rtt_ns);
         vduse::write(
             &mut self.out,
             &meta,
@@ -347,7 +388,7 @@ impl<W: Write> Pipeline<W> {
     /// The findings of a message whose line is not printed.
     #[inline]
     fn findings_alone(&mut self) -> Result<(), Error> {
-        if self.cfg.findings.without_messages && self.has_findings() {
+        if !self.findings.is_empty() && self.cfg.findings.without_messages && self.has_findings() {
             self.write_findings(false)?;
         }
         Ok(())
@@ -454,6 +495,7 @@ fn count(totals: &mut Totals, findings: &[Finding]) {
     }
 }
 
+#[inline]
 fn count_stats(
     stats: &mut Stats,
     rec: &Record<'_>,
@@ -492,6 +534,7 @@ fn count_stats(
 }
 
 /// The validator's view of a record.
+#[inline]
 pub fn validator_event<'a>(rec: &Record<'a>) -> validate::Event<'a> {
     validate::Event {
         conn: rec.conn,

@@ -123,7 +123,7 @@ fn feed_one<W: Write>(
         ..Record::from(*rec)
     };
     *last_index = Some(rec.index);
-    p.record(&rec)?;
+    p.record(rec)?;
     Ok(())
 }
 

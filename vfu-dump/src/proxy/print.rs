@@ -284,7 +284,7 @@ impl Printer {
             truncated: m.truncated,
             data,
         };
-        let _ = self.pipeline.record(&rec);
+        let _ = self.pipeline.record(rec);
     }
 
     fn event(&mut self, item: Item) {

@@ -214,7 +214,7 @@ impl<'a> Output<'a> {
         };
         let path = self.capture.as_ref().map_or("", |(p, _)| p.as_str());
         self.pipeline
-            .record(&rec)
+            .record(rec)
             .map_err(|e| pipeline_error(e, path))?;
         Ok(index)
     }
