@@ -64,7 +64,8 @@ pub struct InputOpts {
 /// Filters; combined, a message must pass all of them.
 #[derive(Debug, Args, Clone, Default)]
 pub struct FilterOpts {
-    /// Only these commands (names such as DMA_MAP or numbers), comma-separated.
+    /// Only these commands (names such as DMA_MAP or numbers; VDUSE request types such as SET_STATUS),
+    /// comma-separated.
     #[arg(long, value_delimiter = ',', value_name = "CMD")]
     pub cmd: Vec<String>,
     /// Only one direction.
@@ -73,9 +74,9 @@ pub struct FilterOpts {
     /// Only these connections, comma-separated.
     #[arg(long, value_delimiter = ',', value_name = "N")]
     pub conn: Vec<u32>,
-    /// Only messages with this msg_id (a request and its reply).
+    /// Only messages with this msg_id (VDUSE: request_id): a request and its reply.
     #[arg(long)]
-    pub id: Option<u16>,
+    pub id: Option<u32>,
     /// Only error replies, malformed and truncated messages (and, with --validate, messages with findings).
     #[arg(long)]
     pub errors: bool,

@@ -337,3 +337,75 @@ fn read_validate_conn_prints_that_connections_findings_only() {
     assert_eq!(one.iter().collect::<Vec<_>>(), of_conn_1);
     assert!(all.len() > one.len());
 }
+
+#[test]
+fn read_vduse_like_vfio_user() {
+    let cap = "corpus/vduse-6.12-blk.pcapng";
+    // Lines with timestamps; the annotated hex dump; every field; JSON; --stats per request type.
+    let (code, text, err) = run(&["read", cap]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(text.lines().count(), 32);
+    golden("read-vduse-6.12-blk.txt", &text);
+    let (_, hex, _) = run(&["read", "-v", "-x", "--id", "12", cap]);
+    assert!(hex.contains("| VduseVqState.index = 0"), "{hex}");
+    golden("read-verbose-hex-vduse-get-vq-state.txt", &hex);
+    let (_, json, _) = run(&["read", "--format", "json", cap]);
+    golden("read-json-vduse-6.12-blk.jsonl", &json);
+    let (_, stats, _) = run(&["read", "--stats", cap]);
+    golden("read-stats-vduse-6.12-blk.txt", &stats);
+    // The rows agree with the messages: each request type's count, and every response OK.
+    let requests = |ty: &str| {
+        json.lines()
+            .filter(|l| l.contains(&format!("\"cmd_name\":\"{ty}\",\"type\":\"request\"")))
+            .count()
+    };
+    for ty in ["GET_VQ_STATE", "SET_STATUS", "UPDATE_IOTLB"] {
+        let n = requests(ty);
+        assert!(n > 0, "{ty}");
+        let row = |kind: &str| {
+            stats
+                .lines()
+                .find(|l| l.starts_with(&format!("{ty} ")) && l.contains(kind))
+                .unwrap_or_else(|| panic!("{ty} {kind}: {stats}"))
+                .to_owned()
+        };
+        let count = |l: &str| {
+            l.split_whitespace()
+                .nth(3)
+                .unwrap()
+                .parse::<usize>()
+                .unwrap()
+        };
+        assert_eq!(count(&row(" req ")), n);
+        assert_eq!(count(&row(" resp ")), n);
+        assert!(
+            row(" resp ").ends_with(&format!("OK={n}")),
+            "{}",
+            row(" resp ")
+        );
+    }
+    // --cmd by name or number (responses follow their request's type), --id by request_id.
+    let (_, by_name, _) = run(&["read", "--cmd", "UPDATE_IOTLB", cap]);
+    let (_, by_number, _) = run(&["read", "--cmd", "2", cap]);
+    let (_, prefixed, _) = run(&["read", "--cmd", "vduse_update_iotlb", cap]);
+    assert_eq!(by_name.lines().count(), 2 * requests("UPDATE_IOTLB"));
+    assert_eq!(by_name, by_number);
+    assert_eq!(by_name, prefixed);
+    assert!(by_name.lines().any(|l| l.contains("← VDUSE response")));
+    let (_, one, _) = run(&["read", "--id", "12", cap]);
+    assert_eq!(one.lines().count(), 2, "{one}");
+    assert!(one.contains("VDUSE_GET_VQ_STATE (0) id 12") && one.contains("response id 12 OK"));
+    // A vfio-user command name leaves no VDUSE record, and a VDUSE name no vfio-user one.
+    let (_, none, _) = run(&["read", "--cmd", "DMA_MAP", cap]);
+    assert_eq!(none, "");
+    let (_, none, _) = run(&[
+        "read",
+        "--cmd",
+        "SET_STATUS",
+        "corpus/lvu-sample-client.pcapng",
+    ]);
+    assert_eq!(none, "");
+    // --relative: the first record at 0.
+    let (_, rel, _) = run(&["read", "--relative", cap]);
+    assert!(rel.starts_with("#0     0.000000000 c0 → VDUSE"), "{rel}");
+}

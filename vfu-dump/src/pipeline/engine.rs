@@ -6,7 +6,7 @@ use std::io::{self, Write};
 use vfu_codec::{Body, DecodeError, Header, Message, decode};
 
 use super::filter::Filter;
-use super::pairing::{RoundTrips, observe_vduse, vduse_is_bad};
+use super::pairing::{RoundTrips, observe_vduse};
 use super::record::{Event, Record};
 use crate::capture::{PcapngWriter, Protocol};
 use crate::error::RunError;
@@ -338,20 +338,31 @@ impl<W: Write> Pipeline<W> {
         if !self.cfg.messages && self.stats.is_none() {
             return self.findings_alone();
         }
-        let bad = vduse_is_bad(&rec);
-        let pairing = observe_vduse(&rec, &mut self.rtts);
+        let info = observe_vduse(&rec, &mut self.rtts);
+        if let Some(stats) = self.stats.as_mut() {
+            if info.decodes {
+                stats.add_vduse(info.req_type, info.result, rec.data.len(), info.rtt_ns);
+            } else {
+                stats.add_malformed(rec.data.len());
+            }
+        }
         if !self.cfg.messages {
             return self.findings_alone();
         }
-        if !self.cfg.filter.pass(&rec, bad || self.has_findings()) {
+        let bad = info.is_bad(rec.truncated) || self.has_findings();
+        if !self
+            .cfg
+            .filter
+            .pass_vduse(&rec, bad, info.req_type, info.request_id)
+        {
             return Ok(());
         }
-        let (meta, style) = self.meta(&rec, pairing.rtt_ns);
+        let (meta, style) = self.meta(&rec, info.rtt_ns);
         vduse::write(
             &mut self.out,
             &meta,
             rec.data,
-            pairing.req_type,
+            info.req_type,
             self.cfg.format,
             &style,
         )?;

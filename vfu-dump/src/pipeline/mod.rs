@@ -31,5 +31,5 @@ mod record;
 pub use engine::{Config, Error, FindingsOut, Pipeline, Relative, Totals, validator_event};
 pub use file::{FileSource, Position, feed_reader, open_input};
 pub use filter::Filter;
-pub use pairing::{Pairing, RoundTrips, observe_vduse, vduse_is_bad};
+pub use pairing::{RoundTrips, VduseInfo, observe_vduse};
 pub use record::{Event, Record};

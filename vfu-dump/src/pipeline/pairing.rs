@@ -118,44 +118,56 @@ impl RoundTrips {
     }
 }
 
-/// What pairing told us about a VDUSE record.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct Pairing {
+/// What a VDUSE record says, and what pairing it with its request told.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct VduseInfo {
+    /// The record decodes (152 bytes).
+    pub decodes: bool,
+    /// A request's type, or for a response the type of the request it answers (when seen).
+    pub req_type: Option<u32>,
+    /// Its `request_id`.
+    pub request_id: Option<u32>,
+    /// A response's result.
+    pub result: Option<u32>,
     /// Round trip, for a response whose request was seen.
     pub rtt_ns: Option<u64>,
-    /// The type of the request a response answers.
-    pub req_type: Option<u32>,
 }
 
-/// Whether a VDUSE record is worth showing under `--errors`: malformed, truncated or a FAILED result.
-pub fn vduse_is_bad(rec: &Record<'_>) -> bool {
-    rec.truncated
-        || match rec.direction {
-            Direction::ClientToServer => vduse::decode_request(rec.data).is_err(),
-            Direction::ServerToClient => {
-                vduse::decode_response(rec.data).map_or(true, |r| !r.is_ok())
-            }
-        }
+impl VduseInfo {
+    /// Worth showing under `--errors`: malformed, truncated or a FAILED result.
+    pub fn is_bad(&self, truncated: bool) -> bool {
+        truncated || !self.decodes || self.result.is_some_and(|r| r != vduse::VDUSE_REQ_RESULT_OK)
+    }
 }
 
-/// Pairs VDUSE requests and responses by `request_id`.
-pub fn observe_vduse(rec: &Record<'_>, rtts: &mut RoundTrips) -> Pairing {
+/// Decodes a VDUSE record and pairs requests and responses by `request_id`.
+pub fn observe_vduse(rec: &Record<'_>, rtts: &mut RoundTrips) -> VduseInfo {
     match rec.direction {
-        Direction::ClientToServer => {
-            if let Ok(r) = vduse::decode_request(rec.data) {
+        Direction::ClientToServer => match vduse::decode_request(rec.data) {
+            Ok(r) => {
                 rtts.observe_vduse(rec.conn, r.request_id(), rec.ts_ns, Some(r.req_type()));
+                VduseInfo {
+                    decodes: true,
+                    req_type: Some(r.req_type()),
+                    request_id: Some(r.request_id()),
+                    ..VduseInfo::default()
+                }
             }
-            Pairing::default()
-        }
+            Err(_) => VduseInfo::default(),
+        },
         Direction::ServerToClient => match vduse::decode_response(rec.data) {
-            Ok(r) => match rtts.observe_vduse(rec.conn, r.request_id.get(), rec.ts_ns, None) {
-                Some((rtt, ty)) => Pairing {
-                    rtt_ns: Some(rtt),
-                    req_type: Some(ty),
-                },
-                None => Pairing::default(),
-            },
-            Err(_) => Pairing::default(),
+            Ok(r) => {
+                let id = r.request_id.get();
+                let paired = rtts.observe_vduse(rec.conn, id, rec.ts_ns, None);
+                VduseInfo {
+                    decodes: true,
+                    req_type: paired.map(|(_, t)| t),
+                    request_id: Some(id),
+                    result: Some(r.result.get()),
+                    rtt_ns: paired.map(|(rtt, _)| rtt),
+                }
+            }
+            Err(_) => VduseInfo::default(),
         },
     }
 }
