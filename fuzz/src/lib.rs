@@ -23,7 +23,8 @@ use vfu_codec::vfio::caps::{Capabilities, Scope, parse_capabilities};
 use vfu_codec::vfio::device::{CapIter, IoFdEntries, MAX_REGION_CAPS, RegionCap};
 use vfu_codec::{Body, DecodeError, Direction, HEADER_SIZE, Message, Part, decode, encode_exact};
 use vfu_dump::capture::{CaptureReader, OpenOptions, Protocol, RecordRef};
-use vfu_dump::read::RoundTrips;
+use vfu_dump::options::OutputFormat;
+use vfu_dump::pipeline::{Config as PipelineConfig, Pipeline};
 use vfu_dump::render::{self, Meta, Style};
 use vfu_dump::validate::{self, Event, Finding, Validator};
 use zerocopy::IntoBytes;
@@ -407,24 +408,26 @@ pub fn vduse(data: &[u8]) {
         }
         Err(e) => check_error(data, &e),
     }
-    let mut rtts = RoundTrips::default();
-    for direction in [Direction::ClientToServer, Direction::ServerToClient] {
-        let rec = record(data, direction, Protocol::Vduse);
-        let _ = vfu_dump::vduse_render::is_bad(&rec);
-        let pairing = vfu_dump::vduse_render::observe(&rec, &mut rtts);
-        for format in [
-            vfu_dump::cli::OutputFormat::Text,
-            vfu_dump::cli::OutputFormat::Json,
-        ] {
-            let style = Style {
-                color: direction == Direction::ServerToClient,
+    // The whole path of `vfu-dump read` for VDUSE (pairing, text, -v, -x, JSON, validation), with the
+    // bytes as a request and then as the response to it.
+    for format in [OutputFormat::Text, OutputFormat::Json] {
+        let cfg = PipelineConfig {
+            format,
+            style: Style {
+                color: format == OutputFormat::Text,
                 verbose: true,
                 hex: true,
                 relative_to: None,
-            };
-            vfu_dump::vduse_render::write(&mut io::sink(), &rec, &pairing, format, &style)
-                .expect("sink");
+            },
+            validate: Some(validate::Profile::Spec),
+            ..PipelineConfig::default()
+        };
+        let mut p = Pipeline::new(cfg, io::sink());
+        for direction in [Direction::ClientToServer, Direction::ServerToClient] {
+            let rec = record(data, direction, Protocol::Vduse);
+            p.record(rec.into()).expect("sink");
         }
+        p.finish().expect("sink");
     }
 }
 

@@ -18,6 +18,8 @@
 //! The Lua targets Wireshark 4.0 (Debian 12), which embeds Lua 5.2: bit operations use `bit32` and
 //! 64-bit values are `UInt64` objects.
 
+mod names;
+mod steps;
 mod tables;
 
 use std::collections::{BTreeSet, HashMap};
@@ -30,27 +32,20 @@ use vfu_codec::header::{
     VFIO_USER_F_TYPE_MASK, VFIO_USER_F_TYPE_REPLY,
 };
 use vfu_codec::vfio::caps::MAX_DEPTH;
-use vfu_codec::wire::{Endian, Field, FlagKind, FlagSpec, Layout, Named, Scalar, Show};
+use vfu_codec::wire::{Field, FlagKind, FlagSpec, Layout, Named, Show};
 use vfu_codec::{Command, DataKind, Direction, HEADER_SIZE, Rule};
 
+pub use names::{
+    COMMENT_FDS, COMMENT_TRUNCATED, P2P_CLIENT_TO_SERVER, P2P_SERVER_TO_CLIENT, PROTO_VDUSE,
+    PROTO_VFIO_USER, data_abbrev, field_abbrev, ident, snake, struct_key,
+};
 pub use tables::{
     BodyRule, CapKind, Case, DATA_KINDS, FieldRef, HEADER, HEADER_ALIASES, RegionCaps, Step,
     UNKNOWN_BODY, UNKNOWN_CAP, VDUSE, VFIO_USER_BODIES, VduseRules, data_kind_text,
 };
 
-/// The protocol (and dissector) name of vfio-user records: exported-PDU tag 12 of the capture format.
-pub const PROTO_VFIO_USER: &str = "vfio_user";
-/// The protocol (and dissector) name of VDUSE records.
-pub const PROTO_VDUSE: &str = "vduse";
-/// The EPB comment words of the capture format: descriptor count and truncated record.
-pub const COMMENT_FDS: &str = "fds=";
-/// See [`COMMENT_FDS`].
-pub const COMMENT_TRUNCATED: &str = "truncated";
-/// Exported-PDU tag 35 (P2P direction, `pinfo.p2p_dir` in Wireshark) of a client-to-server record
-/// (VDUSE: a request, kernel to daemon).
-pub const P2P_CLIENT_TO_SERVER: u32 = 0;
-/// Tag 35 of a server-to-client record (VDUSE: a response).
-pub const P2P_SERVER_TO_CLIENT: u32 = 1;
+use names::{lua_num, lua_str, scalar_info, show_name};
+use steps::{ref_key, steps_lua};
 
 /// The fixed Lua that interprets the generated tables.
 const RUNTIME: &str = include_str!("dissector/runtime.lua");
@@ -134,124 +129,12 @@ pub fn vfio_user_layouts() -> Vec<Layout> {
     v
 }
 
-/// `DmaMap` → `dma_map`.
-pub fn snake(name: &str) -> String {
-    let mut s = String::with_capacity(name.len() + 4);
-    for (i, c) in name.chars().enumerate() {
-        if c.is_ascii_uppercase() {
-            if i > 0 {
-                s.push('_');
-            }
-            s.push(c.to_ascii_lowercase());
-        } else {
-            s.push(c);
-        }
-    }
-    s
-}
-
-/// A name as a display-filter label: lower case, runs of other characters as one `_`.
-pub fn ident(name: &str) -> String {
-    let mut s = String::with_capacity(name.len());
-    for c in name.chars() {
-        if c.is_ascii_alphanumeric() {
-            s.push(c.to_ascii_lowercase());
-        } else if !s.ends_with('_') {
-            s.push('_');
-        }
-    }
-    s.trim_matches('_').to_owned()
-}
-
-/// The key of a struct within its protocol: `DmaMap` → `dma_map`, `VduseDevRequest` → `dev_request`.
-pub fn struct_key(proto: &str, layout: &Layout) -> String {
-    let s = snake(layout.name);
-    match s.strip_prefix(proto).and_then(|r| r.strip_prefix('_')) {
-        Some(rest) if !rest.is_empty() => rest.to_owned(),
-        _ => s,
-    }
-}
-
-/// The display-filter name of a struct field: `vfio_user.dma_map.address`, or the header's short names.
-pub fn field_abbrev(proto: &str, layout: &Layout, field: &Field) -> String {
-    if proto == PROTO_VFIO_USER && layout.name == HEADER.name {
-        for (r, alias) in HEADER_ALIASES {
-            if r.offset == field.offset {
-                return format!("{proto}.{alias}");
-            }
-        }
-    }
-    format!("{proto}.{}.{}", struct_key(proto, layout), field.name)
-}
-
-/// The display-filter name of a run of data bytes: `vfio_user.data`, `vfio_user.json`, `vfio_user.cap_area`.
-pub fn data_abbrev(kind: DataKind) -> String {
-    format!("{PROTO_VFIO_USER}.{}", snake(&format!("{kind:?}")))
-}
-
-/// A Lua string literal.
-fn lua_str(s: &str) -> String {
-    let mut o = String::with_capacity(s.len() + 2);
-    o.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => o.push_str("\\\""),
-            '\\' => o.push_str("\\\\"),
-            '\n' => o.push_str("\\n"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                let _ = write!(o, "\\{:03}", c as u32);
-            }
-            c => o.push(c),
-        }
-    }
-    o.push('"');
-    o
-}
-
-/// Largest integer a Lua 5.2 number (a double) holds exactly.
-const LUA_EXACT: u64 = 1 << 53;
-
-/// A non-negative integer as a Lua number literal, if exact.
-fn lua_num(v: u64) -> Result<String, String> {
-    if v <= LUA_EXACT {
-        Ok(v.to_string())
-    } else {
-        Err(format!("{v:#x} does not fit a Lua 5.2 number"))
-    }
-}
-
 #[derive(Default)]
 struct Gen {
     out: String,
     /// Value-name tables by content, and their Lua index.
     vs: HashMap<Vec<(u64, &'static str)>, usize>,
     abbrevs: BTreeSet<String>,
-}
-
-fn scalar_info(s: Scalar) -> (&'static str, Option<&'static str>, bool, u32) {
-    // (kind, ProtoField constructor, little-endian, bit width)
-    match s {
-        Scalar::U8 => ("u8", Some("uint8"), true, 8),
-        Scalar::U16(e) => ("u16", Some("uint16"), e == Endian::Little, 16),
-        Scalar::U32(e) => ("u32", Some("uint32"), e == Endian::Little, 32),
-        Scalar::I32(e) => ("i32", Some("int32"), e == Endian::Little, 32),
-        Scalar::U64(e) => ("u64", Some("uint64"), e == Endian::Little, 64),
-        Scalar::Bytes => ("bytes", None, true, 0),
-    }
-}
-
-fn show_name(s: Show) -> &'static str {
-    match s {
-        Show::Dec => "dec",
-        Show::Hex => "hex",
-        Show::Flags(_) => "flags",
-        Show::Enum(_) => "enum",
-        Show::Errno => "errno",
-        Show::Command => "command",
-        Show::Bytes => "bytes",
-        Show::Text => "text",
-        Show::Reserved => "reserved",
-    }
 }
 
 impl Gen {
@@ -768,156 +651,6 @@ local G = {{}}
         self.line(&s);
         Ok(())
     }
-}
-
-/// The runtime's key of a field: `dma_unmap.flags`.
-fn ref_key(proto: &str, r: &FieldRef) -> Result<String, String> {
-    let f = r
-        .field()
-        .ok_or_else(|| format!("{} has no field at offset {}", r.layout.name, r.offset))?;
-    Ok(format!("{}.{}", struct_key(proto, &r.layout), f.name))
-}
-
-fn kind_key(kind: DataKind) -> String {
-    snake(&format!("{kind:?}"))
-}
-
-fn steps_lua(steps: &[Step]) -> Result<String, String> {
-    let p = PROTO_VFIO_USER;
-    let mut s = String::from("{");
-    for st in steps {
-        let one = match *st {
-            Step::Struct(l) => {
-                format!("{{ op = \"struct\", s = {} }}", lua_str(&struct_key(p, &l)))
-            }
-            Step::Array { elem, count } => format!(
-                "{{ op = \"array\", s = {}, count = {} }}",
-                lua_str(&struct_key(p, &elem)),
-                lua_str(&ref_key(p, &count)?)
-            ),
-            Step::Data { kind, len } => format!(
-                "{{ op = \"data\", kind = {}, len = {} }}",
-                lua_str(&kind_key(kind)),
-                lua_str(&ref_key(p, &len)?)
-            ),
-            Step::Rest(kind) => format!("{{ op = \"rest\", kind = {} }}", lua_str(&kind_key(kind))),
-            Step::StopIfEmpty => "{ op = \"stop_if_empty\" }".to_owned(),
-            Step::IfFlag { field, mask, then } => format!(
-                "{{ op = \"if_flag\", field = {}, mlo = {}, mhi = {}, steps = {} }}",
-                lua_str(&ref_key(p, &field)?),
-                mask & 0xffff_ffff,
-                mask >> 32,
-                steps_lua(then)?
-            ),
-            Step::IfNonEmpty(then) => {
-                format!("{{ op = \"if_nonempty\", steps = {} }}", steps_lua(then)?)
-            }
-            Step::Switch {
-                field,
-                mask,
-                cases,
-                default,
-            } => {
-                let mut c = String::from("{");
-                for case in cases {
-                    let vals: Vec<String> = case
-                        .values
-                        .iter()
-                        .map(|&v| lua_num(v))
-                        .collect::<Result<_, _>>()?;
-                    let _ = write!(
-                        c,
-                        " {{ values = {{ {} }}, steps = {} }},",
-                        vals.join(", "),
-                        steps_lua(case.steps)?
-                    );
-                }
-                c.push_str(" }");
-                format!(
-                    "{{ op = \"switch\", field = {}, mlo = {}, mhi = {}, shift = {}, cases = {c}, default = {} }}",
-                    lua_str(&ref_key(p, &field)?),
-                    mask & 0xffff_ffff,
-                    mask >> 32,
-                    if mask == 0 { 0 } else { mask.trailing_zeros() },
-                    steps_lua(default)?
-                )
-            }
-            Step::Json => "{ op = \"json\" }".to_owned(),
-            Step::RegionCaps(rc) => region_caps_lua(rc)?,
-            Step::IoFdEntries {
-                head,
-                argsz,
-                count,
-                entries,
-            } => {
-                let mut e = String::from("{");
-                for l in entries {
-                    let _ = write!(
-                        e,
-                        " {{ size = {}, s = {} }},",
-                        l.size,
-                        lua_str(&struct_key(p, l))
-                    );
-                }
-                e.push_str(" }");
-                format!(
-                    "{{ op = \"io_fds\", head = {}, argsz = {}, count = {}, entries = {e} }}",
-                    lua_str(&struct_key(p, &head)),
-                    lua_str(&ref_key(p, &argsz)?),
-                    lua_str(&ref_key(p, &count)?)
-                )
-            }
-            Step::ReportBitmap { length, page_size } => format!(
-                "{{ op = \"report_bitmap\", length = {}, page = {} }}",
-                lua_str(&ref_key(p, &length)?),
-                lua_str(&ref_key(p, &page_size)?)
-            ),
-        };
-        s.push(' ');
-        s.push_str(&one);
-        s.push(',');
-    }
-    s.push_str(" }");
-    Ok(s)
-}
-
-fn region_caps_lua(rc: &RegionCaps) -> Result<String, String> {
-    let p = PROTO_VFIO_USER;
-    let mut kinds = String::from("{");
-    for k in rc.kinds {
-        let _ = write!(
-            kinds,
-            " [{}] = {{ head = {}",
-            lua_num(k.id)?,
-            lua_str(&struct_key(p, &k.head))
-        );
-        if let Some((count, area)) = k.areas {
-            let _ = write!(
-                kinds,
-                ", count = {}, area = {}",
-                lua_str(&ref_key(p, &count)?),
-                lua_str(&struct_key(p, &area))
-            );
-        }
-        kinds.push_str(" },");
-    }
-    kinds.push_str(" }");
-    if rc.id.layout.name != rc.next.layout.name {
-        return Err("a capability's id and next must be in one header struct".to_owned());
-    }
-    Ok(format!(
-        "{{ op = \"region_caps\", info = {}, flags = {}, mlo = {}, mhi = {}, first = {}, header = {}, id = {}, next = {}, unknown = {}, max = {}, kinds = {kinds} }}",
-        lua_str(&struct_key(p, &rc.info)),
-        lua_str(&ref_key(p, &rc.flags)?),
-        rc.caps_flag & 0xffff_ffff,
-        rc.caps_flag >> 32,
-        lua_str(&ref_key(p, &rc.first)?),
-        lua_str(&struct_key(p, &rc.id.layout)),
-        lua_str(&ref_key(p, &rc.id)?),
-        lua_str(&ref_key(p, &rc.next)?),
-        lua_str(&struct_key(p, &UNKNOWN_CAP)),
-        rc.max
-    ))
 }
 
 #[cfg(test)]

@@ -1,33 +1,32 @@
-//! `vfu-dump`: decode, inspect and validate vfio-user and VDUSE sessions.
+//! `vfu-dump`: decode, inspect and validate vfio-user and VDUSE sessions. This file only dispatches
+//! to the subcommands (`vfu_dump::cmd`).
 
 use std::io::{self, BufWriter, Write};
 use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser};
-use vfu_dump::cli::{Cli, Cmd};
-use vfu_dump::read::RunError;
+use vfu_dump::cmd::{self, Cli, Cmd};
+use vfu_dump::error::RunError;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let stdout = io::stdout();
     let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
     let result = match &cli.command {
-        Cmd::Read(o) => vfu_dump::read::run(o, &mut out).map(|()| ExitCode::SUCCESS),
-        Cmd::Validate(o) => vfu_dump::validate_cli::run(o, &mut out).map(|n| {
+        Cmd::Read(o) => cmd::read::run(o, &mut out).map(|()| ExitCode::SUCCESS),
+        Cmd::Validate(o) => cmd::validate::run(o, &mut out).map(|n| {
             if n == 0 {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::from(1)
             }
         }),
-        Cmd::Convert(o) => vfu_dump::convert::run(o).map(|()| ExitCode::SUCCESS),
-        Cmd::Proxy(o) => vfu_dump::proxy::run(o, &mut out).map(|()| ExitCode::SUCCESS),
-        Cmd::Replay(o) => vfu_dump::replay::run(o, &mut out).map(ExitCode::from),
-        Cmd::WiresharkDissector => vfu_dump::dissector::generate(&mut out)
-            .map(|()| ExitCode::SUCCESS)
-            .map_err(RunError::Io),
+        Cmd::Convert(o) => cmd::convert::run(o).map(|()| ExitCode::SUCCESS),
+        Cmd::Proxy(o) => cmd::proxy::run(o, &mut out).map(|()| ExitCode::SUCCESS),
+        Cmd::Replay(o) => cmd::replay::run(o, &mut out).map(ExitCode::from),
+        Cmd::WiresharkDissector => cmd::dissector::run(&mut out).map(|()| ExitCode::SUCCESS),
         Cmd::Completions(o) => {
-            clap_complete::generate(o.shell, &mut Cli::command(), "vfu-dump", &mut out);
+            cmd::completions::run(o, &mut Cli::command(), &mut out);
             Ok(ExitCode::SUCCESS)
         }
     };

@@ -4,8 +4,8 @@
 //!  client (VMM) ──▶ --listen CLIENT.sock ══ proxy ══ --connect SERVER.sock ◀── server (device)
 //! ```
 //!
-//! [`Proxy::start`] binds the listen socket and returns a [`ProxyHandle`]; [`run`] is the command-line
-//! wrapper (options, signals, output). Tests drive the library directly.
+//! [`Proxy::start`] binds the listen socket and returns a [`ProxyHandle`]; `cmd/proxy.rs` is the
+//! command-line wrapper (options, signals, output). Tests drive the library directly.
 //!
 //! # Design
 //!
@@ -115,14 +115,14 @@ use std::os::unix::fs::MetadataExt;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::mpsc::{SyncSender, sync_channel};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crate::capture::PcapngWriter;
-use crate::cli::{OutputFormat, ProxyOpts};
-use crate::read::{Filter, RunError, use_color};
+use crate::options::OutputFormat;
+use crate::pipeline::Filter;
 use crate::render::Style;
 use crate::validate::Profile;
 
@@ -593,97 +593,5 @@ fn note_global(ctx: &Ctx, text: String) {
             kind: NoteKind::Info,
             text,
         });
-    }
-}
-
-/// Runs `vfu-dump proxy` until SIGINT or SIGTERM; the output goes to `out` (flushed after each batch
-/// of messages, so it can be followed live).
-pub fn run(opts: &ProxyOpts, out: &mut dyn Write) -> Result<(), RunError> {
-    let mode = u32::from_str_radix(opts.mode.trim_start_matches("0o"), 8)
-        .ok()
-        .filter(|m| *m <= 0o777)
-        .ok_or_else(|| {
-            RunError::Usage(format!(
-                "--mode {}: not an octal permission such as 600 or 660",
-                opts.mode
-            ))
-        })?;
-    let connect_timeout = Duration::try_from_secs_f64(opts.connect_timeout).map_err(|_| {
-        RunError::Usage(format!(
-            "--connect-timeout {}: not a number of seconds",
-            opts.connect_timeout
-        ))
-    })?;
-    let filter = Filter::new(&opts.filter)?;
-    let (tx, rx): (SyncSender<Vec<u8>>, Receiver<Vec<u8>>) = sync_channel(64);
-    let print = PrintOptions {
-        sink: Sink::Channel(tx),
-        format: opts.output.format,
-        style: Style {
-            color: use_color(opts.output.color),
-            verbose: opts.output.verbose,
-            hex: opts.output.hex,
-            relative_to: None,
-        },
-        relative: opts.output.relative,
-        filter,
-        messages: !opts.quiet,
-        validate: opts
-            .validate
-            .then(|| crate::validate_cli::profile(opts.profile)),
-    };
-    let config = Config {
-        listen: opts.listen.clone(),
-        connect: opts.connect.clone(),
-        mode,
-        connect_timeout,
-        capture: opts.write.clone(),
-        print: Some(print),
-        spin: Duration::from_micros(opts.spin),
-    };
-    let handle = Proxy::start(config)
-        .map_err(|e| RunError::Usage(format!("proxy on {}: {e}", opts.listen.display())))?;
-    let mut ids = Vec::new();
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        let s = handle.stopper()?;
-        ids.push(signal_hook::low_level::pipe::register(sig, s)?);
-    }
-    if opts.output.format == OutputFormat::Text && !opts.quiet {
-        writeln!(
-            out,
-            "-- listening on {} (mode {mode:04o}), server {}{}",
-            opts.listen.display(),
-            opts.connect.display(),
-            opts.write
-                .as_ref()
-                .map_or(String::new(), |w| format!(", capture {}", w.display()))
-        )?;
-        out.flush()?;
-    }
-    // The printer's batches, until it ends (after a stop). A closed standard output does not stop
-    // the proxy: the VMM's device must keep working; printing stops.
-    let mut out_error = None;
-    for batch in rx {
-        if out_error.is_none()
-            && let Err(e) = out.write_all(&batch).and_then(|()| out.flush())
-        {
-            if e.kind() != io::ErrorKind::BrokenPipe {
-                eprintln!("vfu-dump proxy: writing output: {e}; still forwarding and capturing");
-            }
-            out_error = Some(e);
-        }
-    }
-    for id in ids {
-        signal_hook::low_level::unregister(id);
-    }
-    let summary = handle.wait();
-    match summary {
-        Ok(_) => Ok(()),
-        Err(e) => Err(RunError::Usage(format!(
-            "capture {}: {e}",
-            opts.write
-                .as_ref()
-                .map_or(String::new(), |p| p.display().to_string())
-        ))),
     }
 }

@@ -7,8 +7,8 @@
 //! ```
 //!
 //! [`plan::load`] reads one connection of a capture and checks it before anything is sent;
-//! [`client::play`] plays the client side, [`serve::Serving`] the server side; [`run`] is the
-//! command-line wrapper. Tests call the library directly.
+//! [`client::play`] plays the client side, [`serve::Serving`] the server side; `cmd/replay.rs` is
+//! the command-line wrapper. Tests call the library directly.
 //!
 //! # Before anything is sent
 //!
@@ -100,219 +100,18 @@
 
 pub mod client;
 pub mod compare;
+mod error;
+mod fds;
 mod memory;
+mod options;
 pub mod plan;
 pub mod report;
 pub mod serve;
 mod wire;
 
-use std::io::{self, Write};
-use std::os::fd::OwnedFd;
-use std::time::Duration;
-
-use crate::capture::CaptureError;
-use crate::cli::ReplayOpts;
-pub use crate::cli::Timing;
-use crate::read::{RunError, use_color};
-use crate::render::Style;
 pub use compare::FieldDiff;
+pub use error::ReplayError;
+pub use options::{Options, Timing};
 pub use plan::{Plan, Side, load};
 pub use report::{Divergence, Output, Report, What};
 pub use serve::Serving;
-
-/// Why a replay could not run (a divergence is not an error: see [`Report`]).
-#[derive(Debug)]
-pub enum ReplayError {
-    /// The capture cannot be opened or read.
-    Capture(String, CaptureError),
-    /// The capture cannot be replayed: nothing was sent. `index` names the message.
-    BadCapture {
-        /// The message concerned (its number in the capture), when one is.
-        index: Option<u64>,
-        /// What is wrong.
-        reason: String,
-    },
-    /// The arguments cannot be used.
-    Usage(String),
-    /// A socket or descriptor operation failed (what was being done, and the error).
-    Socket(String, io::Error),
-    /// Writing the output failed.
-    Output(io::Error),
-}
-
-impl std::fmt::Display for ReplayError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ReplayError::Capture(file, e) => write!(f, "{file}: {e}"),
-            ReplayError::BadCapture {
-                index: Some(i),
-                reason,
-            } => write!(f, "cannot replay: #{i}: {reason}; nothing was sent"),
-            ReplayError::BadCapture {
-                index: None,
-                reason,
-            } => write!(f, "cannot replay: {reason}; nothing was sent"),
-            ReplayError::Usage(s) => f.write_str(s),
-            ReplayError::Socket(what, e) => write!(f, "{what}: {e}"),
-            ReplayError::Output(e) => write!(f, "writing output: {e}"),
-        }
-    }
-}
-
-impl std::error::Error for ReplayError {}
-
-impl From<io::Error> for ReplayError {
-    fn from(e: io::Error) -> Self {
-        ReplayError::Output(e)
-    }
-}
-
-/// How to replay.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Options {
-    /// Pacing of what the replay sends.
-    pub timing: Timing,
-    /// How long to wait for each message the capture says the live peer sends.
-    pub timeout: Duration,
-}
-
-impl Default for Options {
-    fn default() -> Self {
-        Options {
-            timing: Timing::Fast,
-            timeout: Duration::from_secs(5),
-        }
-    }
-}
-
-/// New descriptors for a message the replay sends.
-pub(crate) fn make_fds(f: plan::Fds) -> io::Result<Vec<OwnedFd>> {
-    use rustix::event::{EventfdFlags, eventfd};
-    use rustix::fs::{MemfdFlags, ftruncate, memfd_create};
-    let mut v = Vec::new();
-    match f {
-        plan::Fds::None => {}
-        plan::Fds::Memfd { count, size } => {
-            for _ in 0..count {
-                let fd = memfd_create("vfu-replay", MemfdFlags::CLOEXEC)?;
-                ftruncate(&fd, size)?;
-                v.push(fd);
-            }
-        }
-        plan::Fds::Eventfds(n) => {
-            for _ in 0..n {
-                v.push(eventfd(0, EventfdFlags::CLOEXEC)?);
-            }
-        }
-    }
-    Ok(v)
-}
-
-/// Whether a send failed because the peer is gone.
-pub(crate) fn gone(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset | io::ErrorKind::NotConnected
-    )
-}
-
-fn run_error(e: ReplayError, file: &str) -> RunError {
-    match e {
-        ReplayError::Capture(f, e) => RunError::Capture(f, e),
-        ReplayError::Output(e) => RunError::Io(e),
-        e @ ReplayError::BadCapture { .. } => RunError::Usage(format!("{file}: {e}")),
-        e => RunError::Usage(e.to_string()),
-    }
-}
-
-/// Runs `vfu-dump replay`; returns the exit status, 0 when the replay matched the capture and 1
-/// when anything diverged.
-pub fn run(opts: &ReplayOpts, out: &mut dyn Write) -> Result<u8, RunError> {
-    let file = opts.capture.display().to_string();
-    let timeout = Duration::try_from_secs_f64(opts.timeout)
-        .ok()
-        .filter(|t| !t.is_zero())
-        .ok_or_else(|| {
-            RunError::Usage(format!(
-                "--timeout {}: not a positive number of seconds",
-                opts.timeout
-            ))
-        })?;
-    if opts.until == Some(0) {
-        return Err(RunError::Usage("--until 0: nothing to replay".into()));
-    }
-    let (side, peer) = match (&opts.connect, &opts.serve) {
-        (Some(p), None) => (Side::Client, p),
-        (None, Some(p)) => (Side::Server, p),
-        _ => {
-            return Err(RunError::Usage(
-                "give one of --connect SERVER.sock (play the client) or --serve SERVER.sock (play the server)"
-                    .into(),
-            ));
-        }
-    };
-    let plan = load(&opts.capture, opts.conn, opts.until, side).map_err(|e| run_error(e, &file))?;
-    let style = Style {
-        color: use_color(opts.output.color),
-        verbose: opts.output.verbose,
-        hex: opts.output.hex,
-        relative_to: None,
-    };
-    let mut output = Output::new(out)
-        .format(opts.output.format)
-        .style(style)
-        .relative(opts.output.relative)
-        .messages(!opts.quiet);
-    if let Some(w) = &opts.write {
-        let name = format!(
-            "vfio-user:0:{} (replay of {file} connection {})",
-            peer.display(),
-            plan.conn
-        );
-        output = output
-            .capture_to(w, &name)
-            .map_err(|e| run_error(e, &file))?;
-    }
-    let options = Options {
-        timing: opts.timing,
-        timeout,
-    };
-    let what = format!(
-        "connection {} ({}) of {file}, {} message{}",
-        plan.conn,
-        plan.conn_name,
-        plan.steps.len(),
-        if plan.steps.len() == 1 { "" } else { "s" }
-    );
-    let report = match side {
-        Side::Client => {
-            if !opts.quiet {
-                output
-                    .note(&format!(
-                        "replaying the client side of {what} against {}",
-                        peer.display()
-                    ))
-                    .map_err(|e| run_error(e, &file))?;
-            }
-            client::play(&plan, peer, &options, &mut output)
-        }
-        Side::Server => {
-            let serving = Serving::bind(peer).map_err(|e| run_error(e, &file))?;
-            if !opts.quiet {
-                output
-                    .note(&format!(
-                        "serving the server side of {what} on {}; waiting for a client",
-                        peer.display()
-                    ))
-                    .map_err(|e| run_error(e, &file))?;
-                output.flush_now().map_err(|e| run_error(e, &file))?;
-            }
-            serving.serve(&plan, &options, &mut output)
-        }
-    }
-    .map_err(|e| run_error(e, &file))?;
-    output
-        .summary(&report, "replay")
-        .map_err(|e| run_error(e, &file))?;
-    Ok(if report.matched() { 0 } else { 1 })
-}

@@ -4,9 +4,9 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::{self, Write};
 
-use vfu_codec::{Command, Direction, errno};
+use vfu_codec::{Command, Direction, errno, vduse};
 
-use crate::render::fmt_duration;
+use crate::render::{count_of, fmt_duration};
 
 /// A log-linear histogram of nanosecond durations: 64 power-of-two ranges, each cut into 16 linear
 /// steps, so any percentile is within about 6% of the true value, in 8 KiB whatever the count.
@@ -91,6 +91,8 @@ pub struct Row {
     pub errors: BTreeMap<u32, u64>,
     /// Round trips ending in these replies.
     pub rtt: Histogram,
+    /// Messages of the row whose body does not decode.
+    pub malformed: u64,
 }
 
 /// Rows indexed directly: commands 0 to 63 (every named command and room to spare).
@@ -104,6 +106,8 @@ pub struct Stats {
     /// the map so that counting a message is an index, not a search; `write` merges them in.
     fast: Vec<Option<Row>>,
     malformed: u64,
+    /// VDUSE rows by (request type, response); `u32::MAX`: a response whose request was not seen.
+    vduse: BTreeMap<(u32, bool), Row>,
     caps: BTreeMap<u32, (String, String)>,
     messages: u64,
     bytes: u64,
@@ -111,6 +115,7 @@ pub struct Stats {
 
 impl Stats {
     /// Counts one message.
+    #[inline]
     pub fn add(
         &mut self,
         cmd: Option<Command>,
@@ -126,6 +131,36 @@ impl Stats {
             self.malformed += 1;
             return;
         };
+        self.row(cmd, direction, reply, len, errno, rtt);
+    }
+
+    /// Counts a message that could not be decoded but whose header names its command and type: in
+    /// the malformed total and in its command's row.
+    pub fn add_malformed_in(
+        &mut self,
+        cmd: Command,
+        direction: Direction,
+        reply: bool,
+        len: usize,
+        errno: Option<u32>,
+        rtt: Option<u64>,
+    ) {
+        self.messages += 1;
+        self.bytes += len as u64;
+        self.malformed += 1;
+        self.row(cmd, direction, reply, len, errno, rtt).malformed += 1;
+    }
+
+    #[inline]
+    fn row(
+        &mut self,
+        cmd: Command,
+        direction: Direction,
+        reply: bool,
+        len: usize,
+        errno: Option<u32>,
+        rtt: Option<u64>,
+    ) -> &mut Row {
         let c2s = direction == Direction::ClientToServer;
         let slot = usize::from(cmd.0) * 4 + usize::from(c2s) * 2 + usize::from(reply);
         let row = if slot < FAST_ROWS {
@@ -140,6 +175,32 @@ impl Stats {
         row.bytes += len as u64;
         if let Some(e) = errno {
             *row.errors.entry(e).or_default() += 1;
+        }
+        if let Some(r) = rtt {
+            row.rtt.record(r);
+        }
+        row
+    }
+
+    /// Counts a VDUSE request (`result` `None`) or response: its request type (for a response, the
+    /// type of the request it answers, when seen), its result, its round trip.
+    pub fn add_vduse(
+        &mut self,
+        req_type: Option<u32>,
+        result: Option<u32>,
+        len: usize,
+        rtt: Option<u64>,
+    ) {
+        self.messages += 1;
+        self.bytes += len as u64;
+        let row = self
+            .vduse
+            .entry((req_type.unwrap_or(u32::MAX), result.is_some()))
+            .or_default();
+        row.count += 1;
+        row.bytes += len as u64;
+        if let Some(r) = result {
+            *row.errors.entry(r).or_default() += 1;
         }
         if let Some(r) = rtt {
             row.rtt.record(r);
@@ -168,55 +229,62 @@ impl Stats {
         let mut s = String::new();
         let _ = writeln!(
             s,
-            "{} messages, {} bytes, {} malformed",
-            self.messages, self.bytes, self.malformed
-        );
-        let _ = writeln!(
-            s,
-            "{:<26} {:<3} {:<5} {:>9} {:>12} {:>9} {:>9} {:>9}  errors",
-            "command", "dir", "type", "count", "bytes", "rtt p50", "rtt p99", "rtt max"
+            "{}, {}, {} malformed",
+            count_of(self.messages, "message", "messages"),
+            count_of(self.bytes, "byte", "bytes"),
+            self.malformed
         );
         let fast = self.fast.iter().enumerate().filter_map(|(slot, row)| {
             let key = ((slot / 4) as u16, slot & 2 != 0, slot & 1 != 0);
             row.as_ref().map(|row| (key, row))
         });
-        // Fast rows have the smaller command numbers, so they come first in key order.
-        for ((cmd, c2s, reply), row) in fast.chain(self.rows.iter().map(|(k, r)| (*k, r))) {
-            let name = Command(cmd)
-                .short_name()
-                .map_or_else(|| format!("UNKNOWN({cmd})"), str::to_owned);
-            let (p50, p99, max) = if row.rtt.count() > 0 {
-                (
-                    fmt_duration(row.rtt.quantile(0.5)),
-                    fmt_duration(row.rtt.quantile(0.99)),
-                    fmt_duration(row.rtt.max()),
-                )
-            } else {
-                ("-".into(), "-".into(), "-".into())
-            };
-            let errors: Vec<String> = row
-                .errors
-                .iter()
-                .map(|(e, n)| {
-                    format!(
-                        "{}={n}",
-                        errno::name(*e).map_or_else(|| e.to_string(), str::to_owned)
-                    )
-                })
-                .collect();
-            let _ = writeln!(
-                s,
-                "{:<26} {:<3} {:<5} {:>9} {:>12} {:>9} {:>9} {:>9}  {}",
-                name,
-                if c2s { "c2s" } else { "s2c" },
-                if reply { "reply" } else { "cmd" },
-                row.count,
-                row.bytes,
-                p50,
-                p99,
-                max,
-                errors.join(" ")
-            );
+        // vfio-user's table, unless the input was VDUSE only.
+        if self.vduse.is_empty() || fast.clone().next().is_some() || !self.rows.is_empty() {
+            table_head(&mut s, "command", "errors");
+            // Fast rows have the smaller command numbers, so they come first in key order.
+            for ((cmd, c2s, reply), row) in fast.chain(self.rows.iter().map(|(k, r)| (*k, r))) {
+                let name = Command(cmd)
+                    .short_name()
+                    .map_or_else(|| format!("UNKNOWN({cmd})"), str::to_owned);
+                let mut errors: Vec<String> = row
+                    .errors
+                    .iter()
+                    .map(|(e, n)| {
+                        format!(
+                            "{}={n}",
+                            errno::name(*e).map_or_else(|| e.to_string(), str::to_owned)
+                        )
+                    })
+                    .collect();
+                if row.malformed > 0 {
+                    errors.push(format!("malformed={}", row.malformed));
+                }
+                let kind = if reply { "reply" } else { "cmd" };
+                table_row(&mut s, &name, c2s, kind, row, &errors.join(" "));
+            }
+        }
+        if !self.vduse.is_empty() {
+            table_head(&mut s, "vduse request", "results");
+            for (&(ty, response), row) in &self.vduse {
+                let name = match vduse::request_type_name(ty) {
+                    Some(n) => n.to_owned(),
+                    None if ty == u32::MAX => "(request not seen)".to_owned(),
+                    None => format!("UNKNOWN({ty})"),
+                };
+                let results: Vec<String> = row
+                    .errors
+                    .iter()
+                    .map(|(r, n)| {
+                        let name = vduse::RESULT_NAMES
+                            .iter()
+                            .find(|x| x.value == u64::from(*r))
+                            .map_or_else(|| r.to_string(), |x| x.name.to_owned());
+                        format!("{name}={n}")
+                    })
+                    .collect();
+                let kind = if response { "resp" } else { "req" };
+                table_row(&mut s, &name, !response, kind, row, &results.join(" "));
+            }
         }
         if !self.caps.is_empty() {
             s.push_str("negotiated capabilities:\n");
@@ -235,6 +303,41 @@ impl Stats {
         }
         out.write_all(s.as_bytes())
     }
+}
+
+/// The header line of a table.
+fn table_head(s: &mut String, what: &str, last: &str) {
+    let _ = writeln!(
+        s,
+        "{:<26} {:<3} {:<5} {:>9} {:>12} {:>9} {:>9} {:>9}  {last}",
+        what, "dir", "type", "count", "bytes", "rtt p50", "rtt p99", "rtt max"
+    );
+}
+
+/// One row: name, direction, type, count, bytes, round-trip p50/p99/max, and the last column.
+fn table_row(s: &mut String, name: &str, c2s: bool, kind: &str, row: &Row, last: &str) {
+    let (p50, p99, max) = if row.rtt.count() > 0 {
+        (
+            fmt_duration(row.rtt.quantile(0.5)),
+            fmt_duration(row.rtt.quantile(0.99)),
+            fmt_duration(row.rtt.max()),
+        )
+    } else {
+        ("-".into(), "-".into(), "-".into())
+    };
+    let _ = writeln!(
+        s,
+        "{:<26} {:<3} {:<5} {:>9} {:>12} {:>9} {:>9} {:>9}  {}",
+        name,
+        if c2s { "c2s" } else { "s2c" },
+        kind,
+        row.count,
+        row.bytes,
+        p50,
+        p99,
+        max,
+        last
+    );
 }
 
 #[cfg(test)]
@@ -290,5 +393,14 @@ mod tests {
         assert!(text.contains("REGION_READ"), "{text}");
         assert!(text.contains("EINVAL=1"), "{text}");
         assert!(text.contains("1.5µs"), "{text}");
+        assert!(
+            text.starts_with("2 messages, 48 bytes, 0 malformed\n"),
+            "{text}"
+        );
+        let mut one = Stats::default();
+        one.add_malformed(1);
+        let mut out = Vec::new();
+        one.write(&mut out).unwrap();
+        assert!(out.starts_with(b"1 message, 1 byte, 1 malformed\n"));
     }
 }

@@ -221,3 +221,191 @@ fn readme_rule_table_matches_the_code() {
         );
     }
 }
+
+/// `1 error`, `2 errors`.
+fn count_of(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
+#[test]
+fn validate_ends_with_a_summary_line() {
+    // The counts by severity are those of the findings printed (every one, with --info).
+    let (code, out, err) = run(&[
+        "validate",
+        "--info",
+        "--format",
+        "json",
+        "--profile",
+        "libvfio-user",
+        "corpus/lvu-sample-client.pcapng",
+    ]);
+    let of = |sev: &str| {
+        out.lines()
+            .filter(|l| l.contains(&format!("\"severity\":\"{sev}\"")))
+            .count()
+    };
+    let (errors, warnings, info) = (of("error"), of("warning"), of("info"));
+    assert_eq!(errors + warnings + info, out.lines().count(), "{out}");
+    assert_eq!(
+        err,
+        format!(
+            "validate: 224 messages, 1 connection; {}, {}, {info} info; profile libvfio-user\n",
+            count_of(errors, "error"),
+            count_of(warnings, "warning")
+        )
+    );
+    assert_eq!(code, i32::from(errors + warnings > 0));
+    // Without --info, info findings are counted, not printed, and the line says so; two files count
+    // their connections together.
+    let (_, out, err) = run(&[
+        "validate",
+        "corpus/lvu-sample-client.pcapng",
+        "corpus/vduse-6.12-blk.pcapng",
+    ]);
+    assert!(!out.contains("info conn"), "{out}");
+    assert!(
+        err.starts_with("validate: 256 messages, 2 connections; "),
+        "{err}"
+    );
+    assert!(
+        err.ends_with(" info (shown with --info); profile spec\n"),
+        "{err}"
+    );
+    // The list of rules is no run: no summary.
+    let (_, _, err) = run(&["validate", "--list-rules"]);
+    assert_eq!(err, "");
+}
+
+#[test]
+fn read_stats_counts_malformed_messages_in_their_rows() {
+    let (_, json, _) = run(&[
+        "read",
+        "--format",
+        "json",
+        "corpus/lvu-pytest-subset.pcapng",
+    ]);
+    let version_cmds: Vec<&str> = json
+        .lines()
+        .filter(|l| l.contains("\"cmd\":1,") && l.contains("\"type\":\"command\""))
+        .collect();
+    let malformed = version_cmds
+        .iter()
+        .filter(|l| l.contains("\"decode_error\""))
+        .count();
+    assert!(malformed > 0);
+    let (code, stats, err) = run(&["read", "--stats", "corpus/lvu-pytest-subset.pcapng"]);
+    assert_eq!(code, 0, "{err}");
+    let row = stats
+        .lines()
+        .find(|l| l.starts_with("VERSION ") && l.contains(" c2s cmd "))
+        .unwrap();
+    let count: usize = row.split_whitespace().nth(3).unwrap().parse().unwrap();
+    assert_eq!(count, version_cmds.len(), "{row}");
+    assert!(row.ends_with(&format!("malformed={malformed}")), "{row}");
+    // The reply to a malformed command has its round trip: #0 is a malformed VERSION, #1 its reply.
+    let reply = json.lines().nth(1).unwrap();
+    assert!(
+        reply.starts_with("{\"index\":1,") && reply.contains("\"rtt_ns\":"),
+        "{reply}"
+    );
+}
+
+#[test]
+fn read_validate_conn_prints_that_connections_findings_only() {
+    let findings = |args: &[&str]| -> Vec<String> {
+        let (_, out, _) = run(args);
+        out.lines()
+            .filter(|l| l.starts_with("    ! "))
+            .map(str::to_owned)
+            .collect()
+    };
+    let all = findings(&["read", "--validate", "corpus/lvu-pytest-subset.pcapng"]);
+    let one = findings(&[
+        "read",
+        "--validate",
+        "--conn",
+        "1",
+        "corpus/lvu-pytest-subset.pcapng",
+    ]);
+    assert!(!one.is_empty());
+    assert!(one.iter().all(|l| l.contains(" conn 1 #")), "{one:?}");
+    let of_conn_1: Vec<&String> = all.iter().filter(|l| l.contains(" conn 1 #")).collect();
+    assert_eq!(one.iter().collect::<Vec<_>>(), of_conn_1);
+    assert!(all.len() > one.len());
+}
+
+#[test]
+fn read_vduse_like_vfio_user() {
+    let cap = "corpus/vduse-6.12-blk.pcapng";
+    // Lines with timestamps; the annotated hex dump; every field; JSON; --stats per request type.
+    let (code, text, err) = run(&["read", cap]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(text.lines().count(), 32);
+    golden("read-vduse-6.12-blk.txt", &text);
+    let (_, hex, _) = run(&["read", "-v", "-x", "--id", "12", cap]);
+    assert!(hex.contains("| VduseVqState.index = 0"), "{hex}");
+    golden("read-verbose-hex-vduse-get-vq-state.txt", &hex);
+    let (_, json, _) = run(&["read", "--format", "json", cap]);
+    golden("read-json-vduse-6.12-blk.jsonl", &json);
+    let (_, stats, _) = run(&["read", "--stats", cap]);
+    golden("read-stats-vduse-6.12-blk.txt", &stats);
+    // The rows agree with the messages: each request type's count, and every response OK.
+    let requests = |ty: &str| {
+        json.lines()
+            .filter(|l| l.contains(&format!("\"cmd_name\":\"{ty}\",\"type\":\"request\"")))
+            .count()
+    };
+    for ty in ["GET_VQ_STATE", "SET_STATUS", "UPDATE_IOTLB"] {
+        let n = requests(ty);
+        assert!(n > 0, "{ty}");
+        let row = |kind: &str| {
+            stats
+                .lines()
+                .find(|l| l.starts_with(&format!("{ty} ")) && l.contains(kind))
+                .unwrap_or_else(|| panic!("{ty} {kind}: {stats}"))
+                .to_owned()
+        };
+        let count = |l: &str| {
+            l.split_whitespace()
+                .nth(3)
+                .unwrap()
+                .parse::<usize>()
+                .unwrap()
+        };
+        assert_eq!(count(&row(" req ")), n);
+        assert_eq!(count(&row(" resp ")), n);
+        assert!(
+            row(" resp ").ends_with(&format!("OK={n}")),
+            "{}",
+            row(" resp ")
+        );
+    }
+    // --cmd by name or number (responses follow their request's type), --id by request_id.
+    let (_, by_name, _) = run(&["read", "--cmd", "UPDATE_IOTLB", cap]);
+    let (_, by_number, _) = run(&["read", "--cmd", "2", cap]);
+    let (_, prefixed, _) = run(&["read", "--cmd", "vduse_update_iotlb", cap]);
+    assert_eq!(by_name.lines().count(), 2 * requests("UPDATE_IOTLB"));
+    assert_eq!(by_name, by_number);
+    assert_eq!(by_name, prefixed);
+    assert!(by_name.lines().any(|l| l.contains("← VDUSE response")));
+    let (_, one, _) = run(&["read", "--id", "12", cap]);
+    assert_eq!(one.lines().count(), 2, "{one}");
+    assert!(one.contains("VDUSE_GET_VQ_STATE (0) id 12") && one.contains("response id 12 OK"));
+    // A vfio-user command name leaves no VDUSE record, and a VDUSE name no vfio-user one.
+    let (_, none, _) = run(&["read", "--cmd", "DMA_MAP", cap]);
+    assert_eq!(none, "");
+    let (_, none, _) = run(&[
+        "read",
+        "--cmd",
+        "SET_STATUS",
+        "corpus/lvu-sample-client.pcapng",
+    ]);
+    assert_eq!(none, "");
+    // --relative: the first record at 0.
+    let (_, rel, _) = run(&["read", "--relative", cap]);
+    assert!(rel.starts_with("#0     0.000000000 c0 → VDUSE"), "{rel}");
+}

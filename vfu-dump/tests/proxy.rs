@@ -25,9 +25,9 @@ use rustix::net::{
 };
 use vfu_codec::Direction;
 use vfu_dump::capture::{CaptureReader, OpenOptions, Record};
-use vfu_dump::cli::OutputFormat;
+use vfu_dump::options::OutputFormat;
+use vfu_dump::pipeline::Filter;
 use vfu_dump::proxy::{Config, PrintOptions, Proxy, ProxyHandle, Sink, Summary};
-use vfu_dump::read::Filter;
 use vfu_dump::render::Style;
 use vfu_dump::validate::{Event, Finding, Profile, Severity, Validator};
 
@@ -440,7 +440,7 @@ fn forwards_bytes_and_descriptors(spin: Duration) {
         "{text}"
     );
     assert!(text.contains("-- c0 open: vfio-user:0:"), "{text}");
-    assert!(text.contains("-- summary: 1 connections"), "{text}");
+    assert!(text.contains("-- summary: 1 connection ("), "{text}");
 }
 
 /// Without a capture or a hex dump, the data of large transfers goes through by `splice(2)`: it

@@ -48,9 +48,10 @@ use vfu_codec::vfio::caps::Version;
 use vfu_codec::vfio::{DmaAccess, DmaMap, RegionAccess};
 use vfu_codec::{Body, Command, Direction, Header, VersionBody, decode, encode_to_vec};
 use vfu_dump::capture::{CaptureReader, OpenOptions, PcapngWriter, Protocol, Record, RecordRef};
-use vfu_dump::cli::{ColorWhen, OutputFormat, OutputOpts, ReplayOpts, Timing};
+use vfu_dump::cmd::replay::{ReplayOpts, run as replay_run};
+use vfu_dump::options::{ColorWhen, OutputFormat, OutputOpts};
 use vfu_dump::proxy::{Config, Proxy};
-use vfu_dump::replay::{self, Options, Output, ReplayError, Report, Serving, Side, What};
+use vfu_dump::replay::{self, Options, Output, ReplayError, Report, Serving, Side, Timing, What};
 use zerocopy::little_endian::U16;
 
 mod common;
@@ -195,7 +196,7 @@ fn replay_against_a_fresh_server_matches() {
     let mut opts = cli_opts(capture, &d.join("fresh.sock"));
     opts.write = Some(d.join("replay.pcapng"));
     let mut buf = Vec::new();
-    let code = replay::run(&opts, &mut buf).unwrap();
+    let code = replay_run(&opts, &mut buf).unwrap();
     let text = String::from_utf8(buf).unwrap();
     server.join().unwrap().unwrap();
     assert_eq!(code, 0, "{text}");
@@ -272,7 +273,7 @@ fn a_changed_server_gives_exactly_the_expected_divergence() {
     let mut opts = cli_opts(capture, &d.join("big2.sock"));
     opts.quiet = true;
     let mut buf = Vec::new();
-    assert_eq!(replay::run(&opts, &mut buf).unwrap(), 1);
+    assert_eq!(replay_run(&opts, &mut buf).unwrap(), 1);
     server.join().unwrap().unwrap();
     let text = String::from_utf8(buf).unwrap();
     assert!(
@@ -291,7 +292,7 @@ fn a_changed_server_gives_exactly_the_expected_divergence() {
     opts.output.format = OutputFormat::Json;
     opts.timing = Timing::Original;
     let mut buf = Vec::new();
-    assert_eq!(replay::run(&opts, &mut buf).unwrap(), 1);
+    assert_eq!(replay_run(&opts, &mut buf).unwrap(), 1);
     server.join().unwrap().unwrap();
     let text = String::from_utf8(buf).unwrap();
     let lines: Vec<&str> = text.lines().collect();
@@ -895,7 +896,7 @@ fn refused(capture: &Path, dir: &Path) -> String {
     ));
     let listener = UnixListener::bind(&sock).unwrap();
     listener.set_nonblocking(true).unwrap();
-    let err = replay::run(&cli_opts(capture, &sock), &mut Vec::new()).unwrap_err();
+    let err = replay_run(&cli_opts(capture, &sock), &mut Vec::new()).unwrap_err();
     assert_eq!(
         listener.accept().map(|_| ()).map_err(|e| e.kind()),
         Err(io::ErrorKind::WouldBlock),

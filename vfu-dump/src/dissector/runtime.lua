@@ -869,10 +869,11 @@ function P_VFIO.dissector(tvb, pinfo, tree)
       info = string.format("id=%d %s %s %dB", id, name, kind, size)
       if #ctx.sum > 0 then info = info .. " " .. table.concat(ctx.sum, " ") end
     end
-    -- Pairing, as vfu-dump does it: (connection, direction, msg_id) of well-formed messages.
+    -- Pairing, as vfu-dump does it: (connection, direction, msg_id) of every message whose header
+    -- says command or reply, a malformed one included.
     local state = T.vfio_user
     local slot = pairing_slot(state, pinfo, m)
-    if slot and not ctx.failed and m.dname then
+    if slot and (typ == G.F.TYPE_COMMAND or reply) and m.dname then
       local fi = slot
       if reply then
         local key = m.conn .. ":" .. (m.dir == G.P2P.c2s and G.P2P.s2c or G.P2P.c2s) .. ":" .. id

@@ -1,21 +1,20 @@
-//! The printer thread: decodes, validates, filters and renders what the recorder offers it, through a
-//! bounded queue that drops (and counts) messages rather than ever making the recorder wait.
+//! The printer thread: what the recorder offers it comes through a bounded queue that drops (and
+//! counts) messages rather than ever making the recorder wait, and goes to the pipeline
+//! (`crate::pipeline`), which decodes, validates, filters and renders it.
 
 use std::collections::VecDeque;
-use std::io::{self, Write};
+use std::io::Write;
 use std::sync::mpsc::SyncSender;
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use vfu_codec::{Direction, decode};
+use vfu_codec::Direction;
 
 use super::pad::ZeroPad;
 use super::{PrintOptions, Summary};
-use crate::capture::{Protocol, RecordRef};
-use crate::cli::OutputFormat;
-use crate::read::RoundTrips;
-use crate::render::{self, Meta, Style, json_str};
-use crate::validate::{Finding, Validator};
+use crate::capture::Protocol;
+use crate::pipeline::{Config, Event, FindingsOut, Pipeline, Record, Relative};
+use crate::render::count_of;
 
 /// Where the printer's text goes.
 pub enum Sink {
@@ -201,27 +200,39 @@ impl Queue {
     }
 }
 
+/// The consumer: the queue's items fed to the pipeline, its output flushed to the sink after each batch.
 struct Printer {
-    opts: PrintOptions,
-    out: Vec<u8>,
-    validator: Option<Validator>,
-    rtts: RoundTrips,
-    first_ts: Option<u64>,
-    findings: Vec<Finding>,
+    pipeline: Pipeline<Vec<u8>>,
+    sink: Sink,
     sink_failed: bool,
     pad: ZeroPad,
 }
 
 /// Runs the printer until the queue is closed and empty.
 pub(crate) fn run(q: &Queue, opts: PrintOptions) {
-    let validator = opts.validate.map(Validator::new);
+    let cfg = Config {
+        format: opts.format,
+        style: opts.style,
+        relative: if opts.relative {
+            Relative::FirstShown
+        } else {
+            Relative::Off
+        },
+        filter: opts.filter,
+        messages: opts.messages,
+        events: true,
+        validate: opts.validate,
+        findings: FindingsOut {
+            info: true,
+            without_messages: true,
+            indent_final: false,
+            per_input: false,
+        },
+        stats: false,
+    };
     let mut p = Printer {
-        opts,
-        out: Vec::with_capacity(64 << 10),
-        validator,
-        rtts: RoundTrips::default(),
-        first_ts: None,
-        findings: Vec::new(),
+        pipeline: Pipeline::new(cfg, Vec::with_capacity(64 << 10)),
+        sink: opts.sink,
         sink_failed: false,
         pad: ZeroPad::default(),
     };
@@ -229,19 +240,20 @@ pub(crate) fn run(q: &Queue, opts: PrintOptions) {
     let mut reported = 0;
     while let Some(dropped) = q.pop_all(&mut batch) {
         if dropped > reported {
-            p.line(
-                u32::MAX,
-                &format!(
-                    "{} messages not printed: the output fell behind (all were forwarded and captured)",
-                    dropped - reported
-                ),
+            let text = format!(
+                "{} not printed: the output fell behind (all were forwarded and captured)",
+                count_of(dropped - reported, "message", "messages")
             );
+            let _ = p.pipeline.event(&Event::Note {
+                conn: None,
+                text: &text,
+            });
             reported = dropped;
         }
         for item in batch.drain(..) {
             match item {
                 Item::Msg(m) => {
-                    let _ = p.message(&m);
+                    p.message(&m);
                     q.recycle(m.data);
                 }
                 other => p.event(other),
@@ -250,198 +262,112 @@ pub(crate) fn run(q: &Queue, opts: PrintOptions) {
         p.flush();
         std::thread::sleep(BATCH_PAUSE);
     }
-    if let Some(v) = p.validator.as_mut() {
-        let findings = v.finish();
-        for f in &findings {
-            let _ = crate::validate_cli::write_finding(&mut p.out, f, p.opts.format, false);
-        }
-    }
+    let _ = p.pipeline.finish();
     p.flush();
 }
 
 impl Printer {
-    fn message(&mut self, m: &PMsg) -> io::Result<()> {
+    fn message(&mut self, m: &PMsg) {
         let data: &[u8] = if m.absent == 0 {
             &m.data
         } else {
             self.pad.with(&m.data, m.absent)
         };
-        let rec = RecordRef {
+        let rec = Record {
             conn: m.conn,
+            index: m.index,
             ts_ns: m.ts,
             direction: m.dir,
             protocol: Protocol::VfioUser,
             fds: m.fds,
+            fd_kinds: &[],
             truncated: m.truncated,
             data,
-            index: m.index,
-            file_offset: 0,
         };
-        self.findings.clear();
-        if let Some(v) = self.validator.as_mut() {
-            v.check(&crate::validate_cli::event(&rec), &mut self.findings);
-        }
-        let decoded = decode(data, m.dir);
-        let rtt = decoded
-            .as_ref()
-            .ok()
-            .and_then(|msg| self.rtts.observe(m.conn, m.dir, m.ts, msg));
-        if !self.opts.messages {
-            for f in &self.findings {
-                crate::validate_cli::write_finding(&mut self.out, f, self.opts.format, false)?;
-            }
-            return Ok(());
-        }
-        let bad = m.truncated
-            || decoded.as_ref().map_or(true, |d| d.header.is_error())
-            || !self.findings.is_empty();
-        if !self.opts.filter.pass(&rec, bad) {
-            return Ok(());
-        }
-        let relative_to = if self.opts.relative {
-            Some(*self.first_ts.get_or_insert(m.ts))
-        } else {
-            None
-        };
-        let style = Style {
-            relative_to,
-            ..self.opts.style
-        };
-        let meta = Meta {
-            index: m.index,
-            ts_ns: m.ts,
-            conn: m.conn,
-            direction: m.dir,
-            fds: m.fds,
-            truncated: m.truncated,
-            rtt_ns: rtt,
-        };
-        match self.opts.format {
-            OutputFormat::Text => render::write_line(&mut self.out, &meta, data, &decoded, &style)?,
-            OutputFormat::Json => render::write_json(&mut self.out, &meta, data, &decoded)?,
-        }
-        for f in &self.findings {
-            crate::validate_cli::write_finding(&mut self.out, f, self.opts.format, true)?;
-        }
-        Ok(())
-    }
-
-    fn line(&mut self, conn: u32, text: &str) {
-        match self.opts.format {
-            OutputFormat::Text => {
-                if conn == u32::MAX {
-                    let _ = writeln!(self.out, "-- {text}");
-                } else {
-                    let _ = writeln!(self.out, "-- c{conn} {text}");
-                }
-            }
-            OutputFormat::Json => {
-                let mut s = String::from("{\"event\":\"note\"");
-                if conn != u32::MAX {
-                    s.push_str(&format!(",\"conn\":{conn}"));
-                }
-                s.push_str(",\"text\":");
-                json_str(&mut s, text);
-                s.push_str("}\n");
-                self.out.extend_from_slice(s.as_bytes());
-            }
-        }
+        let _ = self.pipeline.record(rec);
     }
 
     fn event(&mut self, item: Item) {
-        let json = self.opts.format == OutputFormat::Json;
-        match item {
-            Item::Msg(_) => {}
-            Item::Note { conn, text } => self.line(conn, &text),
+        let _ = match item {
+            Item::Msg(_) => Ok(()),
+            Item::Note { conn, text } => self.pipeline.event(&Event::Note {
+                conn: (conn != u32::MAX).then_some(conn),
+                text: &text,
+            }),
             Item::Open {
                 conn,
                 name,
                 twin_of,
-            } => {
-                if json {
-                    let mut s = format!("{{\"event\":\"open\",\"conn\":{conn},\"name\":");
-                    json_str(&mut s, &name);
-                    if let Some(m) = twin_of {
-                        s.push_str(&format!(",\"twin_of\":{m}"));
-                    }
-                    s.push_str("}\n");
-                    self.out.extend_from_slice(s.as_bytes());
-                } else {
-                    self.line(conn, &format!("open: {name}"));
-                }
-            }
-            Item::Close { conn, messages } => {
-                if json {
-                    let _ = writeln!(
-                        self.out,
-                        "{{\"event\":\"close\",\"conn\":{conn},\"messages\":{messages}}}"
-                    );
-                } else {
-                    self.line(conn, &format!("closed after {messages} messages"));
-                }
-            }
+            } => self.pipeline.event(&Event::Open {
+                conn,
+                name: &name,
+                protocol: Protocol::VfioUser,
+                twin_of,
+            }),
+            Item::Close { conn, messages } => self.pipeline.event(&Event::Close { conn, messages }),
             Item::Summary(s) => {
-                if json {
-                    let _ = writeln!(
-                        self.out,
-                        "{{\"event\":\"summary\",\"connections\":{},\"twin_sockets\":{},\"connect_failures\":{},\"messages\":{},\"bytes_c2s\":{},\"bytes_s2c\":{},\"malformed\":{},\"truncated\":{},\"oversized\":{},\"fds\":{},\"fds_truncated\":{},\"forward_errors\":{},\"not_printed\":{}}}",
-                        s.connections,
-                        s.twin_sockets,
+                let c = |n: u64, one: &str, many: &str| count_of(n, one, many);
+                let text = format!(
+                    "summary: {} ({}, {} failed), {} ({} B client→server, {} B server→client), \
+                     {} malformed, {} truncated, {} oversized, {}, {} cut short, {}, {} not printed",
+                    c(s.connections, "connection", "connections"),
+                    c(s.twin_sockets, "twin socket", "twin sockets"),
+                    c(
                         s.connect_failures,
-                        s.messages,
-                        s.bytes_c2s,
-                        s.bytes_s2c,
-                        s.malformed,
-                        s.truncated,
-                        s.oversized,
-                        s.fds,
-                        s.fds_truncated,
-                        s.forward_errors,
-                        s.not_printed
-                    );
-                } else {
-                    self.line(
-                        u32::MAX,
-                        &format!(
-                            "summary: {} connections ({} twin sockets, {} server connections failed), {} messages \
-                             ({} B client→server, {} B server→client), {} malformed, {} truncated, {} oversized, \
-                             {} fds, {} descriptor reads cut short, {} forwarding errors, {} not printed",
-                            s.connections,
-                            s.twin_sockets,
-                            s.connect_failures,
-                            s.messages,
-                            s.bytes_c2s,
-                            s.bytes_s2c,
-                            s.malformed,
-                            s.truncated,
-                            s.oversized,
-                            s.fds,
-                            s.fds_truncated,
-                            s.forward_errors,
-                            s.not_printed
-                        ),
-                    );
-                }
+                        "server connection",
+                        "server connections"
+                    ),
+                    c(s.messages, "message", "messages"),
+                    s.bytes_c2s,
+                    s.bytes_s2c,
+                    s.malformed,
+                    s.truncated,
+                    s.oversized,
+                    c(s.fds, "fd", "fds"),
+                    c(s.fds_truncated, "descriptor read", "descriptor reads"),
+                    c(s.forward_errors, "forwarding error", "forwarding errors"),
+                    s.not_printed
+                );
+                let fields = [
+                    ("connections", s.connections),
+                    ("twin_sockets", s.twin_sockets),
+                    ("connect_failures", s.connect_failures),
+                    ("messages", s.messages),
+                    ("bytes_c2s", s.bytes_c2s),
+                    ("bytes_s2c", s.bytes_s2c),
+                    ("malformed", s.malformed),
+                    ("truncated", s.truncated),
+                    ("oversized", s.oversized),
+                    ("fds", s.fds),
+                    ("fds_truncated", s.fds_truncated),
+                    ("forward_errors", s.forward_errors),
+                    ("not_printed", s.not_printed),
+                ];
+                self.pipeline.event(&Event::Summary {
+                    text: &text,
+                    fields: &fields,
+                })
             }
-        }
+        };
     }
 
     fn flush(&mut self) {
-        if self.out.is_empty() {
+        let out = self.pipeline.out();
+        if out.is_empty() {
             return;
         }
         if self.sink_failed {
-            self.out.clear();
+            out.clear();
             return;
         }
-        let ok = match &mut self.opts.sink {
-            Sink::Writer(w) => w.write_all(&self.out).and_then(|()| w.flush()).is_ok(),
+        let ok = match &mut self.sink {
+            Sink::Writer(w) => w.write_all(out).and_then(|()| w.flush()).is_ok(),
             Sink::Channel(tx) => {
-                let batch = std::mem::replace(&mut self.out, Vec::with_capacity(64 << 10));
+                let batch = std::mem::replace(out, Vec::with_capacity(64 << 10));
                 tx.send(batch).is_ok()
             }
         };
-        self.out.clear();
+        self.pipeline.out().clear();
         self.sink_failed = !ok;
     }
 }

@@ -8,11 +8,13 @@ use vfu_codec::vfio::DmaAccess;
 use vfu_codec::{Body, Command, Direction, Header, decode, encode_to_vec};
 
 use super::compare::{Side as Msg, Skip};
+use super::error::{ReplayError, gone};
+use super::fds::make_fds;
 use super::memory::{EIO, Memory};
+use super::options::{Options, Timing};
 use super::plan::{Fds, Plan, Role, Waiting, describe};
 use super::report::{Divergence, Output, Report, What};
 use super::wire::{self, Incoming, Reader};
-use super::{Options, ReplayError, Timing, gone, make_fds};
 
 /// EINVAL, for a server request the replay cannot serve as asked.
 const EINVAL: u32 = 22;

@@ -8,7 +8,7 @@ use std::path::Path;
 use vfu_codec::vfio::caps::parse_capabilities;
 use vfu_codec::{Body, Command, Direction, Header, MessageType, decode};
 
-use super::ReplayError;
+use super::error::ReplayError;
 use super::wire::MAX_FDS;
 use crate::capture::{self, OpenOptions, Protocol, Record};
 

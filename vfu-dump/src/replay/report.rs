@@ -9,15 +9,15 @@ use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use owo_colors::OwoColorize;
-use vfu_codec::{Direction, decode};
+use vfu_codec::Direction;
 
-use super::ReplayError;
 use super::compare::{FieldDiff, Side, Skip, compare};
+use super::error::ReplayError;
 use super::plan::describe;
-use crate::capture::{PcapngWriter, Protocol, Record, RecordRef};
-use crate::cli::OutputFormat;
-use crate::read::RoundTrips;
-use crate::render::{self, Meta, Style, json_str};
+use crate::capture::{self, PcapngWriter, Protocol};
+use crate::options::OutputFormat;
+use crate::pipeline::{Config, Error as PipelineError, Event, Pipeline, Record, Relative};
+use crate::render::{Style, json_str};
 
 /// How a live message departs from the capture.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -49,7 +49,7 @@ impl Divergence {
     /// number `replay_index`) by the comparison rule; a divergence naming every differing field, or
     /// `None` when they match.
     pub(crate) fn of_fields(
-        captured: &Record,
+        captured: &capture::Record,
         live: Side<'_>,
         skip: Skip,
         replay_index: u64,
@@ -100,58 +100,56 @@ impl Report {
     }
 }
 
-/// Where and how a replay prints.
+/// Where and how a replay prints: every live message goes through the pipeline
+/// (`crate::pipeline`), which renders it as `vfu-dump read` does and writes the `-w` capture.
 pub struct Output<'a> {
-    out: &'a mut dyn Write,
-    format: OutputFormat,
-    style: Style,
-    relative: bool,
-    messages: bool,
+    pipeline: Pipeline<&'a mut dyn Write>,
     conn: u32,
-    first_ts: Option<u64>,
     seq: u64,
-    rtts: RoundTrips,
-    capture: Option<(PcapngWriter<BufWriter<File>>, String)>,
+    /// The `-w` capture's path and connection name, until the connection is opened in it.
+    capture: Option<(String, Option<String>)>,
 }
 
 impl<'a> Output<'a> {
     /// Text lines without colour, every message printed.
     pub fn new(out: &'a mut dyn Write) -> Self {
+        let cfg = Config {
+            relative: Relative::Off,
+            ..Config::default()
+        };
         Output {
-            out,
-            format: OutputFormat::Text,
-            style: Style::default(),
-            relative: false,
-            messages: true,
+            pipeline: Pipeline::new(cfg, out),
             conn: 0,
-            first_ts: None,
             seq: 0,
-            rtts: RoundTrips::default(),
             capture: None,
         }
     }
 
     /// Text or JSON.
     pub fn format(mut self, format: OutputFormat) -> Self {
-        self.format = format;
+        self.pipeline.config_mut().format = format;
         self
     }
 
     /// Colour, `-v`, `-x` (`relative_to` is set by [`Output::relative`]).
     pub fn style(mut self, style: Style) -> Self {
-        self.style = style;
+        self.pipeline.config_mut().style = style;
         self
     }
 
     /// Times relative to the first live message.
     pub fn relative(mut self, on: bool) -> Self {
-        self.relative = on;
+        self.pipeline.config_mut().relative = if on {
+            Relative::FirstMessage
+        } else {
+            Relative::Off
+        };
         self
     }
 
     /// Whether to print a line per message (`false` is `--quiet`: divergences and the summary).
     pub fn messages(mut self, on: bool) -> Self {
-        self.messages = on;
+        self.pipeline.config_mut().messages = on;
         self
     }
 
@@ -159,9 +157,9 @@ impl<'a> Output<'a> {
     pub fn capture_to(mut self, path: &Path, name: &str) -> Result<Self, ReplayError> {
         let err = |e: std::io::Error| ReplayError::Usage(format!("{}: {e}", path.display()));
         let f = File::create(path).map_err(err)?;
-        let mut w = PcapngWriter::new(BufWriter::new(f)).map_err(err)?;
-        w.add_connection(name, Protocol::VfioUser).map_err(err)?;
-        self.capture = Some((w, path.display().to_string()));
+        let w = PcapngWriter::new(Box::new(BufWriter::new(f)) as Box<dyn Write>).map_err(err)?;
+        self.pipeline.capture_to(w);
+        self.capture = Some((path.display().to_string(), Some(name.to_owned())));
         Ok(self)
     }
 
@@ -171,7 +169,23 @@ impl<'a> Output<'a> {
     }
 
     fn text(&self) -> bool {
-        self.format == OutputFormat::Text
+        self.pipeline.config().format == OutputFormat::Text
+    }
+
+    /// Opens the connection in the `-w` capture, once, before its first message (or at the end).
+    fn open_capture(&mut self) -> Result<(), ReplayError> {
+        if let Some((path, name @ Some(_))) = &mut self.capture {
+            let name = name.take().unwrap_or_default();
+            self.pipeline
+                .event(&Event::Open {
+                    conn: self.conn,
+                    name: &name,
+                    protocol: Protocol::VfioUser,
+                    twin_of: None,
+                })
+                .map_err(|e| pipeline_error(e, path))?;
+        }
+        Ok(())
     }
 
     /// Notes a live message: records it, prints it; returns its number in the replay.
@@ -186,54 +200,29 @@ impl<'a> Output<'a> {
             .map_or(0, |d| d.as_nanos() as u64);
         let index = self.seq;
         self.seq += 1;
-        if let Some((w, path)) = &mut self.capture {
-            w.write_record(&RecordRef {
-                conn: 0,
-                ts_ns,
-                direction,
-                protocol: Protocol::VfioUser,
-                fds,
-                truncated: false,
-                data: bytes,
-                index,
-                file_offset: 0,
-            })
-            .map_err(|e| ReplayError::Usage(format!("{path}: {e}")))?;
-        }
-        let decoded = decode(bytes, direction);
-        let rtt = match &decoded {
-            Ok(m) => self.rtts.observe(0, direction, ts_ns, m),
-            Err(_) => None,
-        };
-        if !self.messages {
-            return Ok(index);
-        }
-        let first = *self.first_ts.get_or_insert(ts_ns);
-        let style = Style {
-            relative_to: self.relative.then_some(first),
-            ..self.style
-        };
-        let meta = Meta {
+        self.open_capture()?;
+        let rec = Record {
+            conn: self.conn,
             index,
             ts_ns,
-            conn: self.conn,
             direction,
+            protocol: Protocol::VfioUser,
             fds,
+            fd_kinds: &[],
             truncated: false,
-            rtt_ns: rtt,
+            data: bytes,
         };
-        match self.format {
-            OutputFormat::Text => render::write_line(self.out, &meta, bytes, &decoded, &style)?,
-            OutputFormat::Json => render::write_json(self.out, &meta, bytes, &decoded)?,
-        }
+        let path = self.capture.as_ref().map_or("", |(p, _)| p.as_str());
+        self.pipeline
+            .record(rec)
+            .map_err(|e| pipeline_error(e, path))?;
         Ok(index)
     }
-
     /// Prints a divergence.
     pub(crate) fn divergence(&mut self, d: &Divergence) -> Result<(), ReplayError> {
         let mut s = String::new();
         if self.text() {
-            let bang = if self.style.color {
+            let bang = if self.pipeline.config().style.color {
                 format!("{}", "!!".red().bold())
             } else {
                 "!!".to_owned()
@@ -294,30 +283,31 @@ impl<'a> Output<'a> {
             }
             s.push_str("}}\n");
         }
-        self.out.write_all(s.as_bytes())?;
+        self.pipeline.out().write_all(s.as_bytes())?;
         Ok(())
     }
 
     /// Flushes what was printed so far.
     pub(crate) fn flush_now(&mut self) -> Result<(), ReplayError> {
-        self.out.flush()?;
+        self.pipeline.out().flush()?;
         Ok(())
     }
 
     /// A line about the replay itself (text only).
     pub(crate) fn note(&mut self, text: &str) -> Result<(), ReplayError> {
         if self.text() {
-            writeln!(self.out, "-- {text}")?;
+            writeln!(self.pipeline.out(), "-- {text}")?;
         }
         Ok(())
     }
 
     /// The closing summary; flushes the output and the capture.
     pub(crate) fn summary(&mut self, r: &Report, what: &str) -> Result<(), ReplayError> {
-        if let Some((w, path)) = &mut self.capture {
-            w.flush()
-                .map_err(|e| ReplayError::Usage(format!("{path}: {e}")))?;
-        }
+        self.open_capture()?;
+        let path = self.capture.as_ref().map_or("", |(p, _)| p.as_str());
+        self.pipeline
+            .finish()
+            .map_err(|e| pipeline_error(e, path))?;
         if self.text() {
             let n = r.divergences.len();
             let outcome = if n == 0 {
@@ -343,7 +333,7 @@ impl<'a> Output<'a> {
                 )
             };
             writeln!(
-                self.out,
+                self.pipeline.out(),
                 "-- {what}: {} sent, {} received{}: {outcome}",
                 r.sent,
                 r.received,
@@ -351,7 +341,7 @@ impl<'a> Output<'a> {
             )?;
         } else {
             writeln!(
-                self.out,
+                self.pipeline.out(),
                 "{{\"summary\":{{\"sent\":{},\"received\":{},\"divergences\":{},\"completed\":{},\"matched\":{}}}}}",
                 r.sent,
                 r.received,
@@ -360,8 +350,16 @@ impl<'a> Output<'a> {
                 r.matched()
             )?;
         }
-        self.out.flush()?;
+        self.pipeline.out().flush()?;
         Ok(())
+    }
+}
+
+/// A pipeline error as the replay reports it: the capture's path with a capture error.
+fn pipeline_error(e: PipelineError, path: &str) -> ReplayError {
+    match e {
+        PipelineError::Capture(e) => ReplayError::Usage(format!("{path}: {e}")),
+        PipelineError::Output(e) => ReplayError::Output(e),
     }
 }
 

@@ -9,10 +9,12 @@ use std::time::{Duration, Instant};
 use vfu_codec::{Body, Command, Direction, Header, encode_to_vec};
 
 use super::compare::{Side as Msg, Skip};
+use super::error::{ReplayError, gone};
+use super::fds::make_fds;
+use super::options::{Options, Timing};
 use super::plan::{Plan, Role, Waiting, describe};
 use super::report::{Divergence, Output, Report, What};
 use super::wire::{self, Incoming, Reader};
-use super::{Options, ReplayError, Timing, gone, make_fds};
 
 /// EINVAL: the answer to a request the capture does not have (what libvfio-user answers to a
 /// command it does not support).

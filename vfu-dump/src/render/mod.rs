@@ -1,7 +1,12 @@
 //! Rendering decoded messages as text lines, verbose field trees, annotated hex dumps and JSON.
 //!
 //! Everything here is driven by the codec's field tables ([`vfu_codec::wire::WireStruct::FIELDS`]) and
-//! [`vfu_codec::Message::for_each_part`]: no field name is spelled out in this module.
+//! [`vfu_codec::Message::for_each_part`]: no field name is spelled out in this module. VDUSE records
+//! ([`vduse`]), findings ([`finding`]) and a live source's events ([`event`]) are rendered beside.
+
+pub mod event;
+pub mod finding;
+pub mod vduse;
 
 use std::fmt::Write as _;
 use std::io::{self, Write};
@@ -171,7 +176,8 @@ fn hex_bytes(b: &[u8], out: &mut String) {
     }
 }
 
-fn fmt_time(ns: u64, style: &Style) -> String {
+/// A timestamp: wall-clock `14:20:40.595911717`, or seconds since `style.relative_to`.
+pub fn fmt_time(ns: u64, style: &Style) -> String {
     match style.relative_to {
         Some(t0) => {
             let d = ns.saturating_sub(t0);
@@ -188,6 +194,16 @@ fn fmt_time(ns: u64, style: &Style) -> String {
                 ns % 1_000_000_000
             )
         }
+    }
+}
+
+/// `1 connection`, `2 connections`: a count and its noun, the noun in the plural (`plural`) unless
+/// the count is 1.
+pub fn count_of(n: u64, one: &str, plural: &str) -> String {
+    if n == 1 {
+        format!("1 {one}")
+    } else {
+        format!("{n} {plural}")
     }
 }
 
@@ -274,7 +290,8 @@ pub fn key_fields(msg: &Message<'_>) -> String {
     s.trim_start().to_owned()
 }
 
-fn arrow(d: Direction) -> &'static str {
+/// `→` client to server, `←` server to client.
+pub fn arrow(d: Direction) -> &'static str {
     match d {
         Direction::ClientToServer => "→",
         Direction::ServerToClient => "←",
@@ -432,6 +449,29 @@ pub fn write_verbose(out: &mut dyn Write, msg: &Message<'_>, style: &Style) -> i
     out.write_all(s.as_bytes())
 }
 
+/// One line of an annotated hex dump: `offset | bytes (16 at most) | label = value`, for field `f`
+/// of a struct at `offset` whose bytes are `b`.
+pub fn hex_field(s: &mut String, offset: usize, label: &str, f: &Field, b: &[u8]) {
+    let fb = f.bytes(b).unwrap_or(&[]);
+    let mut hx = String::new();
+    for (i, x) in fb.iter().enumerate() {
+        if i == 16 {
+            hx.push('…');
+            break;
+        }
+        let _ = write!(hx, "{x:02x} ");
+    }
+    let _ = write!(
+        s,
+        "    {:06x} | {:<49}| {} = ",
+        offset + f.offset,
+        hx,
+        label
+    );
+    value_text(f, b, s);
+    s.push('\n');
+}
+
 /// Writes an annotated hex dump: one line per field (`offset | bytes | name = value`), and plain hex
 /// for variable data.
 pub fn write_hex(
@@ -450,28 +490,11 @@ pub fn write_hex(
             index,
         } => {
             for f in layout.fields {
-                let fb = f.bytes(b).unwrap_or(&[]);
-                let mut hx = String::new();
-                for (i, x) in fb.iter().enumerate() {
-                    if i == 16 {
-                        hx.push('…');
-                        break;
-                    }
-                    let _ = write!(hx, "{x:02x} ");
-                }
                 let label = match index {
                     Some(i) => format!("{}[{i}].{}", layout.name, f.name),
                     None => format!("{}.{}", layout.name, f.name),
                 };
-                let _ = write!(
-                    s,
-                    "    {:06x} | {:<49}| {} = ",
-                    offset + f.offset,
-                    hx,
-                    label
-                );
-                value_text(f, b, &mut s);
-                s.push('\n');
+                hex_field(&mut s, offset, &label, f, b);
             }
         }
         Part::Data {
@@ -542,7 +565,23 @@ pub fn json_str(out: &mut String, v: &str) {
     out.push('"');
 }
 
-fn json_field(out: &mut String, f: &Field, bytes: &[u8]) {
+/// Appends `,"decode_error":{"rule":…,"offset":…,"message":…[,"needed":…]}`.
+pub fn json_decode_error(s: &mut String, e: &DecodeError) {
+    let _ = write!(
+        s,
+        ",\"decode_error\":{{\"rule\":\"{}\",\"offset\":{},\"message\":",
+        e.rule.id(),
+        e.offset
+    );
+    json_str(s, &e.rule.to_string());
+    if let Some(n) = e.needed() {
+        let _ = write!(s, ",\"needed\":{n}");
+    }
+    s.push('}');
+}
+
+/// Appends `"name":value` for one field (and `"name_name":"…"` for a named value).
+pub fn json_field(out: &mut String, f: &Field, bytes: &[u8]) {
     json_str(out, f.name);
     out.push(':');
     match f.read_u64(bytes) {
@@ -672,19 +711,7 @@ pub fn write_json(
             });
             s.push(']');
         }
-        Err(e) => {
-            let _ = write!(
-                s,
-                ",\"decode_error\":{{\"rule\":\"{}\",\"offset\":{},\"message\":",
-                e.rule.id(),
-                e.offset
-            );
-            json_str(&mut s, &e.rule.to_string());
-            if let Some(n) = e.needed() {
-                let _ = write!(s, ",\"needed\":{n}");
-            }
-            s.push('}');
-        }
+        Err(e) => json_decode_error(&mut s, e),
     }
     s.push_str("}\n");
     out.write_all(s.as_bytes())

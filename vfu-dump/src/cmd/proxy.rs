@@ -1,0 +1,145 @@
+//! `vfu-dump proxy`: the command line of the proxy (`crate::proxy`): options, signals, output.
+
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::time::Duration;
+
+use clap::Args;
+
+use crate::error::RunError;
+use crate::options::{FilterOpts, OutputFormat, OutputOpts, ProfileArg, use_color};
+use crate::pipeline::Filter;
+use crate::proxy::{Config, PrintOptions, Proxy, Sink};
+use crate::render::Style;
+
+/// `vfu-dump proxy`.
+#[derive(Debug, Args)]
+pub struct ProxyOpts {
+    /// Socket path to listen on: clients (the VMM) connect here.
+    #[arg(long, value_name = "CLIENT.sock")]
+    pub listen: PathBuf,
+    /// The server's socket path: every accepted client is connected to it.
+    #[arg(long, value_name = "SERVER.sock")]
+    pub connect: PathBuf,
+    /// Write every message to this capture (pcapng, one interface per connection).
+    #[arg(short = 'w', long = "write", value_name = "OUT.pcapng")]
+    pub write: Option<PathBuf>,
+    /// How long to keep retrying a server that is not listening yet, in seconds.
+    #[arg(long, default_value_t = 5.0, value_name = "SECONDS")]
+    pub connect_timeout: f64,
+    /// Permission bits of the listen socket (octal); whoever can connect gets the device.
+    #[arg(long, default_value = "600", value_name = "OCTAL")]
+    pub mode: String,
+    /// After forwarding a request, keep polling the client this long before sleeping, in
+    /// microseconds: the next request is picked up without a wake-up, which makes round trips
+    /// faster while requests keep coming, at the cost of a busy processor per such connection (at
+    /// most all processors but one; none on a 1-processor machine). 0: never poll.
+    #[arg(long, default_value_t = 50, value_name = "MICROSECONDS")]
+    pub spin: u64,
+    /// Output.
+    #[command(flatten)]
+    pub output: OutputOpts,
+    /// Filters (of what is printed; everything is forwarded and captured).
+    #[command(flatten)]
+    pub filter: FilterOpts,
+    /// Print validation findings live.
+    #[arg(long)]
+    pub validate: bool,
+    /// Validation profile for --validate.
+    #[arg(long, value_enum, default_value_t = ProfileArg::Spec)]
+    pub profile: ProfileArg,
+    /// Print nothing per message (forward and capture only).
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+/// Runs `vfu-dump proxy` until SIGINT or SIGTERM; the output goes to `out` (flushed after each batch
+/// of messages, so it can be followed live).
+pub fn run(opts: &ProxyOpts, out: &mut dyn Write) -> Result<(), RunError> {
+    let mode = u32::from_str_radix(opts.mode.trim_start_matches("0o"), 8)
+        .ok()
+        .filter(|m| *m <= 0o777)
+        .ok_or_else(|| {
+            RunError::Usage(format!(
+                "--mode {}: not an octal permission such as 600 or 660",
+                opts.mode
+            ))
+        })?;
+    let connect_timeout = Duration::try_from_secs_f64(opts.connect_timeout).map_err(|_| {
+        RunError::Usage(format!(
+            "--connect-timeout {}: not a number of seconds",
+            opts.connect_timeout
+        ))
+    })?;
+    let filter = Filter::new(&opts.filter)?;
+    let (tx, rx): (SyncSender<Vec<u8>>, Receiver<Vec<u8>>) = sync_channel(64);
+    let print = PrintOptions {
+        sink: Sink::Channel(tx),
+        format: opts.output.format,
+        style: Style {
+            color: use_color(opts.output.color),
+            verbose: opts.output.verbose,
+            hex: opts.output.hex,
+            relative_to: None,
+        },
+        relative: opts.output.relative,
+        filter,
+        messages: !opts.quiet,
+        validate: opts.validate.then(|| opts.profile.into()),
+    };
+    let config = Config {
+        listen: opts.listen.clone(),
+        connect: opts.connect.clone(),
+        mode,
+        connect_timeout,
+        capture: opts.write.clone(),
+        print: Some(print),
+        spin: Duration::from_micros(opts.spin),
+    };
+    let handle = Proxy::start(config)
+        .map_err(|e| RunError::Usage(format!("proxy on {}: {e}", opts.listen.display())))?;
+    let mut ids = Vec::new();
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        let s = handle.stopper()?;
+        ids.push(signal_hook::low_level::pipe::register(sig, s)?);
+    }
+    if opts.output.format == OutputFormat::Text && !opts.quiet {
+        writeln!(
+            out,
+            "-- listening on {} (mode {mode:04o}), server {}{}",
+            opts.listen.display(),
+            opts.connect.display(),
+            opts.write
+                .as_ref()
+                .map_or(String::new(), |w| format!(", capture {}", w.display()))
+        )?;
+        out.flush()?;
+    }
+    // The printer's batches, until it ends (after a stop). A closed standard output does not stop
+    // the proxy: the VMM's device must keep working; printing stops.
+    let mut out_error = None;
+    for batch in rx {
+        if out_error.is_none()
+            && let Err(e) = out.write_all(&batch).and_then(|()| out.flush())
+        {
+            if e.kind() != io::ErrorKind::BrokenPipe {
+                eprintln!("vfu-dump proxy: writing output: {e}; still forwarding and capturing");
+            }
+            out_error = Some(e);
+        }
+    }
+    for id in ids {
+        signal_hook::low_level::unregister(id);
+    }
+    let summary = handle.wait();
+    match summary {
+        Ok(_) => Ok(()),
+        Err(e) => Err(RunError::Usage(format!(
+            "capture {}: {e}",
+            opts.write
+                .as_ref()
+                .map_or(String::new(), |p| p.display().to_string())
+        ))),
+    }
+}
