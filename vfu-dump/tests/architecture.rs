@@ -37,16 +37,11 @@ const KNOWN_CYCLES: &[(&str, &str, &str)] = &[
     ("vfu-dump", "capture/mod.rs", "capture/pcapng.rs"),
     ("vfu-dump", "capture/mod.rs", "capture/raw.rs"),
     ("vfu-dump", "capture/mod.rs", "capture/writer.rs"),
-    // Branch codec (issue #17, codec part).
-    ("codec", "vfio/feature.rs", "vfio/migration.rs"),
 ];
 
 /// Files longer than [`MAX_LINES`] today, each being split by the branch that owns it.
 const KNOWN_LONG: &[(&str, &str, &str)] = &[
     ("vfu-dump", "proxy/forward.rs", "branch proxy"),
-    ("codec", "vfio/caps.rs", "branch codec"),
-    ("codec", "vfio/migration.rs", "branch codec"),
-    ("codec", "message.rs", "branch codec"),
     ("codec", "vduse.rs", "branch vduse"),
 ];
 
