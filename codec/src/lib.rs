@@ -27,6 +27,8 @@
 //! - [`message`]: [`decode`] (bytes + direction → [`Message`]) and the encoders.
 //! - [`frame`]: splitting a byte stream into messages.
 //! - [`vduse`]: VDUSE requests, responses and ioctls.
+//! - [`capture`]: the project's capture format (pcapng, link type 252): its conventions and a no-alloc
+//!   encoder of its blocks.
 //!
 //! ## Example: emit a DMA_MAP and parse it back
 //!
@@ -58,6 +60,7 @@ extern crate alloc;
 #[doc(hidden)]
 pub use zerocopy as __zerocopy;
 
+pub mod capture;
 pub mod errno;
 pub mod error;
 pub mod frame;
