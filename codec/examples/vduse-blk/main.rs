@@ -44,9 +44,9 @@ use vfu_codec::vduse::{
     VduseVqConfig, VduseVqEventfd, VduseVqInfo,
 };
 use virtio_bindings::virtio_ids::VIRTIO_ID_BLOCK;
-use virtio_queue::{Queue, QueueT};
+use virtio_queue::{Queue, QueueOwnedT, QueueT};
 use vm_memory::mmap::MmapRegion;
-use vm_memory::{FileOffset, GuestAddress, GuestMemoryMmap, GuestRegionMmap};
+use vm_memory::{FileOffset, GuestAddress, GuestMemoryBackend, GuestMemoryMmap, GuestRegionMmap};
 use zerocopy::IntoBytes;
 use zerocopy::native_endian::{I32, U16, U32, U64};
 
@@ -358,7 +358,43 @@ impl Backend for Device {
 
 impl Device {
     /// Serves every available request of queue `i`, then interrupts the driver if any was served.
+    ///
+    /// The kernel adds IOVA regions without telling the daemon (the bounce map appears with the
+    /// first streaming DMA mapping, after DRIVER_OK), so a request whose buffers lie outside the
+    /// regions mapped so far makes the memory be looked up again, once per call, before it is served.
     fn serve_queue(&mut self, i: usize) {
+        let Some(vq) = self.vqs.get_mut(i) else {
+            return;
+        };
+        // Drain the kick counter (non-blocking; nothing to read is fine).
+        let mut count = [0u8; 8];
+        let _ = rustix::io::read(&vq.kick, &mut count);
+        let mut served = 0u32;
+        let mut looked_again = false;
+        loop {
+            match self.serve_some(i, !looked_again) {
+                Ok(n) => {
+                    served += n;
+                    break;
+                }
+                Err(n) => {
+                    served += n;
+                    looked_again = true;
+                    self.memory.mem = None;
+                }
+            }
+        }
+        if served > 0 {
+            let index = i as u32;
+            if let Err(e) = sys::io_write(&self.dev, VDUSE_VQ_INJECT_IRQ, &index) {
+                log(format!("VDUSE_VQ_INJECT_IRQ {i}: {e}"));
+            }
+        }
+    }
+
+    /// Serves requests of queue `i` until none is left (`Ok(served)`), or, when `stop_on_miss`, until
+    /// one has a buffer outside the mapped memory (`Err(served)`; that request is left in the ring).
+    fn serve_some(&mut self, i: usize, stop_on_miss: bool) -> Result<u32, u32> {
         let Device {
             dev,
             disk,
@@ -366,26 +402,31 @@ impl Device {
             memory,
             ..
         } = self;
-        let Some(vq) = vqs.get_mut(i) else { return };
-        // Drain the kick counter (non-blocking; nothing to read is fine).
-        let mut count = [0u8; 8];
-        let _ = rustix::io::read(&vq.kick, &mut count);
-        let Some(q) = vq.queue.as_mut() else { return };
+        let Some(q) = vqs.get_mut(i).and_then(|vq| vq.queue.as_mut()) else {
+            return Ok(0);
+        };
         let mem = match memory.get(dev) {
             Ok(m) => m,
             Err(e) => {
                 log(format!("queue {i}: no memory to serve it: {e}"));
-                return;
+                return Ok(0);
             }
         };
         let mut served = 0u32;
         loop {
             if let Err(e) = q.disable_notification(mem) {
                 log(format!("queue {i}: {e}"));
-                return;
+                return Ok(served);
             }
             while let Some(chain) = q.pop_descriptor_chain(mem) {
                 let head = chain.head_index();
+                let mapped = chain
+                    .clone()
+                    .all(|d| mem.check_range(d.addr(), d.len() as usize));
+                if !mapped && stop_on_miss {
+                    q.go_to_previous_position();
+                    return Err(served);
+                }
                 let s = disk.serve(mem, chain);
                 if s.status != Some(0) {
                     log(format!("queue {i}: request at head {head}: {s:?}"));
@@ -397,17 +438,11 @@ impl Device {
             }
             match q.enable_notification(mem) {
                 Ok(true) => continue,
-                Ok(false) => break,
+                Ok(false) => return Ok(served),
                 Err(e) => {
                     log(format!("queue {i}: {e}"));
-                    break;
+                    return Ok(served);
                 }
-            }
-        }
-        if served > 0 {
-            let index = i as u32;
-            if let Err(e) = sys::io_write(dev, VDUSE_VQ_INJECT_IRQ, &index) {
-                log(format!("VDUSE_VQ_INJECT_IRQ {i}: {e}"));
             }
         }
     }
