@@ -204,6 +204,8 @@ impl Memory {
                 )));
             }
             if !self.maps.iter().any(|m| m.start == s && m.last == l) {
+                // A region that overlaps it is one the kernel replaced without saying so.
+                self.maps.retain(|m| m.last < s || m.start > l);
                 self.map(fd, &e)?;
             }
             match l.checked_add(1) {
@@ -494,12 +496,15 @@ fn control_request(
         if let Some(c) = capture {
             c.record(Direction::ServerToClient, &resp, ts)?;
         }
-        let w = device.dev.write(&resp)?;
-        if w != resp.len() {
-            log(format!(
+        // A refused write (the kernel gave up waiting, or no longer knows the id) is the kernel's
+        // answer to this response, not a reason to stop serving the others.
+        match device.dev.write(&resp) {
+            Ok(w) if w == resp.len() => {}
+            Ok(w) => log(format!(
                 "wrote {w} of the {} bytes of the response",
                 resp.len()
-            ));
+            )),
+            Err(e) => log(format!("the kernel refused the response: {e}")),
         }
     }
     if device.pending_kick {
