@@ -37,9 +37,9 @@ keep=0
 check_only=0
 build=1
 
-usage() {
-    sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//' >&2
-    exit 2
+usage() { # the comment at the top of this file; exit status $1 (default 2)
+    awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0" >&2
+    exit "${1:-2}"
 }
 
 while (($#)); do
@@ -48,7 +48,7 @@ while (($#)); do
     --keep) keep=1; shift ;;
     --no-build) build=0; shift ;;
     --check) check_only=1; shift ;;
-    -h | --help) usage ;;
+    -h | --help) usage 0 ;;
     --) shift; break ;;
     -*) echo "run.sh: unknown option $1" >&2; usage ;;
     *) break ;;
