@@ -80,9 +80,16 @@ struct Args {
     /// Write every request and response to FILE in the project's capture format (pcapng).
     #[arg(long, value_name = "FILE")]
     capture: Option<PathBuf>,
-    /// Largest virtqueue size offered.
-    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u16).range(2..=32768))]
+    /// Largest virtqueue size offered (a power of two, 2 to 32768).
+    #[arg(long, default_value_t = 256, value_parser = queue_size)]
     queue_size: u16,
+}
+
+fn queue_size(s: &str) -> Result<u16, String> {
+    match s.parse::<u16>() {
+        Ok(n) if n >= 2 && n.is_power_of_two() => Ok(n),
+        _ => Err(format!("{s} is not a power of two from 2 to 32768")),
+    }
 }
 
 fn log(msg: impl std::fmt::Display) {
