@@ -7,6 +7,11 @@
 //! `vfu-dump`'s writer (proxy, convert) and a device daemon such as the `vduse-blk` example. Every
 //! block is written little-endian. Reading the format is `vfu-dump`'s business (`vfu_dump::capture`).
 //!
+//! It sits in the codec rather than in `vfu-dump` so that a recorder that is itself `no_std` or has
+//! no heap (device firmware, an emulator) writes the same bytes without taking on `vfu-dump`'s
+//! dependencies; a general pcapng crate would still leave these conventions to be written again by
+//! each user.
+//!
 //! References: the pcapng draft (IETF opsawg `draft-ietf-opsawg-pcapng`), Wireshark's
 //! `exported_pdu.h` for the tags, and the project's capture-format document.
 //!

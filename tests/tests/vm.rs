@@ -39,6 +39,7 @@ fn summary(console: &Path) -> String {
                 "blkcheck:",
                 "vhost:",
                 "vfu-vm-guest:",
+                "VFU-VM: kernel",
                 "VFU-VM: PASS",
                 "VFU-VM: FAIL",
             ]
