@@ -27,6 +27,8 @@
 //! - [`message`]: [`decode`] (bytes + direction → [`Message`]) and the encoders.
 //! - [`frame`]: splitting a byte stream into messages.
 //! - [`vduse`]: VDUSE requests, responses and ioctls.
+//! - [`capture`]: the project's capture format (pcapng, link type 252): its conventions and a no-alloc
+//!   encoder of its blocks.
 //!
 //! ## Example: a VERSION exchange
 //!
@@ -102,6 +104,7 @@ struct ReadmeDoctests;
 #[doc(hidden)]
 pub use zerocopy as __zerocopy;
 
+pub mod capture;
 pub mod errno;
 pub mod error;
 pub mod frame;

@@ -40,10 +40,7 @@ const KNOWN_CYCLES: &[(&str, &str, &str)] = &[
 ];
 
 /// Files longer than [`MAX_LINES`] today, each being split by the branch that owns it.
-const KNOWN_LONG: &[(&str, &str, &str)] = &[
-    ("vfu-dump", "proxy/forward.rs", "branch proxy"),
-    ("codec", "vduse.rs", "branch vduse"),
-];
+const KNOWN_LONG: &[(&str, &str, &str)] = &[("vfu-dump", "proxy/forward.rs", "branch proxy")];
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")

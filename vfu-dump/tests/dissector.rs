@@ -1080,4 +1080,21 @@ fn tshark_agrees_with_vfu_dump() {
             ) > 0
         );
     }
+
+    // The real VDUSE captures (Linux 6.12; corpus/README.md): filters on the request type, the
+    // status and range a request carries, and the result of the responses.
+    for name in ["vduse-6.12-blk.pcapng", "vduse-6.12-blk-example.pcapng"] {
+        let c = corpus().join(name);
+        for (filter, n) in [
+            ("vduse.dev_request.req_type == 0", 1),
+            ("vduse.dev_request.req_type == 1", 13),
+            ("vduse.dev_request.req_type == 2", 2),
+            ("vduse.dev_status.status == 0x0f", 2),
+            ("vduse.iova_range.last == 0xffffffffffffffff", 2),
+            ("vduse.dev_response.result == 0", 16),
+            ("vduse.dev_response.result == 1", 0),
+        ] {
+            assert_eq!(count(&lua, &c, filter), n, "{name}: {filter}");
+        }
+    }
 }

@@ -10,33 +10,21 @@ use vfu_codec::Direction;
 
 use super::Protocol;
 
-/// pcapng Section Header Block; the same bytes in both byte orders.
-pub(crate) const BT_SHB: u32 = 0x0A0D_0D0A;
-/// pcapng Interface Description Block.
-pub(crate) const BT_IDB: u32 = 0x0000_0001;
-/// pcapng Enhanced Packet Block.
-pub(crate) const BT_EPB: u32 = 0x0000_0006;
-/// The SHB byte-order magic, as written in the section's byte order.
-pub(crate) const BYTE_ORDER_MAGIC: u32 = 0x1A2B_3C4D;
+// The format's conventions that a writer needs live in the codec (`vfu_codec::capture`), so that
+// every writer (this crate's, a device daemon's) and these readers share one copy.
+pub(crate) use vfu_codec::capture::{
+    BT_EPB, BT_IDB, BT_SHB, BYTE_ORDER_MAGIC, COMMENT_FDS, COMMENT_TRUNCATED, DISSECTOR_VDUSE,
+    DISSECTOR_VFIO_USER, EPB_FLAGS, EPB_FLAGS_DIR_MASK, EPB_FLAGS_INBOUND, EPB_FLAGS_OUTBOUND,
+    EXP_PDU_TAG_DISSECTOR_NAME, EXP_PDU_TAG_END, EXP_PDU_TAG_P2P_DIRECTION, IF_NAME, IF_NAME_VDUSE,
+    IF_NAME_VFIO_USER, IF_TSOFFSET, IF_TSRESOL, OPT_COMMENT, OPT_ENDOFOPT, P2P_CLIENT_TO_SERVER,
+    P2P_SERVER_TO_CLIENT, pad4,
+};
 
 /// Minimum total lengths (header, body and trailer) of the blocks that are parsed.
 pub(crate) const MIN_BLOCK: usize = 12;
 pub(crate) const MIN_SHB: usize = 28;
 pub(crate) const MIN_IDB: usize = 20;
 pub(crate) const MIN_EPB: usize = 32;
-
-/// Option codes: common, IDB and EPB.
-pub(crate) const OPT_ENDOFOPT: u16 = 0;
-pub(crate) const OPT_COMMENT: u16 = 1;
-pub(crate) const IF_NAME: u16 = 2;
-pub(crate) const IF_TSRESOL: u16 = 9;
-pub(crate) const IF_TSOFFSET: u16 = 14;
-pub(crate) const EPB_FLAGS: u16 = 2;
-
-/// `epb_flags` bits 0–1: inbound (server→client here) and outbound (client→server).
-pub(crate) const EPB_FLAGS_DIR_MASK: u32 = 0x3;
-pub(crate) const EPB_FLAGS_INBOUND: u32 = 1;
-pub(crate) const EPB_FLAGS_OUTBOUND: u32 = 2;
 
 /// Classic pcap magics as read little-endian: microsecond and nanosecond timestamps.
 pub(crate) const PCAP_MAGIC_US: u32 = 0xA1B2_C3D4;
@@ -46,7 +34,7 @@ pub(crate) const PCAP_HEADER_LEN: usize = 24;
 pub(crate) const PCAP_RECORD_HEADER_LEN: usize = 16;
 
 /// `LINKTYPE_WIRESHARK_UPPER_PDU`: exported-PDU tags, then the message.
-pub(crate) const LINKTYPE_UPPER_PDU: u32 = 252;
+pub(crate) const LINKTYPE_UPPER_PDU: u32 = vfu_codec::capture::LINKTYPE_UPPER_PDU as u32;
 /// `LINKTYPE_USER0`, as sockdump uses it.
 pub(crate) const LINKTYPE_USER0: u32 = 147;
 
@@ -61,30 +49,8 @@ pub(crate) mod sockdump {
     pub(crate) const PREFIX_LEN: usize = 125;
 }
 
-/// Exported-PDU tags: end of tags, dissector name, P2P direction.
-pub(crate) const EXP_PDU_TAG_END: u16 = 0;
-pub(crate) const EXP_PDU_TAG_DISSECTOR_NAME: u16 = 12;
-pub(crate) const EXP_PDU_TAG_P2P_DIRECTION: u16 = 35;
-/// P2P direction values.
-pub(crate) const P2P_CLIENT_TO_SERVER: u32 = 0;
-pub(crate) const P2P_SERVER_TO_CLIENT: u32 = 1;
-
-/// Dissector names (tag 12) and `if_name` prefixes.
-pub(crate) const DISSECTOR_VFIO_USER: &str = "vfio_user";
-pub(crate) const DISSECTOR_VDUSE: &str = "vduse";
 /// Wireshark's generic dissector, written for [`Protocol::Other`] so it reads back as `Other`.
 pub(crate) const DISSECTOR_DATA: &str = "data";
-pub(crate) const IF_NAME_VFIO_USER: &str = "vfio-user:";
-pub(crate) const IF_NAME_VDUSE: &str = "vduse:";
-
-/// EPB comment words.
-pub(crate) const COMMENT_FDS: &str = "fds=";
-pub(crate) const COMMENT_TRUNCATED: &str = "truncated";
-
-/// `n` rounded up to a multiple of 4 (saturating).
-pub(crate) fn pad4(n: usize) -> usize {
-    n.saturating_add(3) & !3
-}
 
 /// A section's byte order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -309,27 +275,23 @@ const VFIO_USER_TAGS: [u8; 20] = {
     t
 };
 
-/// Appends the exported-PDU tags for one message: dissector name, direction, end of tags.
-pub(crate) fn emit_pdu_tags(out: &mut Vec<u8>, protocol: Protocol, direction: Direction) {
-    let name = match protocol {
+/// The dissector name (tag 12) written for a protocol.
+pub(crate) fn dissector_of(protocol: Protocol) -> &'static str {
+    match protocol {
         Protocol::VfioUser => DISSECTOR_VFIO_USER,
         Protocol::Vduse => DISSECTOR_VDUSE,
         Protocol::Other => DISSECTOR_DATA,
-    };
-    let padded = pad4(name.len());
-    out.extend_from_slice(&EXP_PDU_TAG_DISSECTOR_NAME.to_be_bytes());
-    out.extend_from_slice(&(padded as u16).to_be_bytes());
-    out.extend_from_slice(name.as_bytes());
-    out.resize(out.len() + padded - name.len(), 0);
-    out.extend_from_slice(&EXP_PDU_TAG_P2P_DIRECTION.to_be_bytes());
-    out.extend_from_slice(&4u16.to_be_bytes());
-    let dir = match direction {
-        Direction::ClientToServer => P2P_CLIENT_TO_SERVER,
-        Direction::ServerToClient => P2P_SERVER_TO_CLIENT,
-    };
-    out.extend_from_slice(&dir.to_be_bytes());
-    out.extend_from_slice(&EXP_PDU_TAG_END.to_be_bytes());
-    out.extend_from_slice(&0u16.to_be_bytes());
+    }
+}
+
+/// Appends the exported-PDU tags for one message: dissector name, direction, end of tags.
+#[cfg(test)]
+pub(crate) fn emit_pdu_tags(out: &mut Vec<u8>, protocol: Protocol, direction: Direction) {
+    let name = dissector_of(protocol);
+    let at = out.len();
+    out.resize(at + vfu_codec::capture::pdu_tags_len(name), 0);
+    // The buffer was sized for the tags just above, and the names are short.
+    let _ = vfu_codec::capture::write_pdu_tags(name, direction, &mut out[at..]);
 }
 
 /// The direction `epb_flags` gives, if any.
@@ -338,14 +300,6 @@ pub(crate) fn direction_of_epb_flags(flags: u32) -> Option<Direction> {
         EPB_FLAGS_OUTBOUND => Some(Direction::ClientToServer),
         EPB_FLAGS_INBOUND => Some(Direction::ServerToClient),
         _ => None,
-    }
-}
-
-/// The `epb_flags` for a direction.
-pub(crate) fn epb_flags_of(direction: Direction) -> u32 {
-    match direction {
-        Direction::ClientToServer => EPB_FLAGS_OUTBOUND,
-        Direction::ServerToClient => EPB_FLAGS_INBOUND,
     }
 }
 
@@ -367,18 +321,12 @@ pub(crate) fn parse_comment(comment: &[u8], fds: &mut u32, truncated: &mut bool)
 }
 
 /// Appends the comment for a record (`fds=N`, `truncated`, joined by a space); nothing when neither.
+#[cfg(test)]
 pub(crate) fn emit_comment(out: &mut Vec<u8>, fds: u32, truncated: bool) {
-    use std::io::Write as _;
-    if fds > 0 {
-        // Writing into a Vec cannot fail.
-        let _ = write!(out, "{COMMENT_FDS}{fds}");
-    }
-    if truncated {
-        if fds > 0 {
-            out.push(b' ');
-        }
-        out.extend_from_slice(COMMENT_TRUNCATED.as_bytes());
-    }
+    let at = out.len();
+    out.resize(at + vfu_codec::capture::comment_len(fds, truncated), 0);
+    // Sized just above.
+    let _ = vfu_codec::capture::write_comment(fds, truncated, &mut out[at..]);
 }
 
 #[cfg(test)]

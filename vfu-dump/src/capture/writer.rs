@@ -2,10 +2,10 @@
 
 use std::io::{self, Read, Write};
 
-use super::layout::{
-    BT_EPB, BT_IDB, BT_SHB, BYTE_ORDER_MAGIC, EPB_FLAGS, IF_NAME, IF_TSRESOL, LINKTYPE_UPPER_PDU,
-    OPT_COMMENT, OPT_ENDOFOPT, emit_comment, emit_pdu_tags, epb_flags_of, pad4,
-};
+use vfu_codec::EncodeError;
+use vfu_codec::capture::{self, Packet};
+
+use super::layout::dissector_of;
 use super::{CaptureReader, Connection, Protocol, RecordRef};
 
 /// Writes a little-endian pcapng file: a Section Header Block when created, an Interface Description
@@ -14,8 +14,9 @@ use super::{CaptureReader, Connection, Protocol, RecordRef};
 /// tags 12 and 35, the message, `epb_flags` and, when there is something to say, the comment
 /// `fds=N truncated`).
 ///
-/// Each block is built in one reused buffer and handed to the writer with one `write_all`; wrap a
-/// file in a [`std::io::BufWriter`] when records are small and many.
+/// The blocks are encoded by [`vfu_codec::capture`], the one place the format's conventions are
+/// written down. Each block is built in one reused buffer and handed to the writer with one
+/// `write_all`; wrap a file in a [`std::io::BufWriter`] when records are small and many.
 pub struct PcapngWriter<W: Write> {
     out: W,
     block: Vec<u8>,
@@ -34,12 +35,7 @@ impl<W: Write> PcapngWriter<W> {
             block: Vec::with_capacity(4096),
             connections: Vec::new(),
         };
-        w.start_block(BT_SHB);
-        w.u32(BYTE_ORDER_MAGIC);
-        w.u16(1);
-        w.u16(0);
-        w.block.extend_from_slice(&(-1i64).to_le_bytes());
-        w.finish_block()?;
+        w.put(capture::SHB_LEN, capture::write_shb)?;
         Ok(w)
     }
 
@@ -47,27 +43,14 @@ impl<W: Write> PcapngWriter<W> {
     /// [`RecordRef::conn`]. `name` is the whole `if_name`, `vfio-user:<n>:<socket path>` or
     /// `vduse:<n>:<device path>` by convention. Connections may be added between records.
     pub fn add_connection(&mut self, name: &str, protocol: Protocol) -> io::Result<u32> {
-        let Ok(name_len) = u16::try_from(name.len()) else {
+        if u16::try_from(name.len()).is_err() {
             return Err(invalid(format!(
                 "interface name of {} bytes is longer than an option can hold",
                 name.len()
             )));
-        };
+        }
         let id = self.connections.len() as u32;
-        self.start_block(BT_IDB);
-        self.u16(LINKTYPE_UPPER_PDU as u16);
-        self.u16(0);
-        self.u32(0); // snaplen: no limit
-        self.u16(IF_NAME);
-        self.u16(name_len);
-        self.block.extend_from_slice(name.as_bytes());
-        self.pad();
-        self.u16(IF_TSRESOL);
-        self.u16(1);
-        self.block.extend_from_slice(&[9, 0, 0, 0]);
-        self.u16(OPT_ENDOFOPT);
-        self.u16(0);
-        self.finish_block()?;
+        self.put(capture::idb_len(name), |b| capture::write_idb(name, b))?;
         self.connections.push(Connection {
             id,
             name: name.to_owned(),
@@ -102,41 +85,24 @@ impl<W: Write> PcapngWriter<W> {
                 self.connections.len()
             )));
         }
-        self.start_block(BT_EPB);
-        self.u32(record.conn);
-        self.u32((record.ts_ns >> 32) as u32);
-        self.u32(record.ts_ns as u32);
-        let lens_at = self.block.len();
-        self.u32(0); // captured length, set below
-        self.u32(0); // original length
-        let data_at = self.block.len();
-        emit_pdu_tags(&mut self.block, record.protocol, record.direction);
-        self.block.extend_from_slice(record.data);
-        let Ok(cap) = u32::try_from(self.block.len() - data_at) else {
+        let packet = Packet {
+            interface: record.conn,
+            ts_ns: record.ts_ns,
+            dissector: dissector_of(record.protocol),
+            direction: record.direction,
+            fds: record.fds,
+            truncated: record.truncated,
+            data: record.data,
+        };
+        if u32::try_from(capture::epb_len(&packet)).is_err() {
             return Err(invalid(format!(
                 "record of {} bytes is too long for a pcapng block",
                 record.data.len()
             )));
-        };
-        self.block[lens_at..lens_at + 4].copy_from_slice(&cap.to_le_bytes());
-        self.block[lens_at + 4..lens_at + 8].copy_from_slice(&cap.to_le_bytes());
-        self.pad();
-        self.u16(EPB_FLAGS);
-        self.u16(4);
-        self.u32(epb_flags_of(record.direction));
-        if record.fds > 0 || record.truncated {
-            self.u16(OPT_COMMENT);
-            let len_at = self.block.len();
-            self.u16(0);
-            let start = self.block.len();
-            emit_comment(&mut self.block, record.fds, record.truncated);
-            let len = (self.block.len() - start) as u16;
-            self.block[len_at..len_at + 2].copy_from_slice(&len.to_le_bytes());
-            self.pad();
         }
-        self.u16(OPT_ENDOFOPT);
-        self.u16(0);
-        self.finish_block()
+        self.put(capture::epb_len(&packet), |b| {
+            capture::write_epb(&packet, b)
+        })
     }
 
     /// Flushes the underlying writer.
@@ -155,32 +121,16 @@ impl<W: Write> PcapngWriter<W> {
         Ok(self.out)
     }
 
-    fn start_block(&mut self, ty: u32) {
+    /// Encodes one block of `len` bytes with `encode` into the reused buffer and writes it.
+    fn put(
+        &mut self,
+        len: usize,
+        encode: impl FnOnce(&mut [u8]) -> Result<usize, EncodeError>,
+    ) -> io::Result<()> {
         self.block.clear();
-        self.u32(ty);
-        self.u32(0); // total length, set by finish_block
-    }
-
-    fn finish_block(&mut self) -> io::Result<()> {
-        let total = self.block.len() + 4;
-        let Ok(total32) = u32::try_from(total) else {
-            return Err(invalid(format!("block of {total} bytes is too long")));
-        };
-        self.u32(total32);
-        self.block[4..8].copy_from_slice(&total32.to_le_bytes());
-        self.out.write_all(&self.block)
-    }
-
-    fn u16(&mut self, v: u16) {
-        self.block.extend_from_slice(&v.to_le_bytes());
-    }
-
-    fn u32(&mut self, v: u32) {
-        self.block.extend_from_slice(&v.to_le_bytes());
-    }
-
-    fn pad(&mut self) {
-        self.block.resize(pad4(self.block.len()), 0);
+        self.block.resize(len, 0);
+        let n = encode(&mut self.block).map_err(|e| invalid(e.to_string()))?;
+        self.out.write_all(&self.block[..n])
     }
 }
 
@@ -239,7 +189,7 @@ mod tests {
         assert_eq!(&out[16..20], &0x9abc_def0u32.to_le_bytes());
         let cap = u32::from_le_bytes(out[20..24].try_into().unwrap()) as usize;
         assert_eq!(cap, 28 + 17);
-        let opts = &out[28 + pad4(cap)..];
+        let opts = &out[28 + capture::pad4(cap)..];
         assert_eq!(&opts[..8], &[2, 0, 4, 0, 1, 0, 0, 0]);
         assert_eq!(&opts[8..12], &[1, 0, 15, 0]);
         assert_eq!(&opts[12..27], b"fds=2 truncated");
