@@ -100,6 +100,7 @@
 //! down every socket, joins the connection threads, removes the listen socket file, and lets the
 //! recorder write the messages left partial as `truncated` records and flush the capture.
 
+mod event;
 mod forward;
 mod pad;
 mod pool;
@@ -126,6 +127,8 @@ use crate::pipeline::Filter;
 use crate::render::Style;
 use crate::validate::Profile;
 
+pub use event::Summary;
+use event::{NoteKind, RecEvent};
 pub use print::Sink;
 
 /// How many events (mostly chunks of 8 or 256 KiB) may wait for the recorder; a forwarder whose
@@ -189,82 +192,6 @@ impl Config {
 
 /// How long the client→server thread polls after forwarding before it sleeps, unless told otherwise.
 pub const DEFAULT_SPIN: Duration = Duration::from_micros(50);
-
-/// Counts over the proxy's whole run.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Summary {
-    /// Connections accepted from clients.
-    pub connections: u64,
-    /// Twin sockets relayed (each is a connection of its own in the capture).
-    pub twin_sockets: u64,
-    /// Clients whose server connection could not be made.
-    pub connect_failures: u64,
-    /// Messages recorded (partial ones included).
-    pub messages: u64,
-    /// Bytes received from clients (all forwarded, all recorded).
-    pub bytes_c2s: u64,
-    /// Bytes received from servers.
-    pub bytes_s2c: u64,
-    /// Messages that do not decode (truncated ones included).
-    pub malformed: u64,
-    /// Records cut short: a stream that ended inside a message, or a piece of an oversized one.
-    pub truncated: u64,
-    /// Headers whose `msg_size` is more than a capture record holds (64 MiB).
-    pub oversized: u64,
-    /// File descriptors forwarded.
-    pub fds: u64,
-    /// Reads whose descriptors the kernel cut short (MSG_CTRUNC): those descriptors were lost.
-    pub fds_truncated: u64,
-    /// Chunks that could not be forwarded (the receiver was gone).
-    pub forward_errors: u64,
-    /// Messages the printer skipped because it fell behind.
-    pub not_printed: u64,
-    /// Bytes of bulk transfer data forwarded with `splice(2)`, never copied through the proxy (see
-    /// "Bulk data" in the module documentation).
-    pub spliced: u64,
-}
-
-/// Why something is noted; counted in the [`Summary`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum NoteKind {
-    Info,
-    ConnectFailed,
-    ForwardError,
-    FdsTruncated,
-}
-
-/// What forwarders tell the recorder.
-pub(crate) enum RecEvent {
-    /// A new connection (a capture interface).
-    Open {
-        conn: u32,
-        name: String,
-        twin_of: Option<u32>,
-    },
-    /// Bytes received on one direction.
-    Chunk(record::Chunk),
-    /// `len` bytes of opaque transfer data moved on one direction by `splice(2)`, not read, at `ts`.
-    Elided {
-        conn: u32,
-        dir: vfu_codec::Direction,
-        ts: u64,
-        len: u64,
-    },
-    /// One direction ended.
-    Eof {
-        conn: u32,
-        dir: vfu_codec::Direction,
-        ts: u64,
-    },
-    /// Something worth a line.
-    Note {
-        conn: u32,
-        kind: NoteKind,
-        text: String,
-    },
-    /// The connection is finished.
-    Close { conn: u32 },
-}
 
 /// Connections and their sockets, for stopping.
 struct Registry {
@@ -412,7 +339,7 @@ impl Proxy {
             let stats = Arc::clone(&stats);
             std::thread::Builder::new()
                 .name("vfu-proxy-record".into())
-                .spawn(move || record::run(&ctx, &rx, capture, printq, &stats))?
+                .spawn(move || record::run(&ctx.pool, &rx, capture, printq, &stats))?
         };
         let acceptor = {
             let ctx = Arc::clone(&ctx);

@@ -12,10 +12,10 @@ use std::time::{Duration, Instant};
 use rustix::net::Shutdown;
 use vfu_codec::{Body, Command, Direction, HEADER_SIZE, Header};
 
+use super::Ctx;
+use super::event::{Chunk, NoteKind, RecEvent, now_ns};
 use super::pool::{Buf, SMALL};
-use super::record::Chunk;
 use super::sock::{self, CMSG_SPACE, MAX_FDS};
-use super::{Ctx, NoteKind, RecEvent};
 
 /// The send buffer asked for on the proxy's sockets.
 const SEND_BUFFER: usize = 2 << 20;
@@ -801,13 +801,6 @@ fn twin_socket(msg: &[u8], nfds: usize) -> Option<Twin> {
         client,
         proxy,
     })
-}
-
-/// Wall-clock nanoseconds since the Unix epoch.
-pub(crate) fn now_ns() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64)
 }
 
 #[cfg(test)]

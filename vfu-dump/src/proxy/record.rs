@@ -11,9 +11,10 @@ use std::time::{Duration, Instant};
 use vfu_codec::frame::{Frame, frame, msg_size};
 use vfu_codec::{Direction, HEADER_SIZE};
 
+use super::event::{Chunk, NoteKind, RecEvent, Summary, now_ns};
 use super::pad::ZeroPad;
+use super::pool::Pool;
 use super::print::{self, Item, PMsg};
-use super::{Ctx, NoteKind, RecEvent, Summary};
 use crate::capture::{PcapngWriter, Protocol, RecordRef};
 
 /// The most bytes one capture record holds (the capture readers' limit is 64 MiB of message plus
@@ -27,22 +28,6 @@ const BATCH_PAUSE: Duration = Duration::from_micros(200);
 
 /// How often the capture is flushed while traffic flows (it is also flushed whenever traffic stops).
 const FLUSH_EVERY: Duration = Duration::from_millis(100);
-
-/// One read of one direction, in a pool buffer.
-pub(crate) struct Chunk {
-    pub(crate) conn: u32,
-    pub(crate) dir: Direction,
-    /// When it was read (ns since the Unix epoch).
-    pub(crate) ts: u64,
-    /// The pool buffer; bytes `start..start + len` were read.
-    pub(crate) buf: super::pool::Buf,
-    pub(crate) start: usize,
-    pub(crate) len: usize,
-    /// Where in the chunk the message the descriptors belong to starts (0 when none starts in it).
-    pub(crate) fds_at: usize,
-    /// Descriptors that came with the read.
-    pub(crate) nfds: u32,
-}
 
 /// A direction's message in progress.
 #[derive(Default)]
@@ -364,7 +349,7 @@ impl Stream {
 
 /// Runs the recorder until every forwarder and the acceptor have dropped their senders.
 pub(crate) fn run(
-    ctx: &Ctx,
+    pool: &Pool,
     rx: &Receiver<RecEvent>,
     capture: Option<PcapngWriter<BufWriter<File>>>,
     printq: Option<(Arc<print::Queue>, bool)>,
@@ -416,7 +401,7 @@ pub(crate) fn run(
                 }
                 let s = streams.entry(key).or_default();
                 s.feed(&mut out, &c);
-                ctx.pool.put(c.buf);
+                pool.put(c.buf);
             }
             RecEvent::Elided { conn, dir, ts, len } => {
                 match dir {
@@ -478,7 +463,7 @@ pub(crate) fn run(
                         } else {
                             Direction::ServerToClient
                         };
-                        s.end(&mut out, conn, d, super::forward::now_ns());
+                        s.end(&mut out, conn, d, now_ns());
                     }
                 }
                 let messages = out.per_conn.remove(&conn).unwrap_or(0);
@@ -498,7 +483,7 @@ pub(crate) fn run(
         } else {
             Direction::ServerToClient
         };
-        s.end(&mut out, conn, d, super::forward::now_ns());
+        s.end(&mut out, conn, d, now_ns());
     }
     out.flush();
     if let Some(mut w) = out.capture.take()
