@@ -15,21 +15,38 @@
 //! server→client. A twin socket adds two more forwarding threads. A forwarding thread does nothing but
 //! a blocking `recvmsg` on one socket and a blocking `sendmsg` on the other, so each direction moves
 //! independently (a peer that does not read can stall only its own direction, never the other one)
-//! and a message costs one read and one write, with no `poll` in between.
+//! and a message that comes in one piece costs one read and one write, with no `poll` in between.
 //!
-//! **Bytes and descriptors.** Every chunk a `recvmsg` returns is forwarded unchanged, whatever it
-//! holds: garbage, a 4 GiB `msg_size`, a message cut short by a disconnect. Descriptors that came
-//! with the chunk (up to the kernel's 253 per message; the control buffer holds that many, and a
-//! truncated control buffer is reported) are sent again with the chunk. Linux may return in one
-//! `recvmsg` the end of one `sendmsg` together with a later `sendmsg` that carried descriptors, and a
-//! receiver that reads the earlier bytes with a plain `read` would then lose them. So the forwarder
-//! follows message boundaries ([`vfu_codec::frame::msg_size`] on each header) and, when descriptors
-//! came with a chunk in which a message starts, sends the bytes before that message first and the
-//! rest with the descriptors, which is where every vfio-user sender puts them (with the header). The
-//! capture attaches them to the same message, the rule of `capture-format.md`. When a chunk holds
-//! several message starts, the last one gets them: Linux (`unix_stream_read_generic`) ends a read
-//! right after the `sendmsg` that carried descriptors, so that `sendmsg` is the last one in the chunk,
-//! and the bytes before it came without descriptors.
+//! **One message, one send.** Every message of at most the destination socket's send buffer
+//! (`SO_SNDBUF`, read from the socket: the system's `net.core.wmem_default`, 208 KiB by default,
+//! since the proxy leaves it as a peer's socket has it) is held until it is whole and then sent with
+//! one `sendmsg`, header, body and descriptors together, as soon as it is whole: the receiver sees
+//! the message as its sender's one `sendmsg` would have queued it directly. This matters because
+//! receivers read a body with one `recv` and treat a short read as an error (libvfio-user's server,
+//! and every device built on it): Linux queues one `sendmsg` in pieces of at most
+//! `min(sk_sndbuf / 2 - 64, SKB_MAX_HEAD(0) + 32 KiB)` bytes (36,544 on x86-64), waking the receiver
+//! after each, and a `recv` returns what is queued when it runs, so a message of at most one piece
+//! is never split by a direct connection, and one that fits the send buffer arrives whole when it
+//! is alone on the connection (measured: `strict_receiver_*` in `tests/proxy.rs`). A message larger
+//! than the send buffer, which no direct sender can queue at once either, goes on as it comes
+//! (its transfer data by splice, see "Bulk data"), and so does one that carries more descriptors
+//! than one `sendmsg` can (253), each piece with the descriptors that came with it. Reads are sized
+//! so that a message's last read ends with it: the rest of a held message is read exactly, and
+//! only a read between messages (at most 8 KiB while splicing is allowed, so that it does not copy
+//! transfer data that could be spliced) may hold several. A partial message stays held until the
+//! rest comes; at the end of the stream (or at a stop) what there is of it is sent on and recorded
+//! as truncated.
+//!
+//! **Bytes and descriptors.** Every byte is forwarded unchanged, whatever it holds: garbage, a
+//! 4 GiB `msg_size` (sent on as it comes), a message cut short by a disconnect. Descriptors (up to
+//! the kernel's 253 per read; the control buffer holds that many, and a truncated control buffer is
+//! reported) go with the message they came with. Linux may return in one `recvmsg` the end of one
+//! `sendmsg` together with a later `sendmsg` that carried descriptors; it ends a read right after
+//! the `sendmsg` that carried them (`unix_stream_read_generic`), and every vfio-user sender puts them
+//! with a message's first byte, so a read's descriptors belong to the last message that starts in
+//! it ([`vfu_codec::frame::msg_size`] on each header gives the boundaries), or, when none starts in
+//! it, to the message it continues. The capture attaches them to the same message, the rule of
+//! `capture-format.md`.
 //!
 //! **Twin socket.** When a VERSION reply carries descriptors and its capabilities say
 //! `twin_socket: {supported: true, fd_index: i}` with `i` naming one of them, the proxy makes a
@@ -46,9 +63,9 @@
 //! still arrives is recorded.
 //!
 //! **Recording never waits on printing; forwarding never waits on decoding.** A forwarder receives
-//! into a buffer of a shared pool, hands a reference to that same buffer to the recorder thread
-//! through a bounded channel (no copy, and no allocation once the pool has grown), and only then
-//! forwards from it: a peer can answer a message only after receiving it, so the recorder always
+//! into a buffer of a shared pool, hands a reference to that same buffer (a whole message, or a
+//! piece of one too large to hold) to the recorder thread through a bounded channel (no copy, and
+//! no allocation once the pool has grown), and only then forwards from it: a peer can answer a message only after receiving it, so the recorder always
 //! sees a message before its reply, whichever thread carried each. The recorder frames each
 //! direction into whole messages, writes the capture (one record per message, one interface per
 //! connection) and offers each message to the printer thread (a copy, or for a message reassembled
@@ -65,8 +82,9 @@
 //!   capture is the record of truth. Without `-w` the recorder does no I/O and cannot fall behind.
 //!
 //! **Bulk data.** When nothing needs the bytes of bulk transfers (no capture, no `-x`), the opaque
-//! data of a large REGION_READ/WRITE, DMA_READ/WRITE or MIG_DATA_READ/WRITE (at least 64 KiB of it;
-//! all of it that the read of the header and fixed part did not take) is moved with `splice(2)`
+//! data of a REGION_READ/WRITE, DMA_READ/WRITE or MIG_DATA_READ/WRITE too large to be sent whole
+//! (larger than the destination's send buffer, see "One message, one send"; at least 64 KiB of
+//! data; all of it that the read of the header and fixed part did not take) is moved with `splice(2)`
 //! from the source socket into a pipe and from the pipe into the destination socket: the kernel
 //! passes the pages along and the proxy never copies them, which is what lets a proxied 1 MiB
 //! transfer run near the speed of a direct one. So that the read of a header does not also copy the
@@ -131,8 +149,9 @@ pub use event::Summary;
 use event::{NoteKind, RecEvent};
 pub use print::Sink;
 
-/// How many events (mostly chunks of 8 or 256 KiB) may wait for the recorder; a forwarder whose
-/// chunk finds the queue full waits (see "Recording never waits on printing" above).
+/// How many events (mostly whole messages, or pieces of up to 256 KiB of larger ones) may wait for
+/// the recorder; a forwarder whose chunk finds the queue full waits (see "Recording never waits on
+/// printing" above).
 pub(crate) const RECORDER_QUEUE: usize = 64;
 
 /// What to print, and where.
@@ -172,6 +191,10 @@ pub struct Config {
     /// after it forwarded a request, before it blocks (see "Spinning" in the module documentation).
     /// Zero: never.
     pub spin: Duration,
+    /// Whether the data of transfers too large to be forwarded whole may go by `splice(2)` (see
+    /// "Bulk data" in the module documentation). It never does when a capture or a hex dump needs
+    /// the bytes, nor when the environment has `VFU_PROXY_SPLICE=0`.
+    pub splice: bool,
 }
 
 impl Config {
@@ -186,6 +209,7 @@ impl Config {
             capture: None,
             print: None,
             spin: DEFAULT_SPIN,
+            splice: true,
         }
     }
 }
@@ -306,7 +330,7 @@ impl Proxy {
         let splice_off = std::env::var_os("VFU_PROXY_SPLICE").is_some_and(|v| v == "0");
         let ctx = Arc::new(Ctx {
             server: config.connect.clone(),
-            splice: !needs_bytes && !splice_off,
+            splice: config.splice && !needs_bytes && !splice_off,
             connect_timeout: config.connect_timeout,
             spin: config.spin,
             spinning: AtomicUsize::new(0),

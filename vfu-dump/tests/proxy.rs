@@ -227,8 +227,6 @@ struct Log {
 /// when `echo` is set, sends the bytes back.
 struct Peer {
     logs: Arc<Mutex<Vec<Log>>>,
-    /// Bytes received so far, on all connections.
-    received: Arc<AtomicUsize>,
     active: Arc<AtomicUsize>,
     stop: Arc<AtomicBool>,
     path: PathBuf,
@@ -241,13 +239,7 @@ impl Peer {
         let logs = Arc::new(Mutex::new(Vec::new()));
         let active = Arc::new(AtomicUsize::new(0));
         let stop = Arc::new(AtomicBool::new(false));
-        let received = Arc::new(AtomicUsize::new(0));
-        let (l2, a2, s2, r2) = (
-            Arc::clone(&logs),
-            Arc::clone(&active),
-            Arc::clone(&stop),
-            Arc::clone(&received),
-        );
+        let (l2, a2, s2) = (Arc::clone(&logs), Arc::clone(&active), Arc::clone(&stop));
         let thread = std::thread::spawn(move || {
             for s in listener.incoming() {
                 if s2.load(Ordering::SeqCst) {
@@ -255,7 +247,7 @@ impl Peer {
                 }
                 let Ok(mut s) = s else { continue };
                 a2.fetch_add(1, Ordering::SeqCst);
-                let (logs, active, received) = (Arc::clone(&l2), Arc::clone(&a2), Arc::clone(&r2));
+                let (logs, active) = (Arc::clone(&l2), Arc::clone(&a2));
                 std::thread::spawn(move || {
                     let mut log = Log::default();
                     let mut buf = vec![0u8; 1 << 16];
@@ -266,7 +258,6 @@ impl Peer {
                             Ok(n) => n,
                         };
                         log.bytes.extend_from_slice(&buf[..n]);
-                        received.fetch_add(n, Ordering::SeqCst);
                         log.fds.extend(fds.drain(..).map(inode));
                         if echo {
                             let _ = s.write_all(&buf[..n]);
@@ -280,7 +271,6 @@ impl Peer {
         });
         Peer {
             logs,
-            received,
             active,
             stop,
             path: path.to_owned(),
@@ -580,6 +570,256 @@ fn serves_many_clients_at_once() {
     wait_until("all connections to end", || proxy.active_connections() == 0);
     let s = proxy.shutdown().unwrap();
     assert_eq!((s.connections, s.messages), (100, 200));
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Whole messages for a strict receiver (issue 13)
+
+/// The largest message that the kernel queues as one piece when it is written with one `sendmsg`
+/// on a UNIX stream socket, whatever the receiver does: `unix_stream_sendmsg` (net/unix/af_unix.c)
+/// cuts a send into buffers of at most `min(sk_sndbuf / 2 - 64, SKB_MAX_HEAD(0) + 32 KiB)` bytes and
+/// wakes the receiver after each, and a `recv` returns what is queued when it runs. With 4 KiB pages
+/// and the default send buffer that is 36,544 bytes on x86-64 (the head room depends on the kernel's
+/// `struct skb_shared_info`); 32 KiB holds on every kernel with 4 KiB pages.
+fn one_piece_limit(sndbuf: usize) -> usize {
+    (32 << 10).min(sndbuf / 2 - 64)
+}
+
+/// A receiver that reads as libvfio-user's server does (`tran_sock_recv_body`): one `recvmsg` of
+/// the 16-byte header (with descriptors), then exactly one `recv` of the body with flags 0. A read
+/// that returns less is noted as (message size, bytes the read returned, which read) and the rest
+/// read, so that the stream stays in step and every message can be checked.
+struct Strict {
+    /// Each message whole, with the number of descriptors that came with it.
+    messages: Vec<(Vec<u8>, usize)>,
+    short: Vec<(usize, usize, &'static str)>,
+}
+
+fn strict_receive(s: &UnixStream, count: usize, ack: bool) -> Strict {
+    let mut out = Strict {
+        messages: Vec::new(),
+        short: Vec::new(),
+    };
+    let mut reader = s.try_clone().unwrap();
+    for _ in 0..count {
+        let mut fds = Vec::new();
+        let mut m = vec![0u8; 16];
+        let n = recv_fds(s, &mut m, &mut fds).unwrap();
+        assert!(n > 0, "the stream ended early");
+        let size = if n < 16 {
+            reader.read_exact(&mut m[n..]).unwrap();
+            let size = u32::from_le_bytes(m[4..8].try_into().unwrap()) as usize;
+            out.short.push((size, n, "header"));
+            size
+        } else {
+            u32::from_le_bytes(m[4..8].try_into().unwrap()) as usize
+        };
+        m.resize(size.max(16), 0);
+        if size > 16 {
+            let n = recv_fds(s, &mut m[16..], &mut fds).unwrap();
+            if n < size - 16 {
+                out.short.push((size, n, "body"));
+                reader.read_exact(&mut m[16 + n..]).unwrap();
+            }
+        }
+        if ack {
+            let id = u16::from_le_bytes([m[0], m[1]]);
+            (&*s).write_all(&msg(id, 13, REPLY, &[])).unwrap();
+        }
+        out.messages.push((m, fds.len()));
+    }
+    out
+}
+
+/// What the sender sends in `strict_receiver_*`: every size around 8 KiB (the old first read), 32 KiB
+/// (the kernel's one-piece limit), 64 KiB (the splice threshold) and the send buffer, up to 1 MiB +
+/// 32, each followed by a 32-byte message, and every third by a DMA_MAP carrying a memfd. Requests
+/// client→server; the same sizes as REGION_READ replies server→client.
+fn strict_messages(dir: Direction, sndbuf: usize) -> Vec<(Vec<u8>, bool)> {
+    let mut sizes = vec![
+        16, 32, 4096, 8176, 8191, 8192, 8193, 8208, 8224, 12288, 16416, 32767, 32768, 32769, 36544,
+        36545, 65535, 65536, 65537, 100_000,
+    ];
+    sizes.extend([sndbuf - 1, sndbuf, sndbuf + 1, (1 << 20) + 32]);
+    let reply = dir == Direction::ServerToClient;
+    let mut out = Vec::new();
+    for (i, &size) in sizes.iter().enumerate() {
+        let id = i as u16 * 4;
+        let m = if size == 16 {
+            msg(id, 13, u32::from(reply), &[])
+        } else {
+            let data = noise(size - 32, i as u64);
+            let mut m = region_write(id, 0x1000, &data);
+            if reply {
+                m[2..4].copy_from_slice(&9u16.to_le_bytes()); // REGION_READ
+                m[8..12].copy_from_slice(&REPLY.to_le_bytes());
+            }
+            m
+        };
+        out.push((m, false));
+        let mut small = msg(id + 1, 4, u32::from(reply), &[0; 16]);
+        small[16] = 16;
+        out.push((small, false));
+        if i % 3 == 0 {
+            let mut map = dma_map(id + 2);
+            if reply {
+                map[8..12].copy_from_slice(&REPLY.to_le_bytes());
+            }
+            out.push((map, true));
+        }
+    }
+    out
+}
+
+/// Keeps every processor busy until dropped.
+struct Busy(Arc<AtomicBool>, Vec<JoinHandle<()>>);
+
+impl Busy {
+    fn start() -> Busy {
+        let stop = Arc::new(AtomicBool::new(false));
+        let n = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let threads = (0..n)
+            .map(|_| {
+                let stop = Arc::clone(&stop);
+                std::thread::spawn(move || {
+                    let mut x = 1u64;
+                    while !stop.load(Ordering::Relaxed) {
+                        x = std::hint::black_box(
+                            x.wrapping_mul(6364136223846793005).wrapping_add(1),
+                        );
+                    }
+                })
+            })
+            .collect();
+        Busy(stop, threads)
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+        for t in self.1.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+/// One run of the strict receiver through a proxy: `dir` says who sends; `sync` waits for the
+/// receiver's 16-byte reply after each message (one message in flight, as requests and replies go),
+/// otherwise everything goes back to back. Returns the short reads and the sizes sent.
+fn strict_run(
+    capture: bool,
+    splice: bool,
+    dir: Direction,
+    sync: bool,
+) -> Vec<(usize, usize, &'static str)> {
+    let d = tmp();
+    let listener = UnixListener::bind(d.join("s.sock")).unwrap();
+    let mut cfg = Config::new(d.join("c.sock"), d.join("s.sock"));
+    cfg.splice = splice;
+    if capture {
+        cfg.capture = Some(d.join("cap.pcapng"));
+    }
+    let proxy = Proxy::start(cfg).unwrap();
+    let client = connect(&d.join("c.sock"));
+    let (server, _) = listener.accept().unwrap();
+    server
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    client
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let (sender, receiver) = match dir {
+        Direction::ClientToServer => (client, server),
+        Direction::ServerToClient => (server, client),
+    };
+    // The proxy's sockets keep the system's default send buffer, as a peer's do.
+    let sndbuf = rustix::net::sockopt::socket_send_buffer_size(&sender).unwrap();
+    let messages = strict_messages(dir, sndbuf);
+    let count = messages.len();
+    let memfd = rustix::fs::memfd_create("dma", rustix::fs::MemfdFlags::CLOEXEC).unwrap();
+    let rx = {
+        let receiver = receiver.try_clone().unwrap();
+        std::thread::spawn(move || strict_receive(&receiver, count, sync))
+    };
+    let mut acks = sender.try_clone().unwrap();
+    for (m, with_fd) in &messages {
+        let fds: &[BorrowedFd<'_>] = if *with_fd { &[memfd.as_fd()] } else { &[] };
+        let mut off = send_fds(&sender, m, fds).unwrap();
+        while off < m.len() {
+            off += send_fds(&sender, &m[off..], &[]).unwrap();
+        }
+        if sync {
+            let ack = read_exactly(&mut acks, 16);
+            assert_eq!(ack[..2], m[..2], "the reply answers the message just sent");
+        }
+    }
+    let got = rx.join().unwrap();
+    drop((sender, receiver));
+    let s = proxy.shutdown().unwrap();
+    assert_eq!(got.messages.len(), count);
+    for (i, ((m, with_fd), (r, nfds))) in messages.iter().zip(&got.messages).enumerate() {
+        assert!(m == r, "message {i} ({} bytes) arrived changed", m.len());
+        assert_eq!(*nfds, usize::from(*with_fd), "message {i}: descriptors");
+    }
+    assert_eq!(s.malformed, 0, "{s:?}");
+    // Sent with one sendmsg, a message of at most `one_piece_limit` is queued as one piece: never a
+    // short read, whatever the scheduling. One in flight at a time, the receiver asleep in its
+    // header read until the message comes, a message that fits the send buffer arrives whole as
+    // well: the receiver wakes at the first piece and the rest is queued before it reads (directly,
+    // 0 short reads in 8,400 such messages of 36.6-208 KiB with every processor busy; that is what
+    // a direct connection does, not what the kernel promises). Back to back, direct connections
+    // give short reads of messages above `one_piece_limit` too (10-50 % of them for 36.6-205 KiB:
+    // the sender blocks while the queue is full), so those are not counted.
+    let limit = if sync {
+        sndbuf
+    } else {
+        one_piece_limit(sndbuf)
+    };
+    let broken: Vec<_> = got
+        .short
+        .iter()
+        .filter(|(size, _, _)| *size <= limit)
+        .collect();
+    assert!(
+        broken.is_empty(),
+        "capture {capture}, splice {splice}, {dir:?}, sync {sync}: short reads of messages a direct connection delivers whole (size, read, which): {broken:?}"
+    );
+    got.short
+}
+
+fn strict_receiver(dir: Direction) {
+    let _g = shared();
+    let _busy = Busy::start();
+    for capture in [false, true] {
+        for splice in [true, false] {
+            for sync in [true, false] {
+                let short = strict_run(capture, splice, dir, sync);
+                eprintln!(
+                    "capture {capture}, splice {splice}, {dir:?}, sync {sync}: short reads {short:?}"
+                );
+            }
+        }
+    }
+}
+
+/// A strict receiver (libvfio-user's: one `recv` of the body, a short read is an error) behind the
+/// proxy, client→server, with every processor busy: messages from 16 B to 1 MiB + 32 interleaved with
+/// small ones and with descriptors, one in flight at a time and back to back, with and without a
+/// capture, splicing allowed and off. Every message arrives unchanged with its descriptors, and no
+/// message that a direct connection delivers in one piece (one sendmsg of at most
+/// [`one_piece_limit`]) reaches it in two: the proxy sends each message with one `sendmsg` (issue 13:
+/// the proxy's first read of a message took at most 8 KiB and sent the rest separately, and
+/// libvfio-user's server answered a 16,416-byte REGION_WRITE with EINVAL).
+#[test]
+fn strict_receiver_client_to_server() {
+    strict_receiver(Direction::ClientToServer);
+}
+
+/// The same, server→client.
+#[test]
+fn strict_receiver_server_to_client() {
+    strict_receiver(Direction::ServerToClient);
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -1113,11 +1353,10 @@ fn sigterm_flushes_the_capture_and_exits_zero() {
     let ping = msg(1, 13, 0, &[]);
     c.write_all(&ping).unwrap();
     assert_eq!(read_exactly(&mut c, 16), ping);
-    // Half a message in flight when the signal comes.
+    // Half a message in flight when the signal comes. The proxy holds it (a message goes on whole),
+    // and the stop records what there is of it: the proxy reads what the client queued before it
+    // sees the end of the stream.
     c.write_all(&msg(2, 10, 0, &[1; 40])[..30]).unwrap();
-    wait_until("the partial message at the peer", || {
-        peer.received.load(Ordering::SeqCst) == 16 + 30
-    });
     let child = child.0.take().unwrap();
     rustix::process::kill_process(
         rustix::process::Pid::from_child(&child),

@@ -96,6 +96,7 @@ pub fn run(opts: &ProxyOpts, out: &mut dyn Write) -> Result<(), RunError> {
         capture: opts.write.clone(),
         print: Some(print),
         spin: Duration::from_micros(opts.spin),
+        splice: true,
     };
     let handle = Proxy::start(config)
         .map_err(|e| RunError::Usage(format!("proxy on {}: {e}", opts.listen.display())))?;

@@ -14,14 +14,8 @@ use vfu_codec::{Body, Command, Direction, HEADER_SIZE, Header};
 
 use super::Ctx;
 use super::event::{Chunk, NoteKind, RecEvent, now_ns};
-use super::pool::{Buf, SMALL};
+use super::pool::{Buf, LARGE, SMALL};
 use super::sock::{self, CMSG_SPACE, MAX_FDS};
-
-/// The send buffer asked for on the proxy's sockets.
-const SEND_BUFFER: usize = 2 << 20;
-
-/// The longest VERSION reply held back to look for a twin socket before it is forwarded.
-const MAX_VERSION_REPLY: usize = 64 << 10;
 
 /// The least opaque data in a message for the splice path to take it (below this, `recvmsg` and
 /// `sendmsg` are as cheap). Once a message qualifies, all of its opaque data that the first read did
@@ -101,11 +95,8 @@ pub(crate) fn connection(ctx: &Arc<Ctx>, conn: u32, client: OwnedFd, tx: SyncSen
             return;
         }
     };
-    // Room for a whole 1 MiB transfer in each of the proxy's send queues (the kernel caps it at
-    // net.core.wmem_max): the proxy's writes block less, and a large message crosses in fewer turns.
-    for s in [&client, &server] {
-        let _ = rustix::net::sockopt::set_socket_send_buffer_size(s, SEND_BUFFER);
-    }
+    // The send buffers stay as the system made them (net.core.wmem_default), as a peer's are: the
+    // messages sent whole are those a direct sender can queue whole (see `Forwarder::limit`).
     let client = Arc::new(client);
     let server = Arc::new(server);
     ctx.add_sockets(conn, &[&client, &server]);
@@ -211,18 +202,11 @@ fn start_twin(
         .ok()
 }
 
-/// Where message boundaries fall in a stream, from the headers' `msg_size` alone; and, for the splice
-/// path, how much of the current message is opaque transfer data.
-#[derive(Default)]
-pub(crate) struct Scan {
-    header: [u8; HEADER_SIZE],
-    have: usize,
-    /// Body bytes of the current message still to come.
-    remaining: u64,
-    /// The body offset where the current message's opaque data starts (`u64::MAX`: it has none).
-    data_from: u64,
-    /// The current message's body length.
-    body: u64,
+/// The size a receiver gives a message with this header: its `msg_size`, or the 16 header bytes when
+/// `msg_size` is below that (as receivers take them).
+fn frame_size(header: &[u8]) -> u64 {
+    vfu_codec::frame::msg_size(header)
+        .map_or(HEADER_SIZE as u64, |s| u64::from(s).max(HEADER_SIZE as u64))
 }
 
 /// Where the opaque data of a message with this header starts in its body (after the fixed part), for
@@ -241,85 +225,46 @@ fn opaque_data_from(h: &Header) -> u64 {
     }
 }
 
-impl Scan {
-    /// Advances over `data`; returns the offset of the last message that starts in it (where the
-    /// descriptors of a read belong: Linux ends a read right after the `sendmsg` that carried them).
-    pub(crate) fn feed(&mut self, data: &[u8]) -> Option<usize> {
-        let mut pos = 0;
-        let mut last = None;
-        while pos < data.len() {
-            if self.remaining > 0 {
-                let k = self.remaining.min((data.len() - pos) as u64);
-                pos += k as usize;
-                self.remaining -= k;
-                continue;
-            }
-            if self.have == 0 {
-                last = Some(pos);
-                // Fast path: a whole header in the chunk.
-                if data.len() - pos >= HEADER_SIZE
-                    && let Some(size) = vfu_codec::frame::msg_size(&data[pos..])
-                {
-                    self.start(&data[pos..], size);
-                    pos += HEADER_SIZE;
-                    continue;
-                }
-            }
-            let k = (HEADER_SIZE - self.have).min(data.len() - pos);
-            self.header[self.have..self.have + k].copy_from_slice(&data[pos..pos + k]);
-            self.have += k;
-            pos += k;
-            if self.have == HEADER_SIZE {
-                self.have = 0;
-                let size = vfu_codec::frame::msg_size(&self.header).unwrap_or(0);
-                let header = self.header;
-                self.start(&header, size);
-            }
+/// The message a read's descriptors belong to: of the messages that start in `buf[..end]` (one
+/// starts at 0, and the others follow from the headers' sizes), the last one that starts at or after
+/// `start`, where the read began; 0, the message held from earlier reads, when none does. Linux ends
+/// a read right after the `sendmsg` that carried descriptors (`unix_stream_read_generic`) and every
+/// vfio-user sender puts them with the message's first byte, so the last message that starts in a
+/// read is theirs.
+fn fds_owner(buf: &[u8], start: usize, end: usize) -> usize {
+    let mut owner = 0;
+    let mut pos = 0usize;
+    while pos < end {
+        if pos >= start {
+            owner = pos;
         }
-        last
-    }
-
-    /// A message with this header (at the start of `bytes`) and `msg_size` begins.
-    fn start(&mut self, bytes: &[u8], size: u32) {
-        // A msg_size below 16 takes the 16 header bytes, as receivers do.
-        self.remaining = u64::from(size).saturating_sub(HEADER_SIZE as u64);
-        self.body = self.remaining;
-        self.data_from = Header::peek(bytes).map_or(u64::MAX, opaque_data_from);
-    }
-
-    /// Bytes of the current message that are opaque data and still to come, counted only once the
-    /// fixed part before them has passed (0 otherwise).
-    pub(crate) fn opaque_left(&self) -> u64 {
-        if self.have == 0 && self.body - self.remaining >= self.data_from {
-            self.remaining
-        } else {
-            0
+        if end - pos < HEADER_SIZE {
+            break;
         }
+        let size = frame_size(&buf[pos..]);
+        pos = pos.saturating_add(usize::try_from(size).unwrap_or(usize::MAX));
     }
+    owner
+}
 
-    /// The current message's opaque data, in all (0 when it has none or its fixed part is still to
-    /// come).
-    pub(crate) fn opaque_total(&self) -> u64 {
-        if self.have == 0 && self.data_from != u64::MAX {
-            self.body.saturating_sub(self.data_from)
-        } else {
-            0
-        }
-    }
-
-    /// Whether a read from here may run into the transfer data of a message whose header or fixed
-    /// part has not been read whole: at a message boundary, inside a header, or inside the fixed part
-    /// of a message that carries opaque data.
-    pub(crate) fn before_data(&self) -> bool {
-        self.have > 0
-            || self.remaining == 0
-            || (self.data_from != u64::MAX && self.body - self.remaining < self.data_from)
-    }
-
-    /// `n` bytes (at most [`opaque_left`](Self::opaque_left)) went by without being read.
-    pub(crate) fn skip(&mut self, n: u64) {
-        self.remaining -= n.min(self.remaining);
-    }
+/// Where a direction is in its stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Cur {
+    /// Between messages, or inside a header: what there is of the message is held (`have` bytes).
+    Start,
+    /// A message of `size` bytes (at most the destination's send buffer) is held until it is whole,
+    /// then sent with one `sendmsg`.
+    Whole { size: usize },
+    /// A message too large to be held (more than the destination's send buffer, or more
+    /// descriptors than one `sendmsg` carries) goes on as it comes: `left` bytes of it are still to
+    /// come, `done` of its body have gone by; its opaque data starts at body offset `data_from`
+    /// (`u64::MAX`: it has none) and its body has `body` bytes.
+    Piece {
+        left: u64,
+        done: u64,
+        data_from: u64,
+        body: u64,
+    },
 }
 
 /// One direction of one connection.
@@ -330,7 +275,16 @@ struct Forwarder {
     dir: Direction,
     src: Arc<OwnedFd>,
     dst: Arc<OwnedFd>,
-    scan: Scan,
+    /// The largest message sent whole: the destination socket's send buffer (`SO_SNDBUF`), what a
+    /// direct sender's socket has by default.
+    limit: usize,
+    cur: Cur,
+    /// The buffer holding the message in progress from its first byte (`have` bytes of it).
+    held: Option<Buf>,
+    have: usize,
+    /// The held message's descriptors, and where in it each read's batch of them came (offset, count).
+    fds: Vec<OwnedFd>,
+    batches: Vec<(usize, usize)>,
     /// Look for a twin socket in VERSION replies (the main connection's server→client direction).
     twin_watch: bool,
     /// The receiver is gone: record, do not forward.
@@ -357,6 +311,9 @@ impl Forwarder {
         dst: &Arc<OwnedFd>,
         twin_watch: bool,
     ) -> Self {
+        // Read, never assumed: it is net.core.wmem_default unless someone changed it. Should the
+        // kernel not say, every message goes on as it comes, as it did before messages were held.
+        let limit = rustix::net::sockopt::socket_send_buffer_size(&**dst).unwrap_or(0);
         Forwarder {
             ctx: Arc::clone(ctx),
             tx,
@@ -364,7 +321,12 @@ impl Forwarder {
             dir,
             src: Arc::clone(src),
             dst: Arc::clone(dst),
-            scan: Scan::default(),
+            limit,
+            cur: Cur::Start,
+            held: None,
+            have: 0,
+            fds: Vec::with_capacity(MAX_FDS),
+            batches: Vec::new(),
             twin_watch,
             dst_broken: false,
             twins: Vec::new(),
@@ -397,39 +359,85 @@ impl Forwarder {
         }
     }
 
+    /// A pool buffer of at least `n` bytes (a one-off allocation above the large size, for a
+    /// destination whose send buffer is larger than that).
+    fn buffer(&self, n: usize) -> Buf {
+        if n <= SMALL {
+            self.ctx.pool.take(false)
+        } else if n <= LARGE {
+            self.ctx.pool.take(true)
+        } else {
+            Arc::new(vec![0; n])
+        }
+    }
+
     /// Forwards until the source ends; returns the twin relays it started.
     ///
-    /// Each read is handed to the recorder *before* it is forwarded: a peer can only answer a
-    /// message after receiving it, so the recorder always sees a message before anything sent in
-    /// reply, on either direction.
+    /// Every message of at most the destination's send buffer is held until it is whole and then
+    /// sent with one `sendmsg`, its descriptors with it, as its sender sent it: a receiver that reads
+    /// a body with one `recv` (libvfio-user) gets it whole whenever it would have directly. A larger
+    /// message goes on as it comes (its transfer data by splice where it may), as a direct
+    /// connection passes it on in pieces too. Each message (or piece) is handed to the recorder
+    /// *before* it is forwarded: a peer can only answer a message after receiving it, so the recorder
+    /// always sees a message before anything sent in reply, on either direction.
     fn run(mut self) -> Vec<JoinHandle<()>> {
         let mut space = [MaybeUninit::<u8>::uninit(); CMSG_SPACE];
         let mut fds: Vec<OwnedFd> = Vec::with_capacity(MAX_FDS);
-        let mut held: Option<Buf> = None;
         let src = Arc::clone(&self.src);
+        let splicing = !matches!(self.splicer, Splice::Off);
         loop {
-            if !matches!(self.splicer, Splice::Off) && !self.dst_broken && self.splice_bulk() {
+            if splicing && !self.dst_broken && self.splice_bulk() {
                 continue;
             }
-            let mut buf = match held.take() {
-                Some(b) => b,
-                None => self.ctx.pool.take(false),
+            // Where the read goes, and how much it may take.
+            let (mut buf, start, want) = match self.cur {
+                Cur::Start | Cur::Whole { .. } => {
+                    let buf = match self.held.take() {
+                        Some(b) => b,
+                        None => self.ctx.pool.take(false),
+                    };
+                    let want = match self.cur {
+                        // The rest of the message, not a byte of the next one.
+                        Cur::Whole { size } => size - self.have,
+                        // Between messages, no more than a small buffer while the splice path may
+                        // take over: the data of a large transfer behind its header then goes by
+                        // splice from its first kilobytes on instead of being copied.
+                        _ if splicing => SMALL.min(buf.len()) - self.have,
+                        _ => buf.len() - self.have,
+                    };
+                    (buf, self.have, want)
+                }
+                Cur::Piece {
+                    left,
+                    done,
+                    data_from,
+                    ..
+                } => {
+                    let mut want = usize::try_from(left).unwrap_or(usize::MAX);
+                    if splicing && done < data_from {
+                        // Up to the transfer data, which the splice path takes.
+                        want = want.min(usize::try_from(data_from - done).unwrap_or(usize::MAX));
+                    }
+                    let buf = self.buffer(want.min(LARGE));
+                    let want = want.min(buf.len());
+                    (buf, 0, want)
+                }
             };
             let Some(b) = Arc::get_mut(&mut buf) else {
+                // Cannot happen: a held buffer was never handed out, a pool buffer is nobody's.
+                self.held = None;
+                self.have = 0;
                 continue;
             };
-            // Before a message's transfer data, read no more than a small buffer holds while the
-            // splice path may take over: a large message's data then goes by splice from its first
-            // kilobytes on instead of being copied in a read of everything queued behind its header.
-            let room = if self.scan.before_data() && !matches!(self.splicer, Splice::Off) {
-                b.len().min(SMALL)
-            } else {
-                b.len()
-            };
-            let spun = self.spin_recv(&mut b[..room], &mut space, &mut fds);
-            let r = match spun
-                .unwrap_or_else(|| sock::recv(src.as_fd(), &mut b[..room], &mut space, &mut fds))
-            {
+            let spun = self.spin_recv(&mut b[start..start + want], &mut space, &mut fds);
+            let r = match spun.unwrap_or_else(|| {
+                sock::recv(
+                    src.as_fd(),
+                    &mut b[start..start + want],
+                    &mut space,
+                    &mut fds,
+                )
+            }) {
                 Ok(r) => r,
                 Err(e) => {
                     self.note(
@@ -452,88 +460,192 @@ impl Forwarder {
                 );
             }
             if r.len == 0 {
-                // Descriptors never come without bytes on a stream socket; drop any defensively.
+                // The stream ended: what is held goes on as it is (the receiver would have had
+                // those bytes directly), then the end. Descriptors never come without bytes on a
+                // stream socket; drop any defensively.
                 fds.clear();
-                held = Some(buf);
+                if self.have > 0 {
+                    let have = self.have;
+                    self.emit(&buf, 0, have, None);
+                } else {
+                    self.ctx.pool.put(buf);
+                }
                 self.end(&src);
                 break;
             }
-            let mut len = r.len;
-            let attach = self.scan.feed(&b[..len]);
-            let mut extra: Option<(usize, Vec<OwnedFd>)> = None;
-            let mut twin = None;
-            if self.twin_watch
-                && !fds.is_empty()
-                && let Some(p) = attach
-            {
-                // A VERSION reply may carry the twin socket: hold it back until it is whole.
-                if let Some(size) = version_reply_size(&b[p..len])
-                    && size <= MAX_VERSION_REPLY
-                    && p + size <= b.len()
-                {
-                    while len < p + size {
-                        let mut more = Vec::new();
-                        match sock::recv(src.as_fd(), &mut b[len..p + size], &mut space, &mut more)
-                        {
-                            Ok(m) if m.len > 0 => {
-                                self.scan.feed(&b[len..len + m.len]);
-                                if !more.is_empty() {
-                                    extra = Some((len, more));
-                                    len += m.len;
-                                    break;
-                                }
-                                len += m.len;
-                            }
-                            _ => break,
+            let end = start + r.len;
+            match self.cur {
+                Cur::Piece {
+                    left,
+                    done,
+                    data_from,
+                    body,
+                } => {
+                    self.add_fds(&mut fds, 0);
+                    self.emit(&buf, 0, r.len, None);
+                    let left = left - r.len as u64;
+                    self.cur = if left == 0 {
+                        Cur::Start
+                    } else {
+                        Cur::Piece {
+                            left,
+                            done: done + r.len as u64,
+                            data_from,
+                            body,
                         }
+                    };
+                }
+                Cur::Whole { size } => {
+                    self.add_fds(&mut fds, start);
+                    self.have = end;
+                    if end == size {
+                        self.emit_whole(&buf, 0, size);
+                        self.have = 0;
+                        self.cur = Cur::Start;
+                    } else if self.fds.len() > MAX_FDS {
+                        // More descriptors than one sendmsg carries: it cannot go on whole, so it
+                        // goes as it came.
+                        self.emit(&buf, 0, end, None);
+                        self.have = 0;
+                        self.cur = self.piece_after(&buf[..HEADER_SIZE], end as u64);
+                    } else {
+                        self.held = Some(buf);
                     }
-                    if len >= p + size && extra.is_none() {
-                        twin = twin_socket(&b[p..p + size], fds.len());
-                    }
                 }
+                Cur::Start => self.walk(buf, start, end, &mut fds),
             }
-            let nfds = fds.len() as u32;
-            let fds_at = attach.filter(|_| nfds > 0).unwrap_or(0);
-            let ts = now_ns();
-            match &extra {
-                None => self.tap(&buf, 0, len, ts, fds_at, nfds),
-                Some((split, more)) => {
-                    self.tap(&buf, 0, *split, ts, fds_at, nfds);
-                    self.tap(&buf, *split, len - split, ts, 0, more.len() as u32);
-                }
-            }
-            // The next buffer is taken now, so that the thread goes straight back to reading once
-            // it has written: a writer that blocks right after waking its reader lets the kernel
-            // run the reader on the writer's processor (a synchronous wake-up), which matters for
-            // round trips.
-            // A large buffer next while data comes in bulk.
-            let bulk = len == room || self.scan.remaining > SMALL as u64;
-            held = Some(self.ctx.pool.take(bulk));
-            match &extra {
-                None => self.forward(&buf[..len], &fds, fds_at, twin.as_ref()),
-                Some((split, more)) => {
-                    self.forward(&buf[..*split], &fds, fds_at, None);
-                    self.forward(&buf[*split..len], more, 0, None);
-                }
-            }
-            self.mark_forwarded();
-            // Our reference goes; the recorder's returns the buffer to the pool.
-            drop(buf);
-            if let Some(t) = twin
-                && !self.dst_broken
-                && t.index < fds.len()
-            {
-                let server_end = fds.remove(t.index);
-                if let Some(h) = start_twin(&self.ctx, self.conn, server_end, t.proxy) {
-                    self.twins.push(h);
-                }
-            }
-            fds.clear();
         }
-        if let Some(b) = held {
+        if let Some(b) = self.held.take() {
             self.ctx.pool.put(b);
         }
         self.twins
+    }
+
+    /// After `sent` bytes of the message with this header went on: the rest goes as it comes.
+    fn piece_after(&self, header: &[u8], sent: u64) -> Cur {
+        let size = frame_size(header);
+        let body = size - HEADER_SIZE as u64;
+        let left = size - sent;
+        if left == 0 {
+            return Cur::Start;
+        }
+        Cur::Piece {
+            left,
+            done: sent - HEADER_SIZE as u64,
+            data_from: Header::peek(header).map_or(u64::MAX, opaque_data_from),
+            body,
+        }
+    }
+
+    /// Takes a read's descriptors into the held message's, as a batch that came with its byte `at`.
+    fn add_fds(&mut self, fds: &mut Vec<OwnedFd>, at: usize) {
+        if !fds.is_empty() {
+            self.batches.push((at, fds.len()));
+            self.fds.append(fds);
+        }
+    }
+
+    /// Goes through `buf[..end]`, a read from `start` on after the `start` bytes of a header held
+    /// from earlier reads: sends each whole message, sends the start of a message too large to be
+    /// held, and holds what is left of a message that is not whole yet.
+    fn walk(&mut self, buf: Buf, start: usize, end: usize, fds: &mut Vec<OwnedFd>) {
+        let owner = if fds.is_empty() {
+            usize::MAX
+        } else {
+            fds_owner(&buf, start, end)
+        };
+        let mut pos = 0;
+        // Whether `buf` was handed out (to the recorder): then nothing more may be written into it.
+        let mut shared = false;
+        while pos < end {
+            if pos == owner {
+                let at = start.saturating_sub(pos);
+                self.add_fds(fds, at);
+            }
+            let avail = end - pos;
+            let size = if avail >= HEADER_SIZE {
+                usize::try_from(frame_size(&buf[pos..])).unwrap_or(usize::MAX)
+            } else {
+                0
+            };
+            if avail >= HEADER_SIZE && size <= avail && size <= self.limit {
+                if self.fds.len() <= MAX_FDS {
+                    self.emit_whole(&buf, pos, size);
+                } else {
+                    self.emit(&buf, pos, size, None);
+                }
+                shared = true;
+                pos += size;
+                continue;
+            }
+            if avail >= HEADER_SIZE && (size > self.limit || self.fds.len() > MAX_FDS) {
+                // Too large to hold: its start goes now, the rest as it comes.
+                self.emit(&buf, pos, avail, None);
+                self.cur = self.piece_after(&buf[pos..pos + HEADER_SIZE], avail as u64);
+                self.have = 0;
+                return;
+            }
+            // Not whole yet: hold it, from its first byte, in a buffer that takes it all.
+            let need = if size == 0 { SMALL } else { size };
+            let keep = if pos == 0 && !shared && buf.len() >= need {
+                buf
+            } else {
+                let mut b = self.buffer(need);
+                if let Some(m) = Arc::get_mut(&mut b) {
+                    m[..avail].copy_from_slice(&buf[pos..end]);
+                }
+                if !shared {
+                    self.ctx.pool.put(buf);
+                }
+                b
+            };
+            self.held = Some(keep);
+            self.have = avail;
+            self.cur = if size == 0 {
+                Cur::Start
+            } else {
+                Cur::Whole { size }
+            };
+            return;
+        }
+        self.have = 0;
+        self.cur = Cur::Start;
+    }
+
+    /// Records and sends the whole message `buf[pos..pos + size]` with the held descriptors; a
+    /// VERSION reply that turns twin-socket mode on gets the proxy's twin socket in place of the
+    /// server's.
+    fn emit_whole(&mut self, buf: &Buf, pos: usize, size: usize) {
+        let twin = if self.twin_watch && !self.fds.is_empty() && !self.dst_broken {
+            twin_socket(&buf[pos..pos + size], self.fds.len())
+        } else {
+            None
+        };
+        self.emit(buf, pos, size, twin.as_ref());
+        if let Some(t) = twin
+            && !self.dst_broken
+            && t.index < self.fds.len()
+        {
+            let server_end = self.fds.remove(t.index);
+            if let Some(h) = start_twin(&self.ctx, self.conn, server_end, t.proxy) {
+                self.twins.push(h);
+            }
+        }
+        self.fds.clear();
+    }
+
+    /// Records `buf[pos..pos + len]` (a whole message, or a piece of one) with the held descriptors
+    /// and sends it on. The descriptors are let go, except when a twin socket is being set up (then
+    /// the caller takes the server's end out first).
+    fn emit(&mut self, buf: &Buf, pos: usize, len: usize, twin: Option<&Twin>) {
+        let nfds = self.fds.len() as u32;
+        self.tap(buf, pos, len, now_ns(), 0, nfds);
+        self.forward(&buf[pos..pos + len], twin);
+        self.mark_forwarded();
+        self.batches.clear();
+        if twin.is_none() {
+            self.fds.clear();
+        }
     }
 
     /// This direction forwarded something: its poll window starts now (no clock is read in a
@@ -581,10 +693,19 @@ impl Forwarder {
     /// whether it moved anything; when it did not, the caller reads as usual.
     fn splice_bulk(&mut self) -> bool {
         use rustix::pipe::{SpliceFlags, splice};
-        let want = self.scan.opaque_left();
-        if want == 0 || self.scan.opaque_total() < SPLICE_MIN {
+        let Cur::Piece {
+            left,
+            done,
+            data_from,
+            body,
+        } = self.cur
+        else {
+            return false;
+        };
+        if done < data_from || body.saturating_sub(data_from) < SPLICE_MIN {
             return false;
         }
+        let want = left;
         if matches!(self.splicer, Splice::Untried) {
             self.splicer = Splicer::new(self.src.as_fd()).map_or(Splice::Off, Splice::Ready);
         }
@@ -625,8 +746,17 @@ impl Forwarder {
                 ts: now_ns(),
                 len: k as u64,
             });
-            self.scan.skip(k as u64);
             moved += k as u64;
+            self.cur = if moved == left {
+                Cur::Start
+            } else {
+                Cur::Piece {
+                    left: left - moved,
+                    done: done + moved,
+                    data_from,
+                    body,
+                }
+            };
             let mut out = 0;
             while out < k {
                 match splice(&sp.pipe_r, None, &*dst, None, k - out, SpliceFlags::MOVE) {
@@ -682,46 +812,68 @@ impl Forwarder {
         }
     }
 
-    /// Sends one read on: the bytes before the message the descriptors belong to, then the rest with
-    /// them (with the client's twin socket end in place of the server's).
-    fn forward(&mut self, data: &[u8], fds: &[OwnedFd], fds_at: usize, twin: Option<&Twin>) {
+    /// Sends `data` on with the held descriptors (the client's twin socket end in place of the
+    /// server's): with one `sendmsg` when they fit one, else in pieces at the reads that brought
+    /// them, each piece with its own, as the sender had to send them.
+    fn forward(&mut self, data: &[u8], twin: Option<&Twin>) {
         if self.dst_broken {
             return;
         }
-        let mut borrowed: heapless::Vec<BorrowedFd<'_>, MAX_FDS> = heapless::Vec::new();
-        for (i, fd) in fds.iter().enumerate() {
-            let fd = match twin {
-                Some(t) if t.index == i => t.client.as_fd(),
-                _ => fd.as_fd(),
-            };
-            if borrowed.push(fd).is_err() {
-                break;
+        let dst = Arc::clone(&self.dst);
+        let mut borrowed: Vec<BorrowedFd<'_>> = Vec::new();
+        let fds: &[OwnedFd] = &self.fds;
+        if !fds.is_empty() {
+            borrowed.reserve(fds.len());
+            for (i, fd) in fds.iter().enumerate() {
+                borrowed.push(match twin {
+                    Some(t) if t.index == i => t.client.as_fd(),
+                    _ => fd.as_fd(),
+                });
             }
         }
-        let dst = Arc::clone(&self.dst);
-        let mut result = Ok(());
-        if !borrowed.is_empty() && fds_at > 0 {
-            result = sock::send_all(dst.as_fd(), &data[..fds_at], &[]);
-        }
-        let (rest, with) = if borrowed.is_empty() {
-            (data, &[][..])
+        let result = if borrowed.len() <= MAX_FDS {
+            self.send(dst.as_fd(), data, &borrowed)
         } else {
-            (&data[fds_at..], &borrowed[..])
+            // Batches (offset in `data`, count) in the order they came; bytes before the first
+            // go without.
+            let mut result = Ok(());
+            let mut first = 0;
+            let cut = |k: usize| {
+                self.batches
+                    .get(k)
+                    .map_or(data.len(), |b| b.0.min(data.len()))
+            };
+            if cut(0) > 0 {
+                result = self.send(dst.as_fd(), &data[..cut(0)], &[]);
+            }
+            for (k, &(_, n)) in self.batches.iter().enumerate() {
+                if result.is_err() {
+                    break;
+                }
+                let (from, to) = (cut(k), cut(k + 1).max(cut(k)));
+                result = self.send(dst.as_fd(), &data[from..to], &borrowed[first..first + n]);
+                first += n;
+            }
+            result
         };
-        if result.is_ok() {
-            result = sock::send_all(dst.as_fd(), rest, with);
-            if let Err(e) = &result
-                && e.raw_os_error() == Some(rustix::io::Errno::TOOMANYREFS.raw_os_error())
-            {
+        if let Err(e) = result {
+            self.broken(e);
+        }
+    }
+
+    /// One `sendmsg` (more only if the kernel takes part of it, as it does for a message larger than
+    /// the send buffer), retried without descriptors when the kernel refuses to pass them.
+    fn send(&self, dst: BorrowedFd<'_>, data: &[u8], with: &[BorrowedFd<'_>]) -> io::Result<()> {
+        let result = sock::send_all(dst, data, with);
+        match &result {
+            Err(e) if e.raw_os_error() == Some(rustix::io::Errno::TOOMANYREFS.raw_os_error()) => {
                 self.note(
                     NoteKind::ForwardError,
                     format!("{}: the kernel refused to pass {} descriptors on ({e}); bytes sent without them", self.side(), with.len()),
                 );
-                result = sock::send_all(dst.as_fd(), rest, &[]);
+                sock::send_all(dst, data, &[])
             }
-        }
-        if let Err(e) = result {
-            self.broken(e);
+            _ => result,
         }
     }
 
@@ -769,13 +921,6 @@ struct Twin {
     proxy: OwnedFd,
 }
 
-/// The `msg_size` of a non-error VERSION reply starting at `bytes[0]`, when its header is there.
-fn version_reply_size(bytes: &[u8]) -> Option<usize> {
-    let h = Header::peek(bytes)?;
-    (h.cmd() == Command::VERSION && h.is_reply() && !h.is_error())
-        .then_some(h.msg_size.get() as usize)
-}
-
 /// Whether a whole VERSION reply turns twin-socket mode on with a valid `fd_index` (§2.1); if so,
 /// makes the socketpair.
 fn twin_socket(msg: &[u8], nfds: usize) -> Option<Twin> {
@@ -814,63 +959,48 @@ mod tests {
     }
 
     #[test]
-    fn scan_finds_the_last_message_start() {
-        let mut s = Scan::default();
+    fn a_reads_descriptors_go_to_the_last_message_that_starts_in_it() {
         let mut stream = Vec::new();
         stream.extend_from_slice(&header(20));
         stream.extend_from_slice(&[0; 4]);
         stream.extend_from_slice(&header(16));
-        // Whole first message plus the second: starts at 0.
-        assert_eq!(s.feed(&stream[..10]), Some(0));
-        // The rest of the first message's header and body, then the second message at 10.
-        assert_eq!(s.feed(&stream[10..]), Some(10));
-        // A chunk that is all body has no start.
-        let mut s = Scan::default();
-        let mut big = header(100).to_vec();
-        big.resize(100, 0);
-        assert_eq!(s.feed(&big[..50]), Some(0));
-        assert_eq!(s.feed(&big[50..]), None);
-        // Two whole messages and the start of a third in one read: the third (at 32) gets the descriptors.
-        let mut s = Scan::default();
-        let mut three = header(16).to_vec();
-        three.extend_from_slice(&header(16));
-        three.extend_from_slice(&header(40));
-        assert_eq!(s.feed(&three[..40]), Some(32));
-        // msg_size below 16 consumes the 16 header bytes.
-        let mut s = Scan::default();
-        let mut bad = header(3).to_vec();
-        bad.extend_from_slice(&header(16));
-        assert_eq!(s.feed(&bad[..20]), Some(16)); // the second header starts at 16
-        assert_eq!(s.feed(&bad[20..]), None);
+        // A read of everything: the second message (at 20) is the last to start in it.
+        assert_eq!(fds_owner(&stream, 0, stream.len()), 20);
+        // A read that ends inside the first message: its own.
+        assert_eq!(fds_owner(&stream, 0, 10), 0);
+        // A read that continues the first message (held from 0) and holds the second: the second.
+        assert_eq!(fds_owner(&stream, 10, stream.len()), 20);
+        // A read that only continues the first: the held one.
+        assert_eq!(fds_owner(&stream, 10, 18), 0);
+        // Three whole headers and a partial one: the partial one at 48.
+        let mut four = [header(16), header(16), header(16)].concat();
+        four.extend_from_slice(&header(40)[..8]);
+        assert_eq!(fds_owner(&four, 0, four.len()), 48);
+        // msg_size below 16 takes the 16 header bytes, as receivers do; a huge one ends the scan.
+        let bad = [header(3), header(16)].concat();
+        assert_eq!(fds_owner(&bad, 0, bad.len()), 16);
+        let huge = [header(u32::MAX), header(16)].concat();
+        assert_eq!(fds_owner(&huge, 0, huge.len()), 0);
     }
 
     #[test]
-    fn scan_knows_where_transfer_data_starts() {
-        // A REGION_WRITE request: 16-byte header, 16-byte fixed part, then 100 bytes of data.
-        let mut m = header(132).to_vec();
-        m[2..4].copy_from_slice(&10u16.to_le_bytes());
-        m.resize(132, 0xA5);
-        let mut s = Scan::default();
-        assert!(s.before_data());
-        s.feed(&m[..10]); // inside the header
-        assert!(s.before_data());
-        assert_eq!((s.opaque_left(), s.opaque_total()), (0, 0));
-        s.feed(&m[10..20]); // inside the fixed part
-        assert!(s.before_data());
-        assert_eq!((s.opaque_left(), s.opaque_total()), (0, 100));
-        s.feed(&m[20..40]); // into the data
-        assert!(!s.before_data());
-        assert_eq!((s.opaque_left(), s.opaque_total()), (92, 100));
-        s.skip(92);
-        assert!(s.before_data());
-        assert_eq!(s.opaque_left(), 0);
-        // A reply carries no data: only its boundary is "before data".
-        let mut r = header(132).to_vec();
-        r[2..4].copy_from_slice(&10u16.to_le_bytes());
-        r[8..12].copy_from_slice(&1u32.to_le_bytes());
-        r.resize(132, 0);
-        s.feed(&r[..40]);
-        assert!(!s.before_data());
-        assert_eq!((s.opaque_left(), s.opaque_total()), (0, 0));
+    fn frame_sizes_as_receivers_take_them() {
+        assert_eq!(frame_size(&header(0)), 16);
+        assert_eq!(frame_size(&header(15)), 16);
+        assert_eq!(frame_size(&header(16416)), 16416);
+        assert_eq!(frame_size(&header(u32::MAX)), u64::from(u32::MAX));
+    }
+
+    #[test]
+    fn transfer_data_starts_after_the_fixed_part() {
+        let mut h = header(132);
+        h[2..4].copy_from_slice(&10u16.to_le_bytes()); // REGION_WRITE
+        assert_eq!(opaque_data_from(Header::peek(&h).unwrap()), 16);
+        h[8..12].copy_from_slice(&1u32.to_le_bytes()); // its reply carries no data
+        assert_eq!(opaque_data_from(Header::peek(&h).unwrap()), u64::MAX);
+        h[2..4].copy_from_slice(&9u16.to_le_bytes()); // REGION_READ reply does
+        assert_eq!(opaque_data_from(Header::peek(&h).unwrap()), 16);
+        h[8..12].copy_from_slice(&(1u32 | 0x20).to_le_bytes()); // not an error reply
+        assert_eq!(opaque_data_from(Header::peek(&h).unwrap()), u64::MAX);
     }
 }
