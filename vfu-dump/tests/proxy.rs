@@ -1079,6 +1079,101 @@ fn listen_socket_and_connect_retry() {
     assert_eq!((s.connections, s.connect_failures), (1, 1));
 }
 
+/// A second proxy on the path of a running one refuses to start, and finds that out without
+/// connecting: the running proxy accepts nothing, so its server (here one that would serve a single
+/// client, as `replay --serve` and many device emulators do) sees no connection, and the first
+/// proxy's socket file stays and serves. Checked as well for a socket renamed onto the path (as the
+/// proxy's own is), whose bound name is no longer the path.
+#[test]
+fn a_running_proxy_is_left_alone() {
+    let _g = shared();
+    let d = tmp();
+    let server = UnixListener::bind(d.join("s.sock")).unwrap();
+    server.set_nonblocking(true).unwrap();
+    let first = start(&d, false, None);
+    for _ in 0..3 {
+        let err = Proxy::start(Config::new(d.join("c.sock"), d.join("s.sock")))
+            .err()
+            .unwrap();
+        assert_eq!(err.kind(), io::ErrorKind::AddrInUse, "{err}");
+    }
+    // Give a phantom connection time to reach the server, were there one.
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(
+        server.accept().err().map(|e| e.kind()),
+        Some(io::ErrorKind::WouldBlock),
+        "the server saw a connection"
+    );
+    assert_eq!(first.stats().connections, 0);
+    // The first proxy still serves, on the same file.
+    server.set_nonblocking(false).unwrap();
+    let mut c = connect(&d.join("c.sock"));
+    let (mut s, _) = server.accept().unwrap();
+    let ping = msg(1, 13, 0, &[]);
+    c.write_all(&ping).unwrap();
+    assert_eq!(read_exactly(&mut s, 16), ping);
+    drop((c, s));
+    wait_until("the connection to end", || first.active_connections() == 0);
+    assert_eq!(first.shutdown().unwrap().connections, 1);
+
+    // A listener bound elsewhere and renamed onto the path is found too.
+    let other = UnixListener::bind(d.join("elsewhere.sock")).unwrap();
+    std::fs::rename(d.join("elsewhere.sock"), d.join("moved.sock")).unwrap();
+    let err = Proxy::start(Config::new(d.join("moved.sock"), d.join("s.sock")))
+        .err()
+        .unwrap();
+    assert_eq!(err.kind(), io::ErrorKind::AddrInUse, "{err}");
+    drop(other);
+    // Once it is gone, the file is stale and replaced.
+    Proxy::start(Config::new(d.join("moved.sock"), d.join("s.sock")))
+        .unwrap()
+        .shutdown()
+        .unwrap();
+}
+
+/// The listen path appears only once the socket accepts connections (and has its mode): a client
+/// that polls for the path and connects the moment it is there is never refused, over many starts.
+#[test]
+fn the_listen_path_appears_when_it_accepts() {
+    let _g = shared();
+    let d = tmp();
+    let path = d.join("c.sock");
+    for round in 0..200 {
+        let watcher = {
+            let path = path.clone();
+            std::thread::spawn(move || {
+                let t = Instant::now();
+                while t.elapsed() < Duration::from_secs(10) {
+                    if let Ok(meta) = std::fs::symlink_metadata(&path) {
+                        let mode = meta.permissions().mode() & 0o777;
+                        return (UnixStream::connect(&path).map(drop), mode);
+                    }
+                    std::hint::spin_loop();
+                }
+                panic!("the path never appeared");
+            })
+        };
+        let mut c = Config::new(&path, d.join("s.sock"));
+        c.mode = 0o640;
+        c.connect_timeout = Duration::from_millis(1);
+        let proxy = Proxy::start(c).unwrap();
+        let (connected, mode) = watcher.join().unwrap();
+        assert!(
+            connected.is_ok(),
+            "round {round}: connecting the moment the path appeared failed: {connected:?}"
+        );
+        assert_eq!(
+            mode, 0o640,
+            "round {round}: the path appeared with mode {mode:o}"
+        );
+        proxy.shutdown().unwrap();
+        assert!(!path.exists());
+    }
+    // No temporary file is left beside it.
+    let left: Vec<_> = std::fs::read_dir(&*d).unwrap().collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
 // ---------------------------------------------------------------------------------------------------
 // Hostile peers
 
@@ -1342,7 +1437,7 @@ fn sigterm_flushes_the_capture_and_exits_zero() {
         }
     }
     let mut child = Kill(Some(child));
-    // The socket file appears at bind(), connections are accepted from listen() on.
+    // The socket file appears once it accepts connections (bound elsewhere, then renamed).
     let mut c = None;
     wait_until("the listen socket", || {
         c = UnixStream::connect(d.join("c.sock")).ok();

@@ -1,12 +1,12 @@
-//! Socket plumbing: the listen socket (stale file replaced, mode set before anyone can connect), the
-//! connection to the server (retried while it is not listening yet), `recvmsg`/`sendmsg` with
+//! Socket plumbing: the listen socket (stale file replaced, mode set and listening before its path
+//! appears; whether a socket file is live asked of the kernel, not by connecting), the connection
+//! to the server (retried while it is not listening yet), `recvmsg`/`sendmsg` with
 //! SCM_RIGHTS.
 
 use std::io;
 use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::FileTypeExt;
-use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -27,12 +27,19 @@ pub(crate) const CMSG_SPACE: usize = rustix::cmsg_space!(ScmRights(MAX_FDS));
 /// Creates the listen socket at `path` with permission bits `mode`.
 ///
 /// An existing file at `path` is replaced only when it is a socket nobody listens on (a stale socket
-/// left by a process that died); a live socket or any other kind of file is an error. The socket is
-/// bound, its mode set, and only then does it listen, so no connection is accepted while it still has
-/// the umask's mode (connecting to a bound socket that is not listening is refused).
+/// left by a process that died); a live socket or any other kind of file is an error. Whether a
+/// socket listens is asked of the kernel ([`listening_on`]), never found out by connecting: a
+/// running proxy would accept that connection and open one to its server, and a server that serves
+/// one client would serve the phantom and be gone.
+///
+/// The socket is bound under a temporary name in the same directory, its mode set, made to listen,
+/// and only then renamed onto `path`: the path appears when it accepts connections, with its final
+/// mode, so a client that waits for the path and connects at once is never refused. (When the
+/// temporary name would be too long for a socket address, the socket is bound at `path` itself and
+/// made to listen right after its mode is set: a client may then be refused in between.)
 pub(crate) fn listen(path: &Path, mode: u32) -> io::Result<OwnedFd> {
-    if let Ok(meta) = std::fs::symlink_metadata(path) {
-        if !meta.file_type().is_socket() {
+    let stale = match std::fs::symlink_metadata(path) {
+        Ok(meta) if !meta.file_type().is_socket() => {
             return Err(io::Error::new(
                 io::ErrorKind::AlreadyExists,
                 format!(
@@ -41,8 +48,9 @@ pub(crate) fn listen(path: &Path, mode: u32) -> io::Result<OwnedFd> {
                 ),
             ));
         }
-        match UnixStream::connect(path) {
-            Ok(_) => {
+        Ok(_) => match listening_on(path) {
+            Ok(false) => true,
+            Ok(true) => {
                 return Err(io::Error::new(
                     io::ErrorKind::AddrInUse,
                     format!(
@@ -51,9 +59,18 @@ pub(crate) fn listen(path: &Path, mode: u32) -> io::Result<OwnedFd> {
                     ),
                 ));
             }
-            Err(_) => std::fs::remove_file(path)?,
-        }
-    }
+            Err(e) => {
+                return Err(io::Error::new(
+                    e.kind(),
+                    format!(
+                        "{}: a socket file exists and the kernel cannot say whether anyone listens on it ({e}); remove it if it is stale",
+                        path.display()
+                    ),
+                ));
+            }
+        },
+        Err(_) => false,
+    };
     let addr = SocketAddrUnix::new(path).map_err(|e| {
         io::Error::new(
             io::ErrorKind::InvalidInput,
@@ -69,13 +86,143 @@ pub(crate) fn listen(path: &Path, mode: u32) -> io::Result<OwnedFd> {
         SocketFlags::CLOEXEC | SocketFlags::NONBLOCK,
         None,
     )?;
-    rustix::net::bind(&fd, &addr)?;
-    if let Err(e) = rustix::fs::chmod(path, rustix::fs::Mode::from_raw_mode(mode)) {
-        let _ = std::fs::remove_file(path);
-        return Err(e.into());
+    let set_mode = |p: &Path| rustix::fs::chmod(p, rustix::fs::Mode::from_raw_mode(mode));
+    let temp = temp_name(path);
+    match temp
+        .as_ref()
+        .and_then(|t| Some((t, SocketAddrUnix::new(t.as_path()).ok()?)))
+    {
+        Some((temp, taddr)) => {
+            let _ = std::fs::remove_file(temp);
+            rustix::net::bind(&fd, &taddr)?;
+            let ready = set_mode(temp)
+                .map_err(io::Error::from)
+                .and_then(|()| Ok(rustix::net::listen(&fd, 128)?))
+                .and_then(|()| std::fs::rename(temp, path));
+            if let Err(e) = ready {
+                let _ = std::fs::remove_file(temp);
+                return Err(e);
+            }
+        }
+        None => {
+            if stale {
+                std::fs::remove_file(path)?;
+            }
+            rustix::net::bind(&fd, &addr)?;
+            if let Err(e) = set_mode(path) {
+                let _ = std::fs::remove_file(path);
+                return Err(e.into());
+            }
+            rustix::net::listen(&fd, 128)?;
+        }
     }
-    rustix::net::listen(&fd, 128)?;
     Ok(fd)
+}
+
+/// The temporary name the listen socket is bound under before it is renamed onto `path`: a hidden
+/// file in the same directory (a rename never crosses file systems), named after the process.
+fn temp_name(path: &Path) -> Option<std::path::PathBuf> {
+    use std::sync::atomic::AtomicU32;
+    static N: AtomicU32 = AtomicU32::new(0);
+    let name = path.file_name()?.to_string_lossy();
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    let temp = format!(".{name}.{}.{n}.tmp", std::process::id());
+    Some(path.with_file_name(temp))
+}
+
+/// Whether a socket is listening on the socket file at `path`, asked of the kernel without
+/// connecting: NETLINK_SOCK_DIAG (what `ss -xl` uses) lists every listening UNIX socket with the
+/// device and inode of the file it is bound to, which stay the same when that file is renamed.
+/// An error when the kernel cannot be asked (built without `CONFIG_UNIX_DIAG`).
+pub(crate) fn listening_on(path: &Path) -> io::Result<bool> {
+    use rustix::net::netlink;
+    let st = rustix::fs::stat(path)?;
+    // The kernel reports the device as its own dev_t (major << 20 | minor) and the inode in 32 bits.
+    let want_dev =
+        (u64::from(rustix::fs::major(st.st_dev)) << 20) | u64::from(rustix::fs::minor(st.st_dev));
+    let want_ino = st.st_ino as u32;
+    let nl = rustix::net::socket_with(
+        AddressFamily::NETLINK,
+        SocketType::DGRAM,
+        SocketFlags::CLOEXEC,
+        Some(netlink::SOCK_DIAG),
+    )?;
+    // struct nlmsghdr, then struct unix_diag_req (linux/sock_diag.h, linux/unix_diag.h).
+    const SOCK_DIAG_BY_FAMILY: u16 = 20;
+    const NLM_F_REQUEST_DUMP: u16 = 0x1 | 0x300;
+    const TCP_LISTEN: u32 = 10;
+    const UDIAG_SHOW_VFS: u32 = 0x2;
+    const NLMSG_ERROR: u16 = 2;
+    const NLMSG_DONE: u16 = 3;
+    const UNIX_DIAG_VFS: u16 = 1;
+    let mut req = [0u8; 40];
+    req[0..4].copy_from_slice(&40u32.to_ne_bytes());
+    req[4..6].copy_from_slice(&SOCK_DIAG_BY_FAMILY.to_ne_bytes());
+    req[6..8].copy_from_slice(&NLM_F_REQUEST_DUMP.to_ne_bytes());
+    req[8..12].copy_from_slice(&1u32.to_ne_bytes());
+    req[16] = 1; // AF_UNIX
+    req[20..24].copy_from_slice(&(1u32 << TCP_LISTEN).to_ne_bytes());
+    req[28..32].copy_from_slice(&UDIAG_SHOW_VFS.to_ne_bytes());
+    req[32..40].fill(0xff); // no cookie
+    rustix::net::sendto(
+        &nl,
+        &req,
+        SendFlags::empty(),
+        &netlink::SocketAddrNetlink::new(0, 0),
+    )?;
+    let mut buf = vec![0u8; 32 << 10];
+    let u16_at = |b: &[u8], i: usize| {
+        b.get(i..i + 2)
+            .map_or(0, |x| u16::from_ne_bytes([x[0], x[1]]))
+    };
+    let u32_at = |b: &[u8], i: usize| {
+        b.get(i..i + 4)
+            .map_or(0, |x| u32::from_ne_bytes([x[0], x[1], x[2], x[3]]))
+    };
+    let mut found = false;
+    loop {
+        let (n, _) = rustix::net::recv(&nl, &mut buf[..], RecvFlags::empty())?;
+        if n == 0 {
+            return Err(io::Error::from(io::ErrorKind::UnexpectedEof));
+        }
+        let mut pos = 0;
+        while pos + 16 <= n {
+            let len = u32_at(&buf, pos) as usize;
+            let ty = u16_at(&buf, pos + 4);
+            if len < 16 || pos + len > n {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "a malformed sock_diag answer",
+                ));
+            }
+            match ty {
+                NLMSG_DONE => return Ok(found),
+                NLMSG_ERROR => {
+                    let errno = u32_at(&buf, pos + 16) as i32;
+                    return Err(io::Error::from_raw_os_error(errno.saturating_neg()));
+                }
+                _ => {}
+            }
+            // struct unix_diag_msg (16 bytes), then attributes (struct rtattr, 4-byte aligned).
+            let msg = &buf[pos + 16..pos + len];
+            if msg.get(2).copied() == Some(TCP_LISTEN as u8) {
+                let mut a = 16;
+                while a + 4 <= msg.len() {
+                    let alen = usize::from(u16_at(msg, a));
+                    if alen < 4 || a + alen > msg.len() {
+                        break;
+                    }
+                    if u16_at(msg, a + 2) == UNIX_DIAG_VFS && alen >= 12 {
+                        let ino = u32_at(msg, a + 4);
+                        let dev = u64::from(u32_at(msg, a + 8));
+                        found |= ino == want_ino && dev == want_dev;
+                    }
+                    a += (alen + 3) & !3;
+                }
+            }
+            pos += (len + 3) & !3;
+        }
+    }
 }
 
 /// Connects to the server at `path`, retrying every 10 ms while it does not exist or refuses (it is
