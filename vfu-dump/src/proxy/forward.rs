@@ -392,13 +392,24 @@ impl Forwarder {
             // Where the read goes, and how much it may take.
             let (mut buf, start, want) = match self.cur {
                 Cur::Start | Cur::Whole { .. } => {
-                    let buf = match self.held.take() {
+                    let mut buf = match self.held.take() {
                         Some(b) => b,
                         None => self.ctx.pool.take(false),
                     };
+                    if let Cur::Whole { size } = self.cur
+                        && self.have >= buf.len()
+                        && buf.len() < size
+                    {
+                        // The held message has filled its buffer: on into one that takes it all.
+                        let mut b = self.buffer(size);
+                        if let Some(m) = Arc::get_mut(&mut b) {
+                            m[..self.have].copy_from_slice(&buf[..self.have]);
+                        }
+                        self.ctx.pool.put(std::mem::replace(&mut buf, b));
+                    }
                     let want = match self.cur {
                         // The rest of the message, not a byte of the next one.
-                        Cur::Whole { size } => size - self.have,
+                        Cur::Whole { size } => size.min(buf.len()) - self.have,
                         // Between messages, no more than a small buffer while the splice path may
                         // take over: the data of a large transfer behind its header then goes by
                         // splice from its first kilobytes on instead of being copied.
@@ -585,8 +596,14 @@ impl Forwarder {
                 self.have = 0;
                 return;
             }
-            // Not whole yet: hold it, from its first byte, in a buffer that takes it all.
-            let need = if size == 0 { SMALL } else { size };
+            // Not whole yet: hold it, from its first byte.
+            // Memory follows the bytes that came, not the size the header declares: a small
+            // buffer first, a large one once more than that has come (see `run`).
+            let need = if size == 0 || size > SMALL {
+                SMALL.max(avail)
+            } else {
+                size
+            };
             let keep = if pos == 0 && !shared && buf.len() >= need {
                 buf
             } else {
