@@ -17,6 +17,11 @@ use super::event::{Chunk, NoteKind, RecEvent, now_ns};
 use super::pool::{Buf, LARGE, SMALL};
 use super::sock::{self, CMSG_SPACE, MAX_FDS};
 
+/// The send buffer asked for on the destination while a message too large to be sent whole goes on
+/// in pieces (the kernel doubles it and caps it at net.core.wmem_max): room for a whole 1 MiB
+/// transfer in the queue.
+const PIECE_SEND_BUFFER: usize = 2 << 20;
+
 /// The least opaque data in a message for the splice path to take it (below this, `recvmsg` and
 /// `sendmsg` are as cheap). Once a message qualifies, all of its opaque data that the first read did
 /// not take is spliced, down to its last byte.
@@ -495,7 +500,7 @@ impl Forwarder {
                     self.add_fds(&mut fds, 0);
                     self.emit(&buf, 0, r.len, None);
                     let left = left - r.len as u64;
-                    self.cur = if left == 0 {
+                    let next = if left == 0 {
                         Cur::Start
                     } else {
                         Cur::Piece {
@@ -505,6 +510,7 @@ impl Forwarder {
                             body,
                         }
                     };
+                    self.set_cur(next);
                 }
                 Cur::Whole { size } => {
                     self.add_fds(&mut fds, start);
@@ -518,7 +524,8 @@ impl Forwarder {
                         // goes as it came.
                         self.emit(&buf, 0, end, None);
                         self.have = 0;
-                        self.cur = self.piece_after(&buf[..HEADER_SIZE], end as u64);
+                        let next = self.piece_after(&buf[..HEADER_SIZE], end as u64);
+                        self.set_cur(next);
                     } else {
                         self.held = Some(buf);
                     }
@@ -545,6 +552,31 @@ impl Forwarder {
             done: sent - HEADER_SIZE as u64,
             data_from: Header::peek(header).map_or(u64::MAX, opaque_data_from),
             body,
+        }
+    }
+
+    /// Moves to `next`. While a message goes on in pieces, the destination's send buffer is raised
+    /// (to [`PIECE_SEND_BUFFER`], as far as net.core.wmem_max allows), so that a large transfer
+    /// crosses in fewer turns and the proxy's writes block less; it is set back, and read again,
+    /// when the message has gone by, so that whole messages are queued as a direct sender's
+    /// default socket queues them.
+    fn set_cur(&mut self, next: Cur) {
+        let was = matches!(self.cur, Cur::Piece { .. });
+        let is = matches!(next, Cur::Piece { .. });
+        self.cur = next;
+        if was == is || self.limit == 0 {
+            return;
+        }
+        use rustix::net::sockopt::{set_socket_send_buffer_size, socket_send_buffer_size};
+        // The kernel doubles what it is given (and reports the doubled value).
+        let size = if is {
+            PIECE_SEND_BUFFER
+        } else {
+            self.limit.div_ceil(2)
+        };
+        let _ = set_socket_send_buffer_size(&*self.dst, size);
+        if !is {
+            self.limit = socket_send_buffer_size(&*self.dst).unwrap_or(self.limit);
         }
     }
 
@@ -592,7 +624,8 @@ impl Forwarder {
             if avail >= HEADER_SIZE && (size > self.limit || self.fds.len() > MAX_FDS) {
                 // Too large to hold: its start goes now, the rest as it comes.
                 self.emit(&buf, pos, avail, None);
-                self.cur = self.piece_after(&buf[pos..pos + HEADER_SIZE], avail as u64);
+                let next = self.piece_after(&buf[pos..pos + HEADER_SIZE], avail as u64);
+                self.set_cur(next);
                 self.have = 0;
                 return;
             }
@@ -764,16 +797,6 @@ impl Forwarder {
                 len: k as u64,
             });
             moved += k as u64;
-            self.cur = if moved == left {
-                Cur::Start
-            } else {
-                Cur::Piece {
-                    left: left - moved,
-                    done: done + moved,
-                    data_from,
-                    body,
-                }
-            };
             let mut out = 0;
             while out < k {
                 match splice(&sp.pipe_r, None, &*dst, None, k - out, SpliceFlags::MOVE) {
@@ -801,6 +824,17 @@ impl Forwarder {
                 }
             }
         }
+        let next = if moved == left {
+            Cur::Start
+        } else {
+            Cur::Piece {
+                left: left - moved,
+                done: done + moved,
+                data_from,
+                body,
+            }
+        };
+        self.set_cur(next);
         if let Some(e) = failed {
             self.broken(e);
         }
