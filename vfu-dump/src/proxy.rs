@@ -20,8 +20,9 @@
 //! **One message, one send.** Every message of at most the destination socket's send buffer
 //! (`SO_SNDBUF`, read from the socket: the system's `net.core.wmem_default`, 208 KiB by default,
 //! since the proxy leaves it as a peer's socket has it, except while a larger message goes on in
-//! pieces, when it is raised to 4 MiB or net.core.wmem_max) is held until it is whole and then sent with
-//! one `sendmsg`, header, body and descriptors together, as soon as it is whole: the receiver sees
+//! pieces, when it asks for 2 MiB, which the kernel doubles within net.core.wmem_max) is held until
+//! it is whole and then sent with one `sendmsg`, header, body and descriptors together, as soon as
+//! it is whole: the receiver sees
 //! the message as its sender's one `sendmsg` would have queued it directly. This matters because
 //! receivers read a body with one `recv` and treat a short read as an error (libvfio-user's server,
 //! and every device built on it): Linux queues one `sendmsg` in pieces of at most
