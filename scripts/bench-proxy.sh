@@ -7,6 +7,8 @@
 #
 #   scripts/bench-proxy.sh            full run (about a minute and a half on 2 cores)
 #   VFU_BENCH_QUICK=1 scripts/...     smoke run
+#   TMPDIR=/dev/shm scripts/...       sockets and the -w captures on tmpfs: -w throughput then measures
+#                                     the proxy rather than the file system (each run writes ~2.4 GB)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -767,10 +767,11 @@ fn strict_run(
     // short read, whatever the scheduling. One in flight at a time, the receiver asleep in its
     // header read until the message comes, a message that fits the send buffer arrives whole as
     // well: the receiver wakes at the first piece and the rest is queued before it reads (directly,
-    // 0 short reads in 8,400 such messages of 36.6-208 KiB with every processor busy; that is what
-    // a direct connection does, not what the kernel promises). Back to back, direct connections
-    // give short reads of messages above `one_piece_limit` too (10-50 % of them for 36.6-205 KiB:
-    // the sender blocks while the queue is full), so those are not counted.
+    // no short read in 300 messages of each of 8 sizes from 36,545 to 212,993 bytes, busy or idle;
+    // that is what a direct connection does, not what the kernel promises). Back to back, direct connections
+    // give short reads of messages above one piece too (up to 55 % of them for 36,545-210,944
+    // bytes: the receiver catches the sender between pieces, or while it waits for room), so
+    // those are not counted. Figures: the `short_reads` example, BENCHMARKS.md.
     let limit = if sync {
         sndbuf
     } else {
