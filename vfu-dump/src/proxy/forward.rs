@@ -867,7 +867,9 @@ impl Forwarder {
     /// server's): with one `sendmsg` when they fit one, else in pieces at the reads that brought
     /// them, each piece with its own, as the sender had to send them.
     fn forward(&mut self, data: &[u8], twin: Option<&Twin>) {
-        if self.dst_broken {
+        // Once the proxy stops, every socket is shut: what is still held (a partial message the
+        // stop ended) is recorded, and sending it would only fail.
+        if self.dst_broken || self.ctx.stopping.load(Ordering::SeqCst) {
             return;
         }
         let dst = Arc::clone(&self.dst);
