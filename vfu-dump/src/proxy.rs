@@ -120,24 +120,28 @@
 //! down every socket, joins the connection threads, removes the listen socket file, and lets the
 //! recorder write the messages left partial as `truncated` records and flush the capture.
 
+mod conn;
+mod ctx;
 mod event;
 mod forward;
+mod framing;
 mod pad;
 mod pool;
 mod print;
 mod record;
 pub(crate) mod sock;
+mod splice;
 
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::mpsc::{SyncSender, sync_channel};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::mpsc::sync_channel;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -147,6 +151,7 @@ use crate::pipeline::Filter;
 use crate::render::Style;
 use crate::validate::Profile;
 
+use ctx::{Ctx, Registry};
 pub use event::Summary;
 use event::{NoteKind, RecEvent};
 pub use print::Sink;
@@ -218,86 +223,6 @@ impl Config {
 
 /// How long the client→server thread polls after forwarding before it sleeps, unless told otherwise.
 pub const DEFAULT_SPIN: Duration = Duration::from_micros(50);
-
-/// Connections and their sockets, for stopping.
-struct Registry {
-    next_id: u32,
-    sockets: HashMap<u32, Vec<Arc<OwnedFd>>>,
-    tx: Option<SyncSender<RecEvent>>,
-}
-
-/// What every thread shares.
-pub(crate) struct Ctx {
-    server: PathBuf,
-    /// Bulk transfer data may be spliced (no capture and no hex dump need its bytes).
-    pub(crate) splice: bool,
-    connect_timeout: Duration,
-    /// How long the client→server forwarder polls before it sleeps (zero: never).
-    pub(crate) spin: Duration,
-    /// Forwarders polling right now, and how many may (one processor fewer than the machine has).
-    pub(crate) spinning: AtomicUsize,
-    pub(crate) max_spinning: usize,
-    pool: pool::Pool,
-    stopping: AtomicBool,
-    active: AtomicUsize,
-    registry: Mutex<Registry>,
-}
-
-impl Ctx {
-    fn registry(&self) -> MutexGuard<'_, Registry> {
-        self.registry.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Numbers a new connection, announces it to the recorder (in number order, so numbers are
-    /// capture interface ids) and returns its number and a channel to the recorder.
-    pub(crate) fn open(&self, twin_of: Option<u32>) -> Option<(u32, SyncSender<RecEvent>)> {
-        let mut r = self.registry();
-        let tx = r.tx.clone()?;
-        let conn = r.next_id;
-        r.next_id += 1;
-        let name = match twin_of {
-            None => format!("vfio-user:{conn}:{}", self.server.display()),
-            Some(m) => format!(
-                "vfio-user:{conn}:{} (twin socket of connection {m})",
-                self.server.display()
-            ),
-        };
-        tx.send(RecEvent::Open {
-            conn,
-            name,
-            twin_of,
-        })
-        .ok()?;
-        Some((conn, tx))
-    }
-
-    /// Remembers a connection's sockets so that stopping can shut them down; when the proxy is
-    /// already stopping, shuts them down at once.
-    pub(crate) fn add_sockets(&self, conn: u32, socks: &[&Arc<OwnedFd>]) {
-        let mut r = self.registry();
-        if self.stopping.load(Ordering::SeqCst) {
-            for s in socks {
-                sock::shutdown(s.as_fd(), rustix::net::Shutdown::Both);
-            }
-        }
-        r.sockets
-            .entry(conn)
-            .or_default()
-            .extend(socks.iter().map(|s| Arc::clone(s)));
-    }
-
-    pub(crate) fn remove_sockets(&self, conn: u32) {
-        self.registry().sockets.remove(&conn);
-    }
-
-    fn shutdown_all(&self) {
-        let r = self.registry();
-        self.stopping.store(true, Ordering::SeqCst);
-        for s in r.sockets.values().flatten() {
-            sock::shutdown(s.as_fd(), rustix::net::Shutdown::Both);
-        }
-    }
-}
 
 /// The proxy: see [`Proxy::start`].
 pub struct Proxy;
@@ -509,7 +434,7 @@ fn accept_loop(
         let spawned = std::thread::Builder::new()
             .name(format!("vfu-proxy-c{conn}"))
             .stack_size(256 << 10)
-            .spawn(move || forward::connection(&c, conn, client, tx));
+            .spawn(move || conn::connection(&c, conn, client, tx));
         match spawned {
             Ok(h) => conns.push(h),
             Err(e) => {

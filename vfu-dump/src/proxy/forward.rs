@@ -1,4 +1,4 @@
-//! Connection threads and the forwarding loop of one direction.
+//! The forwarding loop of one direction.
 
 use std::io;
 use std::mem::MaybeUninit;
@@ -10,247 +10,23 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use rustix::net::Shutdown;
-use vfu_codec::{Body, Command, Direction, HEADER_SIZE, Header};
+use vfu_codec::{Body, Direction, HEADER_SIZE, Header};
 
-use super::Ctx;
+use super::ctx::Ctx;
 use super::event::{Chunk, NoteKind, RecEvent, now_ns};
+use super::framing::{fds_owner, frame_size, opaque_data_from};
 use super::pool::{Buf, LARGE, SMALL};
 use super::sock::{self, CMSG_SPACE, MAX_FDS};
+use super::splice::{SPLICE_MIN, Splice, Splicer};
 
 /// The send buffer asked for on the destination while a message too large to be sent whole goes on
 /// in pieces (the kernel doubles it and caps it at net.core.wmem_max): room for a whole 1 MiB
 /// transfer in the queue.
 const PIECE_SEND_BUFFER: usize = 2 << 20;
 
-/// The least opaque data in a message for the splice path to take it (below this, `recvmsg` and
-/// `sendmsg` are as cheap). Once a message qualifies, all of its opaque data that the first read did
-/// not take is spliced, down to its last byte.
-const SPLICE_MIN: u64 = 64 << 10;
-
-/// The pipe size asked for on the splice path (the kernel allows 1 MiB unless
-/// `fs.pipe-max-size` says otherwise).
-const SPLICE_PIPE: usize = 1 << 20;
-
-/// Whether a direction splices.
-enum Splice {
-    /// Not allowed here, or not possible (no pipe, or no `scm_fds:` in fdinfo).
-    Off,
-    /// Allowed; tried at the first large transfer.
-    Untried,
-    Ready(Splicer),
-}
-
-/// The splice path of one direction: a pipe, and the source socket's fdinfo file to learn whether any
-/// descriptor waits in its receive queue.
-struct Splicer {
-    pipe_r: OwnedFd,
-    pipe_w: OwnedFd,
-    pipe_size: usize,
-    fdinfo: std::fs::File,
-}
-
-impl Splicer {
-    /// `None` when a pipe cannot be made or the kernel does not report `scm_fds:` (then the
-    /// direction always reads and writes).
-    fn new(src: BorrowedFd<'_>) -> Option<Splicer> {
-        use std::os::fd::AsRawFd;
-        let (pipe_r, pipe_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).ok()?;
-        let pipe_size = rustix::pipe::fcntl_setpipe_size(&pipe_w, SPLICE_PIPE)
-            .or_else(|_| rustix::pipe::fcntl_getpipe_size(&pipe_w))
-            .ok()?;
-        let fdinfo = std::fs::File::open(format!("/proc/self/fdinfo/{}", src.as_raw_fd())).ok()?;
-        let s = Splicer {
-            pipe_r,
-            pipe_w,
-            pipe_size,
-            fdinfo,
-        };
-        s.fds_queued()?;
-        Some(s)
-    }
-
-    /// The descriptors queued in the socket's receive queue (`scm_fds:` of its fdinfo).
-    fn fds_queued(&self) -> Option<u64> {
-        use std::os::unix::fs::FileExt;
-        let mut buf = [0u8; 512];
-        let n = self.fdinfo.read_at(&mut buf, 0).ok()?;
-        let text = std::str::from_utf8(buf.get(..n)?).ok()?;
-        text.lines()
-            .find_map(|l| l.strip_prefix("scm_fds:"))
-            .and_then(|v| v.trim().parse().ok())
-    }
-}
-
-/// Serves one accepted client: connects to the server, forwards both ways, cleans up.
-pub(crate) fn connection(ctx: &Arc<Ctx>, conn: u32, client: OwnedFd, tx: SyncSender<RecEvent>) {
-    let server = match sock::connect(&ctx.server, ctx.connect_timeout, &ctx.stopping) {
-        Ok(s) => s,
-        Err(e) => {
-            let _ = tx.send(RecEvent::Note {
-                conn,
-                kind: NoteKind::ConnectFailed,
-                text: format!(
-                    "cannot connect to the server {} ({e}, after {:.1} s); client connection closed",
-                    ctx.server.display(),
-                    ctx.connect_timeout.as_secs_f64()
-                ),
-            });
-            let _ = tx.send(RecEvent::Close { conn });
-            ctx.active.fetch_sub(1, Ordering::SeqCst);
-            return;
-        }
-    };
-    // The send buffers stay as the system made them (net.core.wmem_default), as a peer's are: the
-    // messages sent whole are those a direct sender can queue whole (see `Forwarder::limit`).
-    let client = Arc::new(client);
-    let server = Arc::new(server);
-    ctx.add_sockets(conn, &[&client, &server]);
-    let s2c = Forwarder::new(
-        ctx,
-        tx.clone(),
-        conn,
-        Direction::ServerToClient,
-        &server,
-        &client,
-        true,
-    );
-    let other = std::thread::Builder::new()
-        .name(format!("vfu-proxy-c{conn}-s2c"))
-        .stack_size(256 << 10)
-        .spawn(move || s2c.run());
-    let mut twins = Vec::new();
-    match other {
-        Ok(h) => {
-            let c2s = Forwarder::new(
-                ctx,
-                tx.clone(),
-                conn,
-                Direction::ClientToServer,
-                &client,
-                &server,
-                false,
-            );
-            twins.extend(c2s.run());
-            if let Ok(t) = h.join() {
-                twins.extend(t);
-            }
-        }
-        Err(e) => {
-            let _ = tx.send(RecEvent::Note {
-                conn,
-                kind: NoteKind::Info,
-                text: format!("cannot start a thread ({e}); connection closed"),
-            });
-        }
-    }
-    for t in twins {
-        let _ = t.join();
-    }
-    ctx.remove_sockets(conn);
-    let _ = tx.send(RecEvent::Close { conn });
-    ctx.active.fetch_sub(1, Ordering::SeqCst);
-}
-
-/// Relays a twin socket: `server` is the end the server sent, `proxy` our end of the pair whose other
-/// end the client got.
-fn start_twin(
-    ctx: &Arc<Ctx>,
-    main: u32,
-    server: OwnedFd,
-    proxy: OwnedFd,
-) -> Option<JoinHandle<()>> {
-    let (conn, tx) = ctx.open(Some(main))?;
-    let _ = tx.send(RecEvent::Note {
-        conn: main,
-        kind: NoteKind::Info,
-        text: format!(
-            "twin socket: the client gets the proxy's socket; relayed as connection {conn}"
-        ),
-    });
-    let server = Arc::new(server);
-    let proxy = Arc::new(proxy);
-    ctx.add_sockets(conn, &[&server, &proxy]);
-    let c = Arc::clone(ctx);
-    std::thread::Builder::new()
-        .name(format!("vfu-proxy-c{conn}-twin"))
-        .stack_size(256 << 10)
-        .spawn(move || {
-            let s2c = Forwarder::new(
-                &c,
-                tx.clone(),
-                conn,
-                Direction::ServerToClient,
-                &server,
-                &proxy,
-                false,
-            );
-            let h = std::thread::Builder::new()
-                .name(format!("vfu-proxy-c{conn}-s2c"))
-                .stack_size(256 << 10)
-                .spawn(move || s2c.run());
-            if let Ok(h) = h {
-                let c2s = Forwarder::new(
-                    &c,
-                    tx.clone(),
-                    conn,
-                    Direction::ClientToServer,
-                    &proxy,
-                    &server,
-                    false,
-                );
-                let _ = c2s.run();
-                let _ = h.join();
-            }
-            c.remove_sockets(conn);
-            let _ = tx.send(RecEvent::Close { conn });
-        })
-        .ok()
-}
-
-/// The size a receiver gives a message with this header: its `msg_size`, or the 16 header bytes when
-/// `msg_size` is below that (as receivers take them).
-fn frame_size(header: &[u8]) -> u64 {
-    vfu_codec::frame::msg_size(header)
-        .map_or(HEADER_SIZE as u64, |s| u64::from(s).max(HEADER_SIZE as u64))
-}
-
-/// Where the opaque data of a message with this header starts in its body (after the fixed part), for
-/// the commands whose variable part is bytes that nothing decodes: REGION_READ/WRITE, DMA_READ/WRITE
-/// and MIG_DATA_READ/WRITE, in the direction that carries the data, not error replies.
-fn opaque_data_from(h: &Header) -> u64 {
-    if h.is_error() {
-        return u64::MAX;
-    }
-    let reply = h.is_reply();
-    match (h.cmd(), reply) {
-        (Command::REGION_WRITE | Command::DMA_WRITE, false)
-        | (Command::REGION_READ | Command::DMA_READ, true) => 16,
-        (Command::MIG_DATA_WRITE, false) | (Command::MIG_DATA_READ, true) => 8,
-        _ => u64::MAX,
-    }
-}
-
-/// The message a read's descriptors belong to: of the messages that start in `buf[..end]` (one
-/// starts at 0, and the others follow from the headers' sizes), the last one that starts at or after
-/// `start`, where the read began; 0, the message held from earlier reads, when none does. Linux ends
-/// a read right after the `sendmsg` that carried descriptors (`unix_stream_read_generic`) and every
-/// vfio-user sender puts them with the message's first byte, so the last message that starts in a
-/// read is theirs.
-fn fds_owner(buf: &[u8], start: usize, end: usize) -> usize {
-    let mut owner = 0;
-    let mut pos = 0usize;
-    while pos < end {
-        if pos >= start {
-            owner = pos;
-        }
-        if end - pos < HEADER_SIZE {
-            break;
-        }
-        let size = frame_size(&buf[pos..]);
-        pos = pos.saturating_add(usize::try_from(size).unwrap_or(usize::MAX));
-    }
-    owner
-}
+/// Starts the relay of a twin socket: the proxy, the main connection's number, the server's end, the
+/// proxy's end of the pair whose other end the client gets.
+pub(super) type StartTwin = fn(&Arc<Ctx>, u32, OwnedFd, OwnedFd) -> Option<JoinHandle<()>>;
 
 /// Where a direction is in its stream.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -273,7 +49,7 @@ enum Cur {
 }
 
 /// One direction of one connection.
-struct Forwarder {
+pub(super) struct Forwarder {
     ctx: Arc<Ctx>,
     tx: SyncSender<RecEvent>,
     conn: u32,
@@ -290,8 +66,9 @@ struct Forwarder {
     /// The held message's descriptors, and where in it each read's batch of them came (offset, count).
     fds: Vec<OwnedFd>,
     batches: Vec<(usize, usize)>,
-    /// Look for a twin socket in VERSION replies (the main connection's server→client direction).
-    twin_watch: bool,
+    /// Set on the main connection's server→client direction: looks for a twin socket in VERSION
+    /// replies, and starts its relay (see `conn::start_twin`).
+    start_twin: Option<StartTwin>,
     /// The receiver is gone: record, do not forward.
     dst_broken: bool,
     twins: Vec<JoinHandle<()>>,
@@ -307,14 +84,14 @@ struct Forwarder {
 }
 
 impl Forwarder {
-    fn new(
+    pub(super) fn new(
         ctx: &Arc<Ctx>,
         tx: SyncSender<RecEvent>,
         conn: u32,
         dir: Direction,
         src: &Arc<OwnedFd>,
         dst: &Arc<OwnedFd>,
-        twin_watch: bool,
+        start_twin: Option<StartTwin>,
     ) -> Self {
         // Read, never assumed: it is net.core.wmem_default unless someone changed it. Should the
         // kernel not say, every message goes on as it comes, as it did before messages were held.
@@ -332,7 +109,7 @@ impl Forwarder {
             have: 0,
             fds: Vec::with_capacity(MAX_FDS),
             batches: Vec::new(),
-            twin_watch,
+            start_twin,
             dst_broken: false,
             twins: Vec::new(),
             splicer: if ctx.splice {
@@ -385,7 +162,7 @@ impl Forwarder {
     /// connection passes it on in pieces too. Each message (or piece) is handed to the recorder
     /// *before* it is forwarded: a peer can only answer a message after receiving it, so the recorder
     /// always sees a message before anything sent in reply, on either direction.
-    fn run(mut self) -> Vec<JoinHandle<()>> {
+    pub(super) fn run(mut self) -> Vec<JoinHandle<()>> {
         let mut space = [MaybeUninit::<u8>::uninit(); CMSG_SPACE];
         let mut fds: Vec<OwnedFd> = Vec::with_capacity(MAX_FDS);
         let src = Arc::clone(&self.src);
@@ -666,7 +443,7 @@ impl Forwarder {
     /// VERSION reply that turns twin-socket mode on gets the proxy's twin socket in place of the
     /// server's.
     fn emit_whole(&mut self, buf: &Buf, pos: usize, size: usize) {
-        let twin = if self.twin_watch && !self.fds.is_empty() && !self.dst_broken {
+        let twin = if self.start_twin.is_some() && !self.fds.is_empty() && !self.dst_broken {
             twin_socket(&buf[pos..pos + size], self.fds.len())
         } else {
             None
@@ -677,7 +454,10 @@ impl Forwarder {
             && t.index < self.fds.len()
         {
             let server_end = self.fds.remove(t.index);
-            if let Some(h) = start_twin(&self.ctx, self.conn, server_end, t.proxy) {
+            if let Some(h) = self
+                .start_twin
+                .and_then(|start| start(&self.ctx, self.conn, server_end, t.proxy))
+            {
                 self.twins.push(h);
             }
         }
@@ -742,7 +522,6 @@ impl Forwarder {
     /// to the destination with `splice(2)` (see "Bulk data" in the module documentation). Returns
     /// whether it moved anything; when it did not, the caller reads as usual.
     fn splice_bulk(&mut self) -> bool {
-        use rustix::pipe::{SpliceFlags, splice};
         let Cur::Piece {
             left,
             done,
@@ -755,75 +534,24 @@ impl Forwarder {
         if done < data_from || body.saturating_sub(data_from) < SPLICE_MIN {
             return false;
         }
-        let want = left;
         if matches!(self.splicer, Splice::Untried) {
             self.splicer = Splicer::new(self.src.as_fd()).map_or(Splice::Off, Splice::Ready);
         }
         let Splice::Ready(sp) = &self.splicer else {
             return false;
         };
-        let src = Arc::clone(&self.src);
-        let dst = Arc::clone(&self.dst);
-        // Queued bytes first, then no descriptor anywhere in the queue: then those bytes carry none.
-        // Inside a large transfer, wait for data here rather than in `recvmsg`, which would copy it.
-        let mut queued = rustix::io::ioctl_fionread(&*src).unwrap_or(0);
-        if queued == 0 {
-            use rustix::event::{PollFd, PollFlags, poll};
-            let mut p = [PollFd::new(&*src, PollFlags::IN)];
-            if poll(&mut p, None).is_err() {
-                return false;
-            }
-            queued = rustix::io::ioctl_fionread(&*src).unwrap_or(0);
-        }
-        let n = queued.min(want);
-        if n == 0 || sp.fds_queued() != Some(0) {
-            return false;
-        }
-        let mut moved = 0u64;
-        let mut failed = None;
-        while moved < n && failed.is_none() {
-            let chunk = (n - moved).min(sp.pipe_size as u64) as usize;
-            let k = match splice(&*src, None, &sp.pipe_w, None, chunk, SpliceFlags::MOVE) {
-                Ok(0) => break,
-                Ok(k) => k,
-                Err(rustix::io::Errno::INTR) => continue,
-                Err(_) => break,
-            };
+        let (moved, failed) = match sp.move_queued(&self.src, &self.dst, left, |k| {
             // Recorded before it is forwarded, as every read is.
             let _ = self.tx.send(RecEvent::Elided {
                 conn: self.conn,
                 dir: self.dir,
                 ts: now_ns(),
-                len: k as u64,
+                len: k,
             });
-            moved += k as u64;
-            let mut out = 0;
-            while out < k {
-                match splice(&sp.pipe_r, None, &*dst, None, k - out, SpliceFlags::MOVE) {
-                    Ok(0) => {
-                        failed = Some(io::Error::from(io::ErrorKind::WriteZero));
-                        break;
-                    }
-                    Ok(j) => out += j,
-                    Err(rustix::io::Errno::INTR) => {}
-                    Err(e) => {
-                        failed = Some(e.into());
-                        break;
-                    }
-                }
-            }
-            if failed.is_some() {
-                // Empty the pipe: those bytes are recorded (as spliced) and cannot be delivered.
-                let mut sink = [0u8; 4096];
-                let mut left = k - out;
-                while left > 0 {
-                    match rustix::io::read(&sp.pipe_r, &mut sink[..left.min(4096)]) {
-                        Ok(0) | Err(_) => break,
-                        Ok(j) => left -= j,
-                    }
-                }
-            }
-        }
+        }) {
+            Some(r) => r,
+            None => return false,
+        };
         let next = if moved == left {
             Cur::Start
         } else {
@@ -999,61 +727,4 @@ fn twin_socket(msg: &[u8], nfds: usize) -> Option<Twin> {
         client,
         proxy,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn header(size: u32) -> [u8; 16] {
-        let mut h = [0u8; 16];
-        h[4..8].copy_from_slice(&size.to_le_bytes());
-        h
-    }
-
-    #[test]
-    fn a_reads_descriptors_go_to_the_last_message_that_starts_in_it() {
-        let mut stream = Vec::new();
-        stream.extend_from_slice(&header(20));
-        stream.extend_from_slice(&[0; 4]);
-        stream.extend_from_slice(&header(16));
-        // A read of everything: the second message (at 20) is the last to start in it.
-        assert_eq!(fds_owner(&stream, 0, stream.len()), 20);
-        // A read that ends inside the first message: its own.
-        assert_eq!(fds_owner(&stream, 0, 10), 0);
-        // A read that continues the first message (held from 0) and holds the second: the second.
-        assert_eq!(fds_owner(&stream, 10, stream.len()), 20);
-        // A read that only continues the first: the held one.
-        assert_eq!(fds_owner(&stream, 10, 18), 0);
-        // Three whole headers and a partial one: the partial one at 48.
-        let mut four = [header(16), header(16), header(16)].concat();
-        four.extend_from_slice(&header(40)[..8]);
-        assert_eq!(fds_owner(&four, 0, four.len()), 48);
-        // msg_size below 16 takes the 16 header bytes, as receivers do; a huge one ends the scan.
-        let bad = [header(3), header(16)].concat();
-        assert_eq!(fds_owner(&bad, 0, bad.len()), 16);
-        let huge = [header(u32::MAX), header(16)].concat();
-        assert_eq!(fds_owner(&huge, 0, huge.len()), 0);
-    }
-
-    #[test]
-    fn frame_sizes_as_receivers_take_them() {
-        assert_eq!(frame_size(&header(0)), 16);
-        assert_eq!(frame_size(&header(15)), 16);
-        assert_eq!(frame_size(&header(16416)), 16416);
-        assert_eq!(frame_size(&header(u32::MAX)), u64::from(u32::MAX));
-    }
-
-    #[test]
-    fn transfer_data_starts_after_the_fixed_part() {
-        let mut h = header(132);
-        h[2..4].copy_from_slice(&10u16.to_le_bytes()); // REGION_WRITE
-        assert_eq!(opaque_data_from(Header::peek(&h).unwrap()), 16);
-        h[8..12].copy_from_slice(&1u32.to_le_bytes()); // its reply carries no data
-        assert_eq!(opaque_data_from(Header::peek(&h).unwrap()), u64::MAX);
-        h[2..4].copy_from_slice(&9u16.to_le_bytes()); // REGION_READ reply does
-        assert_eq!(opaque_data_from(Header::peek(&h).unwrap()), 16);
-        h[8..12].copy_from_slice(&(1u32 | 0x20).to_le_bytes()); // not an error reply
-        assert_eq!(opaque_data_from(Header::peek(&h).unwrap()), u64::MAX);
-    }
 }
