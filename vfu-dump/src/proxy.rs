@@ -116,9 +116,10 @@
 //! Both consumer threads batch: after a busy turn they sleep briefly instead of being woken per
 //! message, so under load a forwarded message costs no wake-up system call.
 //!
-//! **Stopping.** [`ProxyHandle::stop`] (or SIGINT/SIGTERM in [`run`]) wakes the acceptor, which shuts
-//! down every socket, joins the connection threads, removes the listen socket file, and lets the
-//! recorder write the messages left partial as `truncated` records and flush the capture.
+//! **Stopping.** [`ProxyHandle::stop`] (or SIGINT/SIGTERM in [`crate::cmd::proxy::run`]) wakes the
+//! acceptor, which shuts down every socket, joins the connection threads, removes the listen socket
+//! file, and lets the recorder write the messages left partial as `truncated` records and flush the
+//! capture.
 
 mod conn;
 mod ctx;
@@ -346,8 +347,9 @@ impl ProxyHandle {
             .clone()
     }
 
-    /// Waits until the proxy has stopped (after [`stop`](Self::stop), or a signal in [`run`]) and
-    /// everything is flushed; returns the final counts, or the error that ended the capture.
+    /// Waits until the proxy has stopped (after [`stop`](Self::stop), or a signal in
+    /// [`crate::cmd::proxy::run`]) and everything is flushed; returns the final counts, or the error
+    /// that ended the capture.
     pub fn wait(mut self) -> io::Result<Summary> {
         self.join()
     }
