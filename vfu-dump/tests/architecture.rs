@@ -22,10 +22,6 @@ const KNOWN_CYCLES: &[(&str, &str, &str)] = &[
     // Branch proxy (issue #13): the printer's options and Summary (print.rs is being reworked by
     // branch arch).
     ("vfu-dump", "proxy.rs", "proxy/print.rs"),
-    // Branch validate (issue #14): the validator's entry and its rule modules.
-    ("vfu-dump", "validate/mod.rs", "validate/rules.rs"),
-    ("vfu-dump", "validate/mod.rs", "validate/vduse.rs"),
-    ("vfu-dump", "validate/mod.rs", "validate/vfio/mod.rs"),
     // The capture readers and writer use the record types of capture/mod.rs, which dispatches to
     // them: the types move to a file of their own once branch trace's ioctl record kind has landed
     // there.

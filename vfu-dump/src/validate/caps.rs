@@ -2,7 +2,9 @@
 
 use vfu_codec::vfio::caps::{Capabilities, Migration, Scope, TwinSocket};
 
-use super::{Profile, Rule, Sink};
+use super::finding::Sink;
+use super::rules::Rule;
+use super::types::Profile;
 
 /// Payload offset of the JSON text in a VERSION message (header 16 + major/minor 4).
 pub(crate) const JSON_AT: usize = 20;

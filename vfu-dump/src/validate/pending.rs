@@ -6,7 +6,7 @@
 
 use std::collections::VecDeque;
 
-use super::MAX_PENDING;
+use super::types::MAX_PENDING;
 
 #[derive(Debug)]
 pub(crate) struct Pending<T> {

@@ -3,7 +3,7 @@
 //! Every finding names one of these rules. The table is printed by `vfu-dump validate --list-rules`
 //! and in the README, so a rule's id is a stable interface: add new rules, never rename old ones.
 
-use super::Severity;
+use super::types::Severity;
 
 /// One validation rule: what [`RULES`] lists and what every [`Finding`](super::Finding) points at.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -8,8 +8,10 @@ use vfu_codec::vduse::{
     decode_response, request_type_name,
 };
 
+use super::finding::Sink;
 use super::pending::Pending;
-use super::{Event, Rule, Sink};
+use super::rules::Rule;
+use super::types::{Event, MAX_PENDING};
 
 /// Offset of the reserved words in both structs.
 const RESERVED_AT: usize = 8;
@@ -151,7 +153,7 @@ impl Conn {
                 0,
                 format_args!(
                     "more than {} VDUSE requests are unanswered; the oldest are no longer tracked",
-                    super::MAX_PENDING
+                    MAX_PENDING
                 ),
             );
         }

@@ -4,7 +4,9 @@
 use super::state::{Op, Status};
 use super::{Conn, Ctx, Nego, RECENT_NO_REPLY, Req, le_u16, le_u32};
 use crate::validate::caps::{Caps, JSON_AT};
-use crate::validate::{Event, MAX_PENDING, Profile, Rule, Sink};
+use crate::validate::finding::Sink;
+use crate::validate::rules::Rule;
+use crate::validate::types::{Event, MAX_PENDING, Profile};
 use vfu_codec::vfio::device::VFIO_IRQ_SET_DATA_BOOL;
 use vfu_codec::{Body, Command, Direction, HEADER_SIZE, Header, Message, decode};
 

@@ -8,7 +8,9 @@ use vfu_codec::vfio::dma::{
 };
 use vfu_codec::vfio::rw::DmaAccess;
 
-use crate::validate::{Event, Profile, Rule, Sink};
+use crate::validate::finding::Sink;
+use crate::validate::rules::Rule;
+use crate::validate::types::{Event, Profile};
 
 use super::state::{Op, Outcome, Overlap, Tracked, Window};
 use super::{Conn, Ctx, LVU_MAX_DMA_SIZE, MIB, Req};

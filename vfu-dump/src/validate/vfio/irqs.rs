@@ -7,7 +7,9 @@ use vfu_codec::vfio::device::{
 };
 use vfu_codec::{Command, HEADER_SIZE};
 
-use crate::validate::{Event, Rule, Sink};
+use crate::validate::finding::Sink;
+use crate::validate::rules::Rule;
+use crate::validate::types::Event;
 
 use super::{Conn, Ctx, IRQ_ERR, IRQ_REQ, PCI_NUM_IRQS};
 

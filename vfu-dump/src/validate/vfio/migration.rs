@@ -14,7 +14,9 @@ use vfu_codec::vfio::migration::{
 };
 use vfu_codec::{Command, FeatureData, HEADER_SIZE};
 
-use crate::validate::{Event, Profile, Rule, Sink};
+use crate::validate::finding::Sink;
+use crate::validate::rules::Rule;
+use crate::validate::types::{Event, Profile};
 
 use super::state::Op;
 use super::{Conn, Ctx, FeatureReq};

@@ -33,8 +33,10 @@ use vfu_codec::vfio::migration::Support;
 use vfu_codec::{Command, Direction, HEADER_SIZE, Header, decode};
 
 use super::caps::Caps;
+use super::finding::Sink;
 use super::pending::Pending;
-use super::{Event, Profile, Rule, Sink};
+use super::rules::Rule;
+use super::types::{Event, Profile};
 
 use state::{Journal, Overlap, Tracked, Window};
 

@@ -9,7 +9,9 @@ use vfu_codec::vfio::device::{
 use vfu_codec::vfio::rw::{RegionAccess, RegionWriteEntry, RegionWriteMulti};
 use vfu_codec::{Command, HEADER_SIZE, Message};
 
-use crate::validate::{Event, Profile, Rule, Sink};
+use crate::validate::finding::Sink;
+use crate::validate::rules::Rule;
+use crate::validate::types::{Event, Profile};
 
 use super::{Conn, Ctx, DeviceSeen, MIB, PCI_MIN_REGIONS, PCI_NUM_IRQS, Region};
 

@@ -6,7 +6,9 @@ use super::{
     Conn, Ctx, EEXIST, EINVAL, Nego, Orphan, RECENT_STRAY, Req, errno_label, le_u32, le_u64, side,
 };
 use crate::validate::caps::Caps;
-use crate::validate::{Event, Profile, Rule, Sink};
+use crate::validate::finding::Sink;
+use crate::validate::rules::Rule;
+use crate::validate::types::{Event, Profile};
 use vfu_codec::{Body, Command, HEADER_SIZE, Header, Message, decode};
 
 impl Conn {

@@ -6,7 +6,9 @@ use vfu_codec::vfio::caps::parse_capabilities;
 use vfu_codec::{Command, Direction, Header};
 
 use crate::validate::caps::{self, Caps, JSON_AT};
-use crate::validate::{Event, Profile, Rule, Sink};
+use crate::validate::finding::Sink;
+use crate::validate::rules::Rule;
+use crate::validate::types::{Event, Profile};
 
 use super::{Conn, Ctx, LVU_MAX_MSG_SIZE, MIB, Nego, expected_direction, is_known, side};
 

@@ -16,7 +16,7 @@ use std::collections::VecDeque;
 
 use vfu_codec::vfio::migration::{MigState, Support, transition};
 
-use crate::validate::Profile;
+use crate::validate::types::Profile;
 
 /// Most commands kept unsettled. A refusal costs a rebuild of the state over them, so this bounds
 /// what one error reply costs to that of this many commands; real clients pipeline far fewer (QEMU's
