@@ -147,39 +147,16 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crate::capture::PcapngWriter;
-use crate::options::OutputFormat;
-use crate::pipeline::Filter;
-use crate::render::Style;
-use crate::validate::Profile;
 
 use ctx::{Ctx, Registry};
 pub use event::Summary;
 use event::{NoteKind, RecEvent};
-pub use print::Sink;
+pub use print::{PrintOptions, Sink};
 
 /// How many events (mostly whole messages, or pieces of up to 256 KiB of larger ones) may wait for
 /// the recorder; a forwarder whose chunk finds the queue full waits (see "Recording never waits on
 /// printing" above).
 pub(crate) const RECORDER_QUEUE: usize = 64;
-
-/// What to print, and where.
-pub struct PrintOptions {
-    /// Where the text goes.
-    pub sink: Sink,
-    /// Text lines or JSON objects.
-    pub format: OutputFormat,
-    /// Colour, `-v`, `-x`.
-    pub style: Style,
-    /// Times relative to the first message.
-    pub relative: bool,
-    /// Which messages to print (everything is forwarded and captured).
-    pub filter: Filter,
-    /// Print a line per message (`false` is `--quiet`: connection events, findings and the summary
-    /// only).
-    pub messages: bool,
-    /// Validate live with this profile and print the findings.
-    pub validate: Option<Profile>,
-}
 
 /// How to run a proxy.
 pub struct Config {

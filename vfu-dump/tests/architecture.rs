@@ -19,9 +19,6 @@ const MAX_LINES: usize = 800;
 
 /// Pairs of files that import each other today, each to be untangled by the branch that owns them.
 const KNOWN_CYCLES: &[(&str, &str, &str)] = &[
-    // Branch proxy (issue #13): the printer's options and Summary (print.rs is being reworked by
-    // branch arch).
-    ("vfu-dump", "proxy.rs", "proxy/print.rs"),
     // The capture readers and writer use the record types of capture/mod.rs, which dispatches to
     // them: the types move to a file of their own once branch trace's ioctl record kind has landed
     // there.

@@ -10,11 +10,13 @@ use std::time::Duration;
 
 use vfu_codec::Direction;
 
+use super::event::Summary;
 use super::pad::ZeroPad;
-use super::{PrintOptions, Summary};
 use crate::capture::Protocol;
-use crate::pipeline::{Config, Event, FindingsOut, Pipeline, Record, Relative};
-use crate::render::count_of;
+use crate::options::OutputFormat;
+use crate::pipeline::{Config, Event, Filter, FindingsOut, Pipeline, Record, Relative};
+use crate::render::{Style, count_of};
+use crate::validate::Profile;
 
 /// Where the printer's text goes.
 pub enum Sink {
@@ -23,6 +25,25 @@ pub enum Sink {
     /// Each batch of text is sent as one buffer (for a caller that owns a non-`Send` writer, such as
     /// locked standard output). The printer waits when the channel is full.
     Channel(SyncSender<Vec<u8>>),
+}
+
+/// What to print, and where.
+pub struct PrintOptions {
+    /// Where the text goes.
+    pub sink: Sink,
+    /// Text lines or JSON objects.
+    pub format: OutputFormat,
+    /// Colour, `-v`, `-x`.
+    pub style: Style,
+    /// Times relative to the first message.
+    pub relative: bool,
+    /// Which messages to print (everything is forwarded and captured).
+    pub filter: Filter,
+    /// Print a line per message (`false` is `--quiet`: connection events, findings and the summary
+    /// only).
+    pub messages: bool,
+    /// Validate live with this profile and print the findings.
+    pub validate: Option<Profile>,
 }
 
 /// Most messages waiting to be printed.
