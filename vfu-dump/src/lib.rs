@@ -6,7 +6,8 @@
 //!   [`validate`]: the protocol checker; [`render`]: text, `-v`, `-x` and JSON (VDUSE included);
 //!   [`stats`]: `--stats`; [`options`]: the option groups subcommands share; [`error`];
 //! - [`pipeline`]: sources of messages → one pipeline → outputs;
-//! - [`proxy`], [`replay`], [`dissector`]: the proxy, the replay and the Lua dissector generator;
+//! - [`proxy`], [`replay`], [`trace`], [`dissector`]: the proxy, the replay, the ptrace tracer and
+//!   the Lua dissector generator;
 //! - [`cmd`]: one module per subcommand, its options and its `run`.
 
 pub mod capture;
@@ -19,4 +20,5 @@ pub mod proxy;
 pub mod render;
 pub mod replay;
 pub mod stats;
+pub mod trace;
 pub mod validate;

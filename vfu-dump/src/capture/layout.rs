@@ -4,7 +4,7 @@
 //!
 //! References: the pcapng draft (IETF opsawg `draft-ietf-opsawg-pcapng`), the classic pcap draft
 //! (`draft-ietf-opsawg-pcap`), Wireshark's `exported_pdu.h` for the tags, and
-//! `shared/docs/capture-format.md` for how this project uses them.
+//! `docs/capture-format.md` for how this project uses them.
 
 use vfu_codec::Direction;
 
@@ -49,6 +49,9 @@ pub(crate) mod sockdump {
     pub(crate) const PREFIX_LEN: usize = 125;
 }
 
+/// The dissector name (tag 12) of VDUSE ioctl records (`docs/capture-format.md`); the codec's
+/// `vfu_codec::capture` has the names of the message records.
+pub(crate) const DISSECTOR_VDUSE_IOCTL: &str = "vduse_ioctl";
 /// Wireshark's generic dissector, written for [`Protocol::Other`] so it reads back as `Other`.
 pub(crate) const DISSECTOR_DATA: &str = "data";
 
@@ -181,6 +184,7 @@ pub(crate) fn protocol_of_dissector(name: &[u8]) -> Protocol {
     match &name[..end] {
         n if n == DISSECTOR_VFIO_USER.as_bytes() => Protocol::VfioUser,
         n if n == DISSECTOR_VDUSE.as_bytes() => Protocol::Vduse,
+        n if n == DISSECTOR_VDUSE_IOCTL.as_bytes() => Protocol::VduseIoctl,
         _ => Protocol::Other,
     }
 }
@@ -280,6 +284,7 @@ pub(crate) fn dissector_of(protocol: Protocol) -> &'static str {
     match protocol {
         Protocol::VfioUser => DISSECTOR_VFIO_USER,
         Protocol::Vduse => DISSECTOR_VDUSE,
+        Protocol::VduseIoctl => DISSECTOR_VDUSE_IOCTL,
         Protocol::Other => DISSECTOR_DATA,
     }
 }
@@ -355,7 +360,12 @@ mod tests {
         emit_pdu_tags(&mut out, Protocol::VfioUser, Direction::ClientToServer);
         assert_eq!(&out[..24], &TAGS);
         assert_eq!(&out[24..], &[0, 0, 0, 0]);
-        for p in [Protocol::VfioUser, Protocol::Vduse, Protocol::Other] {
+        for p in [
+            Protocol::VfioUser,
+            Protocol::Vduse,
+            Protocol::VduseIoctl,
+            Protocol::Other,
+        ] {
             for d in [Direction::ClientToServer, Direction::ServerToClient] {
                 let mut out = vec![];
                 emit_pdu_tags(&mut out, p, d);

@@ -11,7 +11,7 @@
 //!
 //! | input | how it is recognised | records |
 //! |---|---|---|
-//! | pcapng (`shared/docs/capture-format.md`) | `0a 0d 0d 0a` | one per Enhanced Packet Block |
+//! | pcapng (`docs/capture-format.md`) | `0a 0d 0d 0a` | one per Enhanced Packet Block |
 //! | classic pcap, link type 252 | `d4 c3 b2 a1`, `a1 b2 c3 d4`, `4d 3c b2 a1`, `a1 b2 3c 4d` | one per record |
 //! | classic pcap, link type 147 (sockdump) | the same magics | reassembled messages |
 //! | raw byte stream of one direction | [`OpenOptions::raw`] and an unknown magic | framed by `msg_size` |
@@ -120,6 +120,7 @@
 
 mod error;
 mod input;
+pub mod ioctl;
 mod layout;
 mod pcap;
 mod pcapng;
@@ -150,6 +151,9 @@ pub enum Protocol {
     VfioUser,
     /// VDUSE (dissector `vduse`, interface name `vduse:…`).
     Vduse,
+    /// A VDUSE ioctl record (dissector `vduse_ioctl`, on a `vduse:…` interface; layout in
+    /// [`ioctl`]).
+    VduseIoctl,
     /// Anything else: another dissector name, or a link type other than 252.
     Other,
 }
@@ -160,6 +164,7 @@ impl Protocol {
         match self {
             Protocol::VfioUser => "vfio-user",
             Protocol::Vduse => "vduse",
+            Protocol::VduseIoctl => "vduse-ioctl",
             Protocol::Other => "other",
         }
     }

@@ -185,7 +185,7 @@ impl<R: Read> PcapReader<R> {
         if self.connections.is_empty() {
             let name = match protocol {
                 Protocol::VfioUser => "vfio-user:0:".to_owned(),
-                Protocol::Vduse => "vduse:0:".to_owned(),
+                Protocol::Vduse | Protocol::VduseIoctl => "vduse:0:".to_owned(),
                 Protocol::Other => format!("pcap link type {}", self.link_type),
             };
             self.connections.push(Connection {
