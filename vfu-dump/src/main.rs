@@ -24,6 +24,7 @@ fn main() -> ExitCode {
         Cmd::Convert(o) => cmd::convert::run(o).map(|()| ExitCode::SUCCESS),
         Cmd::Proxy(o) => cmd::proxy::run(o, &mut out).map(|()| ExitCode::SUCCESS),
         Cmd::Replay(o) => cmd::replay::run(o, &mut out).map(ExitCode::from),
+        Cmd::Trace(o) => cmd::trace::run(o, &mut out).map(ExitCode::from),
         Cmd::WiresharkDissector => cmd::dissector::run(&mut out).map(|()| ExitCode::SUCCESS),
         Cmd::Completions(o) => {
             cmd::completions::run(o, &mut Cli::command(), &mut out);

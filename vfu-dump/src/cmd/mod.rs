@@ -10,6 +10,7 @@ pub mod dissector;
 pub mod proxy;
 pub mod read;
 pub mod replay;
+pub mod trace;
 pub mod validate;
 
 use clap::{Parser, Subcommand};
@@ -19,6 +20,7 @@ use convert::ConvertOpts;
 use proxy::ProxyOpts;
 use read::ReadOpts;
 use replay::ReplayOpts;
+use trace::TraceOpts;
 use validate::ValidateOpts;
 
 /// Decode, inspect and validate vfio-user and VDUSE sessions.
@@ -65,6 +67,10 @@ pub enum Cmd {
         after_help = "Examples:\n  vfu-dump replay session.pcapng --connect /run/device.sock          (play the client against a fresh server)\n  vfu-dump replay session.pcapng --serve /tmp/dev.sock              (play the server for a client)\n  vfu-dump replay --conn 2 --until 40 --timing original -w again.pcapng session.pcapng --connect /run/device.sock\n  vfu-dump replay -q --format json session.pcapng --connect /run/device.sock   (divergences only, as JSON)"
     )]
     Replay(ReplayOpts),
+    /// Follow a program's (or running processes') vfio-user and VDUSE traffic with ptrace, without a
+    /// proxy: print it as `read` does, and optionally write a capture.
+    #[command(after_help = trace::EXAMPLES)]
+    Trace(TraceOpts),
     /// Write a Wireshark/tshark Lua dissector for vfio-user and VDUSE, generated from the codec's tables.
     #[command(
         after_help = "Examples:\n  vfu-dump wireshark-dissector > ~/.local/lib/wireshark/plugins/vfio_user.lua\n  tshark -X lua_script:vfio_user.lua -r corpus/lvu-sample-client.pcapng -Y 'vfio_user.cmd == 2'"

@@ -265,6 +265,9 @@ impl<W: Write> Pipeline<W> {
         if rec.protocol == Protocol::Vduse {
             return self.vduse(rec);
         }
+        if rec.protocol == Protocol::VduseIoctl {
+            return self.ioctl(rec);
+        }
         if !self.cfg.messages && self.stats.is_none() {
             return self.findings_alone();
         }
@@ -329,6 +332,40 @@ impl<W: Write> Pipeline<W> {
                 render::write_line(&mut self.out, &meta, rec.data, decoded, &style)?
             }
             OutputFormat::Json => render::write_json(&mut self.out, &meta, rec.data, decoded)?,
+        }
+        if !rec.fd_kinds.is_empty() {
+            event::fd_kinds(
+                &mut self.out,
+                self.cfg.format,
+                rec.conn,
+                rec.index,
+                rec.fd_kinds,
+            )?;
+        }
+        self.write_findings(true)
+    }
+
+    /// A VDUSE ioctl record (`vfu-dump trace` writes them): shown, validated, never counted in
+    /// `--stats` (it is not a message).
+    #[inline(never)]
+    fn ioctl(&mut self, rec: Record<'_>) -> Result<(), Error> {
+        if !self.cfg.messages {
+            return self.findings_alone();
+        }
+        let bad = render::ioctl::is_bad(rec.data, rec.truncated) || self.has_findings();
+        if !self.cfg.filter.pass_vduse(&rec, bad, None, None) {
+            return Ok(());
+        }
+        let (meta, style) = self.meta(&rec, None);
+        render::ioctl::write(&mut self.out, &meta, rec.data, self.cfg.format, &style)?;
+        if !rec.fd_kinds.is_empty() {
+            event::fd_kinds(
+                &mut self.out,
+                self.cfg.format,
+                rec.conn,
+                rec.index,
+                rec.fd_kinds,
+            )?;
         }
         self.write_findings(true)
     }

@@ -96,3 +96,36 @@ pub fn summary(
         }
     }
 }
+
+/// What each descriptor that came with message `index` is (a source that knows, `vfu-dump trace`,
+/// says): `    fds: [0] /memfd:guest-ram (deleted), [1] anon_inode:[eventfd]` after the message's
+/// line, or `{"event":"fds","conn":0,"index":16,"fds":["/memfd:guest-ram (deleted)"]}`.
+pub fn fd_kinds(
+    out: &mut dyn Write,
+    format: OutputFormat,
+    conn: u32,
+    index: u64,
+    kinds: &[String],
+) -> io::Result<()> {
+    match format {
+        OutputFormat::Text => {
+            let what: Vec<String> = kinds
+                .iter()
+                .enumerate()
+                .map(|(i, k)| format!("[{i}] {k}"))
+                .collect();
+            writeln!(out, "    fds: {}", what.join(", "))
+        }
+        OutputFormat::Json => {
+            let mut s = format!("{{\"event\":\"fds\",\"conn\":{conn},\"index\":{index},\"fds\":[");
+            for (i, k) in kinds.iter().enumerate() {
+                if i > 0 {
+                    s.push(',');
+                }
+                json_str(&mut s, k);
+            }
+            s.push_str("]}\n");
+            out.write_all(s.as_bytes())
+        }
+    }
+}

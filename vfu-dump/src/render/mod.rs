@@ -6,6 +6,7 @@
 
 pub mod event;
 pub mod finding;
+pub mod ioctl;
 pub mod vduse;
 
 use std::fmt::Write as _;
