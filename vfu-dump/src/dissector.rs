@@ -1,7 +1,7 @@
 //! `vfu-dump wireshark-dissector`: a Wireshark/tshark Lua plugin generated from the codec's tables.
 //!
-//! The plugin registers the protocols `vfio_user` and `vduse`, which the exported-PDU records of the
-//! capture format (`shared/docs/capture-format.md`) name in tag 12. Everything it knows about the wire
+//! The plugin registers the protocols `vfio_user`, `vduse` and `vduse_ioctl`, which the exported-PDU
+//! records of the capture format (`docs/capture-format.md`) name in tag 12. Everything it knows about the wire
 //! comes from the codec at generation time:
 //!
 //! - one `ProtoField` per field of every wire struct ([`vfu_codec::wire::WireStruct::FIELDS`]): abbreviation
@@ -37,7 +37,7 @@ use vfu_codec::{Command, DataKind, Direction, HEADER_SIZE, Rule};
 
 pub use names::{
     COMMENT_FDS, COMMENT_TRUNCATED, P2P_CLIENT_TO_SERVER, P2P_SERVER_TO_CLIENT, PROTO_VDUSE,
-    PROTO_VFIO_USER, data_abbrev, field_abbrev, ident, snake, struct_key,
+    PROTO_VDUSE_IOCTL, PROTO_VFIO_USER, data_abbrev, field_abbrev, ident, snake, struct_key,
 };
 pub use tables::{
     BodyRule, CapKind, Case, DATA_KINDS, FieldRef, HEADER, HEADER_ALIASES, RegionCaps, Step,
@@ -63,16 +63,23 @@ pub fn lua_source() -> Result<String, String> {
     g.constants();
     g.protos();
     let vfio = vfio_user_layouts();
-    g.value_strings(vfio.iter().chain(vfu_codec::vduse::LAYOUTS));
+    let ioctl_head = [Layout::of::<crate::capture::ioctl::IoctlRecordHead>()];
+    g.value_strings(
+        vfio.iter()
+            .chain(vfu_codec::vduse::LAYOUTS)
+            .chain(ioctl_head.iter()),
+    );
     for l in &vfio {
         g.layout(PROTO_VFIO_USER, l)?;
     }
     for l in vfu_codec::vduse::LAYOUTS {
         g.layout(PROTO_VDUSE, l)?;
     }
+    g.layout(PROTO_VDUSE_IOCTL, &ioctl_head[0])?;
     g.extras()?;
     g.bodies()?;
     g.vduse()?;
+    g.ioctls()?;
     g.out.push_str(RUNTIME);
     Ok(g.out)
 }
@@ -202,8 +209,9 @@ local G = {{}}
         let _ = writeln!(s, "G.MAX_JSON_DEPTH = {MAX_DEPTH}");
         let _ = writeln!(
             s,
-            "G.COLUMN = {{ {PROTO_VFIO_USER} = {}, {PROTO_VDUSE} = {} }}",
+            "G.COLUMN = {{ {PROTO_VFIO_USER} = {}, {PROTO_VDUSE} = {}, {PROTO_VDUSE_IOCTL} = {} }}",
             lua_str(crate::capture::Protocol::VfioUser.name()),
+            lua_str("VDUSE"),
             lua_str("VDUSE")
         );
         // The codec's decode-error rules: id and spec section, keyed by the name the runtime uses.
@@ -292,15 +300,21 @@ local G = {{}}
                 lua_str(r.spec())
             );
         }
+        // Not the codec's: the capture format's own rule for ioctl records.
+        let _ = writeln!(
+            s,
+            "  ioctl_record = {{ id = \"ioctl-record\", spec = \"capture\" }},"
+        );
         s.push_str("}\n");
         self.out.push_str(&s);
     }
 
     fn protos(&mut self) {
         self.line(&format!(
-            "local P_VFIO = Proto({}, \"vfio-user\")\nlocal P_VDUSE = Proto({}, \"VDUSE\")\nG.proto = {{ {PROTO_VFIO_USER} = P_VFIO, {PROTO_VDUSE} = P_VDUSE }}",
+            "local P_VFIO = Proto({}, \"vfio-user\")\nlocal P_VDUSE = Proto({}, \"VDUSE\")\nlocal P_IOCTL = Proto({}, \"VDUSE ioctl\")\nG.proto = {{ {PROTO_VFIO_USER} = P_VFIO, {PROTO_VDUSE} = P_VDUSE, {PROTO_VDUSE_IOCTL} = P_IOCTL }}",
             lua_str(PROTO_VFIO_USER),
-            lua_str(PROTO_VDUSE)
+            lua_str(PROTO_VDUSE),
+            lua_str(PROTO_VDUSE_IOCTL)
         ));
     }
 
@@ -499,7 +513,7 @@ local G = {{}}
     /// Fields that are not in any wire struct: direction, connection, descriptors, pairing, data runs.
     fn extras(&mut self) -> Result<(), String> {
         self.line("G.X = {}");
-        for proto in [PROTO_VFIO_USER, PROTO_VDUSE] {
+        for proto in [PROTO_VFIO_USER, PROTO_VDUSE, PROTO_VDUSE_IOCTL] {
             let defs: [(&str, String); 7] = [
                 (
                     "dir",
@@ -548,6 +562,23 @@ local G = {{}}
             for (k, pf) in defs {
                 self.claim(&format!("{proto}.{k}"))?;
                 let _ = writeln!(s, "  {k} = {pf},");
+            }
+            if proto == PROTO_VDUSE_IOCTL {
+                for (k, what) in [
+                    ("arg_in", "The argument before the call"),
+                    (
+                        "arg_out",
+                        "The argument after the call, as the kernel left it",
+                    ),
+                ] {
+                    self.claim(&format!("{proto}.{k}"))?;
+                    let _ = writeln!(
+                        s,
+                        "  {k} = ProtoField.bytes(\"{proto}.{k}\", {}, base.NONE, {}),",
+                        lua_str(what),
+                        lua_str(what)
+                    );
+                }
             }
             s.push('}');
             self.line(&s);
@@ -648,6 +679,54 @@ local G = {{}}
             s.push_str(" },");
         }
         s.push_str(" }");
+        self.line(&s);
+        Ok(())
+    }
+}
+
+impl Gen {
+    /// The ioctl table: the record head's fields, and per request number its name and the argument's
+    /// layout (a VDUSE struct, an integer or a device name) from the codec's
+    /// [`vfu_codec::vduse::VDUSE_IOCTLS`].
+    fn ioctls(&mut self) -> Result<(), String> {
+        use crate::capture::ioctl::IoctlRecordHead;
+        use vfu_codec::vduse::{IoctlArg, VDUSE_IOCTLS};
+        let head = Layout::of::<IoctlRecordHead>();
+        let p = PROTO_VDUSE_IOCTL;
+        let k = |offset: usize| {
+            ref_key(
+                p,
+                &FieldRef {
+                    layout: head,
+                    offset,
+                },
+            )
+        };
+        let mut s = format!(
+            "G.IOCTL = {{ head = {}, request = {}, result = {}, arg_len = {}, flags = {} }}\nG.IOCTLS = {{\n",
+            lua_str(&struct_key(p, &head)),
+            lua_str(&k(0)?),
+            lua_str(&k(4)?),
+            lua_str(&k(8)?),
+            lua_str(&k(12)?)
+        );
+        for i in VDUSE_IOCTLS {
+            let arg = match i.arg {
+                IoctlArg::Struct { layout, .. } => {
+                    format!("s = {}", lua_str(&struct_key(PROTO_VDUSE, &layout)))
+                }
+                IoctlArg::Int { size, .. } => format!("int = {size}"),
+                IoctlArg::Name => "name = true".to_owned(),
+                IoctlArg::None => "none = true".to_owned(),
+            };
+            let _ = writeln!(
+                s,
+                "  [{}] = {{ name = {}, {arg} }},",
+                i.number,
+                lua_str(i.name)
+            );
+        }
+        s.push('}');
         self.line(&s);
         Ok(())
     }

@@ -821,6 +821,34 @@ fn vduse_requests_responses_and_ioctls_are_recorded() {
         text.contains("VDUSE VDUSE_VQ_GET_INFO = -25 ENOTTY index=0"),
         "{text}"
     );
+
+    // The generated Wireshark dissector decodes the ioctl records too.
+    let lua = dir.join("vfu.lua");
+    let generated = vfu_dump().arg("wireshark-dissector").output().unwrap();
+    std::fs::write(&lua, &generated.stdout).unwrap();
+    let tshark = |extra: &[&str]| {
+        Command::new("tshark")
+            .arg("-X")
+            .arg(format!("lua_script:{}", lua.display()))
+            .arg("-r")
+            .arg(&cap)
+            .args(extra)
+            .output()
+            .expect("tshark (the tests need it, see the README)")
+    };
+    let shown = stdout(&tshark(&[
+        "-Y",
+        "vduse_ioctl.ioctl_record_head.result == -25",
+    ]));
+    assert_eq!(shown.lines().count(), 3, "{shown}");
+    assert!(shown.contains("VDUSE_CREATE_DEV = -25 ENOTTY"), "{shown}");
+    let tree = stdout(&tshark(&["-V", "-Y", "frame.number == 2"]));
+    assert!(tree.contains("request: VDUSE_CREATE_DEV"), "{tree}");
+    assert!(
+        tree.contains("VduseDevConfig") && tree.contains("name: blk0"),
+        "{tree}"
+    );
+    assert!(!tree.contains("Lua Error"), "{tree}");
 }
 
 #[test]

@@ -12,6 +12,8 @@ use super::tables::{HEADER, HEADER_ALIASES};
 pub const PROTO_VFIO_USER: &str = "vfio_user";
 /// The protocol (and dissector) name of VDUSE records.
 pub const PROTO_VDUSE: &str = "vduse";
+/// The protocol (and dissector) name of VDUSE ioctl records ([`crate::capture::ioctl`]).
+pub const PROTO_VDUSE_IOCTL: &str = "vduse_ioctl";
 /// The EPB comment words of the capture format: descriptor count and truncated record.
 pub const COMMENT_FDS: &str = "fds=";
 /// See [`COMMENT_FDS`].

@@ -783,6 +783,7 @@ end
 reset()
 function P_VFIO.init() reset() end
 function P_VDUSE.init() reset() end
+function P_IOCTL.init() reset() end
 
 -- The pairing record of this frame when pairing is to be done now: once per frame, in frame order
 -- (a frame visited out of order, say clicked in the GUI before the first pass saw it, is not paired).
@@ -970,6 +971,57 @@ function P_VDUSE.dissector(tvb, pinfo, tree)
   end
   local fi = state.frames[pinfo.number]
   if fi then show_links(root, "vduse", fi) end
+  if m.truncated then info = info .. " [truncated]" end
+  pinfo.cols.info:set(info)
+  return len
+end
+
+-- ------------------------------------------------------------------------------------------------
+-- VDUSE ioctl records: a head (request, result, argument length, which copies follow), then the
+-- argument as it went in and as the kernel left it, each shown with the VDUSE struct the request
+-- number names.
+
+function P_IOCTL.dissector(tvb, pinfo, tree)
+  pinfo.cols.protocol = G.COLUMN.vduse_ioctl
+  local len = tvb:len()
+  local root = tree:add(P_IOCTL, tvb())
+  local ctx = new_ctx(tvb, pinfo, root, "vduse_ioctl")
+  local m = record_meta(tvb, pinfo, root, "vduse_ioctl")
+  local I = G.IOCTL
+  local head = S[I.head]
+  local info
+  if len < head.size then
+    fail(ctx, "ioctl_record", string.format("an ioctl record has a %d-byte head, this one %d bytes", head.size, len), 0)
+    info = "malformed: " .. ctx.error
+  else
+    add_struct(ctx, root, head, 0, nil, true)
+    local req = tonum(read_field(tvb, 0, FD[I.request]))
+    local result = tonum(read_field(tvb, 0, FD[I.result]))
+    local alen = tonum(read_field(tvb, 0, FD[I.arg_len]))
+    local flags = tonum(read_field(tvb, 0, FD[I.flags]))
+    local d = G.IOCTLS[req]
+    info = (d and d.name or string.format("ioctl 0x%08x", req)) .. " = " .. int(result)
+    if result < 0 then
+      local n = G.VS_ERRNO and G.VS_ERRNO[-result]
+      if n then info = info .. " " .. n end
+    end
+    local copies = (band(flags, 1) ~= 0 and 1 or 0) + (band(flags, 2) ~= 0 and 1 or 0)
+    if head.size + alen * copies ~= len then
+      fail(ctx, "ioctl_record", string.format("arg_len %d with %d copies does not fill the %d-byte record", alen, copies, len), 8)
+      info = info .. " [malformed]"
+    else
+      local off = head.size
+      for _, c in ipairs({ { 1, "arg_in" }, { 2, "arg_out" } }) do
+        if band(flags, c[1]) ~= 0 then
+          local item = root:add(G.X.vduse_ioctl[c[2]], tvb(off, alen))
+          local s = d and d.s and S[d.s]
+          if s and alen >= s.size then add_struct(ctx, item, s, off, nil, true) end
+          off = off + alen
+        end
+      end
+    end
+  end
+  if m.fds > 0 then info = info .. " fds=" .. int(m.fds) end
   if m.truncated then info = info .. " [truncated]" end
   pinfo.cols.info:set(info)
   return len
