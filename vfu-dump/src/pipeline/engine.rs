@@ -588,10 +588,10 @@ pub fn validator_event<'a>(rec: &Record<'a>) -> validate::Event<'a> {
         conn: rec.conn,
         index: rec.index,
         direction: rec.direction,
-        protocol: if rec.protocol == Protocol::Vduse {
-            validate::Protocol::Vduse
-        } else {
-            validate::Protocol::VfioUser
+        protocol: match rec.protocol {
+            Protocol::Vduse => validate::Protocol::Vduse,
+            Protocol::VduseIoctl => validate::Protocol::VduseIoctl,
+            Protocol::VfioUser | Protocol::Other => validate::Protocol::VfioUser,
         },
         fds: rec.fds,
         truncated: rec.truncated,

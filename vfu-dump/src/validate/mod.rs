@@ -133,6 +133,11 @@ impl Validator {
                 .entry(ev.conn)
                 .or_insert_with(vduse::Conn::new)
                 .check(ev, &mut sink),
+            Protocol::VduseIoctl => self
+                .vduse
+                .entry(ev.conn)
+                .or_insert_with(vduse::Conn::new)
+                .ioctl(ev, &mut sink),
         }
     }
 

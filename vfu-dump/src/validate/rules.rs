@@ -229,6 +229,16 @@ rules! {
         "A GET_VQ_STATE response does not echo the request's queue index.";
     VduseUnknownType = "vduse-unknown-type", Info, "vduse",
         "A VDUSE request type this validator does not know (newer kernels add types); shown raw.";
+    VduseVqRange = "vduse-vq-range", Error, "vduse",
+        "A queue index at or above the vq_num of VDUSE_CREATE_DEV (GET_VQ_STATE requests; VQ_SETUP, VQ_GET_INFO, VQ_SETUP_KICKFD and VQ_INJECT_IRQ ioctls).";
+    VduseFeatures = "vduse-features", Error, "vduse",
+        "VDUSE_DEV_GET_FEATURES returned feature bits that VDUSE_CREATE_DEV did not offer.";
+    VduseConfigRange = "vduse-config-range", Error, "vduse",
+        "VDUSE_DEV_SET_CONFIG writes beyond the config_size of VDUSE_CREATE_DEV.";
+    VduseIoctlFailed = "vduse-ioctl-failed", Info, "vduse",
+        "A VDUSE ioctl returned an error (its record's result is -errno).";
+    VduseIoctlRecord = "vduse-ioctl-record", Error, "capture",
+        "An ioctl record that does not parse: shorter than its head, undefined flags, or arg_len not matching its bytes.";
 
     // ---- decode errors from vfu_codec ----
     DecodeShortHeader = "decode/short-header", Error, "§1",

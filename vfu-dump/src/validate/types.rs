@@ -18,6 +18,10 @@ pub enum Protocol {
     /// VDUSE: one 152-byte `vduse_dev_request` (kernel to daemon, [`Direction::ClientToServer`]) or
     /// `vduse_dev_response` (daemon to kernel, [`Direction::ServerToClient`]).
     Vduse,
+    /// A VDUSE ioctl record ([`crate::capture::ioctl`]) on a device's connection: what it says
+    /// (queue count, offered features, config size) bounds the checks of the device's messages
+    /// and ioctls.
+    VduseIoctl,
 }
 
 /// One captured message, as the validator sees it.
