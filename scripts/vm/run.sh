@@ -146,9 +146,9 @@ if [ "${CI:-}" = true ]; then locked=(--locked); fi
 (cd "$root" && RUSTFLAGS='-C target-feature=+crt-static' CARGO_PROFILE_DEV_OPT_LEVEL=1 \
     CARGO_PROFILE_DEV_DEBUG=0 CARGO_PROFILE_DEV_STRIP=debuginfo CARGO_PROFILE_DEV_INCREMENTAL=false \
     "${CARGO:-cargo}" build -q "${locked[@]}" --target x86_64-unknown-linux-gnu --target-dir "$work/cargo" \
-    -p vfu-codec --example vduse-blk -p vfu-tests --bin vfu-vm-guest)
+    -p vfu-codec --example vduse-blk -p vfu-tests --bin vfu-vm-guest -p vfu-dump --bin vfu-dump)
 rel="$work/cargo/x86_64-unknown-linux-gnu/debug"
-cp "$rel/examples/vduse-blk" "$rel/vfu-vm-guest" "$bins/"
+cp "$rel/examples/vduse-blk" "$rel/vfu-vm-guest" "$rel/vfu-dump" "$bins/"
 for b in "$bins"/*; do
     if ! ldd "$b" 2>&1 | grep -qE 'statically linked|not a dynamic executable'; then
         echo "vm: $b is not static" >&2

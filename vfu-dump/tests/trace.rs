@@ -1029,11 +1029,11 @@ fn counts(path: &Path, conn: u32) -> std::collections::BTreeMap<(u16, bool), usi
 
 #[test]
 fn a_traced_libvfio_user_client_equals_the_relays_recording() {
-    // corpus/trace-lvu-sample-client.pcapng: libvfio-user's sample client launched under
+    // corpus/trace/lvu-sample-client.pcapng: libvfio-user's sample client launched under
     // `vfu-dump trace -w` (its fork and its exec of the migration destination server followed);
     // corpus/lvu-sample-client*.pcapng: the same programs recorded by a relay on the socket path.
     let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("../corpus");
-    let traced = corpus.join("trace-lvu-sample-client.pcapng");
+    let traced = corpus.join("trace/lvu-sample-client.pcapng");
     // The sample client's background thread writes BAR1 during pre-copy, so REGION_WRITE and
     // MIG_DATA_READ counts change from run to run (corpus/README.md); every other count is the same.
     let varying = |m: &mut std::collections::BTreeMap<(u16, bool), usize>| {
@@ -1185,4 +1185,40 @@ fn attached_in_the_middle_of_a_message_resynchronises_and_says_so() {
         "{}",
         stdout(&out)
     );
+}
+
+#[test]
+fn traced_vduse_daemons_under_the_real_kernel_validate_clean() {
+    // corpus/trace/vduse-6.12-*.pcapng: the vduse-blk example and qemu-storage-daemon launched under
+    // `vfu-dump trace` in the VM harness (scripts/vm/guest/trace-vduse.sh, corpus/README.md).
+    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("../corpus");
+    for (file, count) in [
+        ("trace/vduse-6.12-blk-example.pcapng", 65),
+        ("trace/vduse-6.12-qsd.pcapng", 37),
+    ] {
+        let path = corpus.join(file);
+        let v = vfu_dump().arg("validate").arg(&path).output().unwrap();
+        assert!(v.status.success(), "{file}: {}", stdout(&v));
+        let recs = records(&path);
+        assert_eq!(recs.len(), count, "{file}");
+        use vfu_dump::capture::Protocol;
+        let ioctl = |r: &&Record| r.protocol == Protocol::VduseIoctl;
+        let create = recs
+            .iter()
+            .filter(ioctl)
+            .any(|r| r.data[..4] == vfu_codec::vduse::VDUSE_CREATE_DEV.to_le_bytes());
+        assert!(create, "{file}: no CREATE_DEV");
+        let requests = recs
+            .iter()
+            .filter(|r| r.protocol == Protocol::Vduse && r.direction == Direction::ClientToServer)
+            .count();
+        let responses = recs
+            .iter()
+            .filter(|r| r.protocol == Protocol::Vduse && r.direction == Direction::ServerToClient)
+            .count();
+        assert!(
+            requests > 0 && requests == responses,
+            "{file}: {requests} requests, {responses} responses"
+        );
+    }
 }
