@@ -9,11 +9,17 @@
 //! apt's lists with linux-image-6.12-cloud-amd64 (`.ci/run` installs them; `scripts/vm/run.sh
 //! --check` names what is missing). Without them the test says it skipped and what is missing,
 //! unless `CI=true` or `VFU_REQUIRE_VM=1`, where it fails. `VFU_SKIP_VM=1` skips it outside CI.
+//!
+//! A second boot runs `scripts/vm/guest/trace-vduse.sh`: `vfu-dump trace` launching the example and
+//! qemu-storage-daemon's export while the kernel binds and uses each device; both captures must
+//! validate clean and hold the ioctls and the kernel's requests. The two boots run one after the other
+//! (a TCG guest wants a whole processor).
 
 #![allow(clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Mutex;
 
 use vfu_codec::Direction;
 use vfu_codec::vduse::{RequestBody, VDUSE_REQ_RESULT_OK, decode_request, decode_response};
@@ -50,12 +56,15 @@ fn summary(console: &Path) -> String {
         .join("\n")
 }
 
-#[test]
-fn vduse_blk_and_qemu_storage_daemon_in_a_vm() {
+/// One boot at a time.
+static BOOT: Mutex<()> = Mutex::new(());
+
+/// Whether the VM tests can run here: `false` (after saying why) when they skip.
+fn vm_available() -> bool {
     let required = env_is("CI", "true") || env_is("VFU_REQUIRE_VM", "1");
     if !required && env_is("VFU_SKIP_VM", "1") {
         eprintln!("VM test skipped: VFU_SKIP_VM=1");
-        return;
+        return false;
     }
     let script = root().join("scripts/vm/run.sh");
     let check = Command::new("bash")
@@ -68,22 +77,26 @@ fn vduse_blk_and_qemu_storage_daemon_in_a_vm() {
         Some(0) => {}
         Some(77) if !required => {
             eprintln!("VM test skipped, prerequisites missing:\n{said}");
-            return;
+            return false;
         }
         Some(77) => panic!(
             "the VM test is required here (CI=true or VFU_REQUIRE_VM=1) but prerequisites are missing:\n{said}"
         ),
         other => panic!("scripts/vm/run.sh --check exited {other:?}: {said}"),
     }
+    true
+}
 
-    let out = root().join("target/vm/test-out");
+/// Boots the guest with `guest_script ARG` and returns the output folder and the console summary.
+fn boot(name: &str, guest_script: &str, arg: &str) -> (PathBuf, String) {
+    let out = root().join("target/vm").join(name);
     let _ = std::fs::remove_dir_all(&out);
     let status = Command::new("bash")
-        .arg(&script)
+        .arg(root().join("scripts/vm/run.sh"))
         .arg("--out")
         .arg(&out)
-        .arg(root().join("scripts/vm/guest/vduse-blk.sh"))
-        .arg("all")
+        .arg(root().join(guest_script))
+        .arg(arg)
         .status()
         .expect("run scripts/vm/run.sh");
     let console = out.join("console.log");
@@ -94,6 +107,18 @@ fn vduse_blk_and_qemu_storage_daemon_in_a_vm() {
         "the guest test failed (exit {status}); console: {}\n{lines}",
         console.display()
     );
+    (out, lines)
+}
+
+#[test]
+fn vduse_blk_and_qemu_storage_daemon_in_a_vm() {
+    let _one = BOOT
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if !vm_available() {
+        return;
+    }
+    let (out, lines) = boot("test-out", "scripts/vm/guest/vduse-blk.sh", "all");
     for want in [
         "blkcheck: 4 MiB of random data written to /dev/vda with O_DIRECT read back identical",
         "guest: capacity change: /sys/block/vda/size is 65536",
@@ -169,4 +194,48 @@ fn vduse_blk_and_qemu_storage_daemon_in_a_vm() {
         kinds.join(" "),
         "S00 S01 S03 S0b S0f S00 S01 S00 S03 S0b U S0f G S00 U S00"
     );
+}
+
+#[test]
+fn vfu_dump_trace_follows_vduse_daemons_in_a_vm() {
+    let _one = BOOT
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if !vm_available() {
+        return;
+    }
+    let (out, lines) = boot("trace-out", "scripts/vm/guest/trace-vduse.sh", "all");
+    // The guest ran `vfu-dump validate --info` on each capture and failed unless it exited 0.
+    for want in [
+        "guest: trace-vduse-blk: ",
+        "guest: trace-qsd: ",
+        "blkcheck: 4 MiB of random data written to /dev/vda with O_DIRECT read back identical",
+    ] {
+        assert!(
+            lines.lines().any(|l| l.starts_with(want)),
+            "no {want:?} in\n{lines}"
+        );
+    }
+    for file in ["trace-vduse-blk.pcapng", "trace-qsd.pcapng"] {
+        let path = out.join(file);
+        let mut reader = capture::open(&path, &OpenOptions::default()).unwrap();
+        let (mut create, mut requests, mut responses) = (0, 0, 0);
+        while let Some(r) = reader.next_record().unwrap() {
+            match (r.protocol, r.direction) {
+                (Protocol::VduseIoctl, _)
+                    if r.data[..4] == vfu_codec::vduse::VDUSE_CREATE_DEV.to_le_bytes() =>
+                {
+                    create += 1
+                }
+                (Protocol::Vduse, Direction::ClientToServer) => requests += 1,
+                (Protocol::Vduse, Direction::ServerToClient) => responses += 1,
+                _ => {}
+            }
+        }
+        assert_eq!(create, 1, "{file}: one VDUSE_CREATE_DEV");
+        assert!(
+            requests > 0 && requests == responses,
+            "{file}: {requests} kernel requests, {responses} responses"
+        );
+    }
 }
