@@ -514,7 +514,7 @@ local G = {{}}
     fn extras(&mut self) -> Result<(), String> {
         self.line("G.X = {}");
         for proto in [PROTO_VFIO_USER, PROTO_VDUSE, PROTO_VDUSE_IOCTL] {
-            let defs: [(&str, String); 7] = [
+            let defs: [(&str, String); 8] = [
                 (
                     "dir",
                     format!(
@@ -555,6 +555,12 @@ local G = {{}}
                     "time",
                     format!(
                         "ProtoField.relative_time(\"{proto}.time\", \"Time\", \"Time since the request\")"
+                    ),
+                ),
+                (
+                    "captured",
+                    format!(
+                        "ProtoField.uint32(\"{proto}.captured\", \"Captured\", base.DEC, nil, nil, \"Bytes of the message the capture holds, on a message it cut (a record shorter than its original length)\")"
                     ),
                 ),
             ];
