@@ -734,13 +734,17 @@ fn tshark_errors(stderr: &str) -> Vec<&str> {
 }
 
 fn tshark(lua: &Path, capture: &Path, args: &[&str]) -> String {
+    tshark_with(&[lua], capture, args)
+}
+
+/// tshark with the plugin and any further Lua scripts.
+fn tshark_with(scripts: &[&Path], capture: &Path, args: &[&str]) -> String {
     let mut c = Command::new("tshark");
-    c.arg("-n")
-        .arg("-X")
-        .arg(format!("lua_script:{}", lua.display()))
-        .arg("-r")
-        .arg(capture)
-        .args(args);
+    c.arg("-n");
+    for s in scripts {
+        c.arg("-X").arg(format!("lua_script:{}", s.display()));
+    }
+    c.arg("-r").arg(capture).args(args);
     let (out, err) = run(&mut c);
     let errors = tshark_errors(&err);
     assert!(
@@ -972,13 +976,18 @@ impl Drop for TempDir {
     }
 }
 
-#[test]
-fn tshark_agrees_with_vfu_dump() {
-    if !have_tshark() {
-        return;
-    }
+/// The generated plugin and the captures every test reads: `corpus/*.pcapng`, one capture of
+/// `corpus/messages/*.bin`, the edge cases and VDUSE traffic, in a directory of their own.
+struct Setup {
+    dir: PathBuf,
+    lua: PathBuf,
+    captures: Vec<PathBuf>,
+    _tmp: TempDir,
+}
+
+fn setup(test: &str) -> Setup {
     let tmp =
-        TempDir(std::env::temp_dir().join(format!("vfu-dissector-test-{}", std::process::id())));
+        TempDir(std::env::temp_dir().join(format!("vfu-dissector-{test}-{}", std::process::id())));
     let dir = tmp.0.clone();
     std::fs::create_dir_all(&dir).unwrap();
     let lua = dir.join("vfio_user.lua");
@@ -1007,6 +1016,25 @@ fn tshark_agrees_with_vfu_dump() {
     let vduse = dir.join("vduse.pcapng");
     vduse_capture(&vduse);
     captures.push(vduse);
+    Setup {
+        dir,
+        lua,
+        captures,
+        _tmp: tmp,
+    }
+}
+
+#[test]
+fn tshark_agrees_with_vfu_dump() {
+    if !have_tshark() {
+        return;
+    }
+    let Setup {
+        dir,
+        lua,
+        captures,
+        _tmp,
+    } = setup("agree");
 
     for c in &captures {
         let (n, bad) = check_capture(&lua, c);
@@ -1097,4 +1125,404 @@ fn tshark_agrees_with_vfu_dump() {
             assert_eq!(count(&lua, &c, filter), n, "{name}: {filter}");
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// The tree Wireshark does not show. With a hidden tree (tshark -q, -Y without -V, the packet list),
+// the plugin adds only the items Wireshark keeps, which it learns as it goes: a filter, a tap or a
+// custom column on any field must still find the field wherever a shown tree has it.
+
+/// Every field the plugin registers (`tshark -G fields`) and its two protocols.
+fn plugin_fields(lua: &Path) -> Vec<String> {
+    let (out, _) = run(Command::new("tshark")
+        .args(["-G", "fields", "-X"])
+        .arg(format!("lua_script:{}", lua.display())));
+    let mut v: Vec<String> = out
+        .lines()
+        .filter_map(|l| {
+            let c: Vec<&str> = l.split('\t').collect();
+            match c.as_slice() {
+                ["F", _, abbrev, _, proto, ..] if *proto == "vfio_user" || *proto == "vduse" => {
+                    Some((*abbrev).to_owned())
+                }
+                ["P", _, abbrev, ..] if *abbrev == "vfio_user" || *abbrev == "vduse" => {
+                    Some((*abbrev).to_owned())
+                }
+                _ => None,
+            }
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// A Lua script with one tap listener per display filter, each counting the frames that match it and
+/// printing `COUNT\t<filter>\t<frames>` at the end (made when the first capture starts: the plugin's
+/// fields do not exist yet while scripts load).
+fn counter_script(path: &Path, filters: &[String]) {
+    let mut s = String::from("local filters = {\n");
+    for f in filters {
+        s.push_str(&format!("  {f:?},\n"));
+    }
+    s.push_str(
+        r#"}
+local counts, made = {}, false
+local P = Proto("vfu_test_count", "frames per filter")
+function P.init()
+  if made then return end
+  made = true
+  for _, f in ipairs(filters) do
+    counts[f] = 0
+    local l = Listener.new(nil, f)
+    function l.packet() counts[f] = counts[f] + 1 end
+    function l.reset() counts[f] = 0 end
+    function l.draw() print("COUNT\t" .. f .. "\t" .. counts[f]) end
+  end
+end
+"#,
+    );
+    std::fs::write(path, s).unwrap();
+}
+
+/// Frames matching each filter, as the counter script prints them.
+fn counts(lua: &Path, counter: &Path, capture: &Path, args: &[&str]) -> BTreeMap<String, usize> {
+    let out = tshark_with(&[lua, counter], capture, args);
+    out.lines()
+        .filter_map(|l| l.strip_prefix("COUNT\t"))
+        .map(|l| {
+            let (f, n) = l.rsplit_once('\t').unwrap();
+            (f.to_owned(), n.parse().unwrap())
+        })
+        .collect()
+}
+
+/// Lua errors show as expert info.
+const LUA_ERRORS: &str = "_ws.expert.message contains \"Lua Error\"";
+
+#[test]
+fn hidden_tree_keeps_every_referenced_field() {
+    if !have_tshark() {
+        return;
+    }
+    let st = setup("hidden");
+    let fields = plugin_fields(&st.lua);
+    assert!(fields.len() > 250, "only {} fields", fields.len());
+    assert!(fields.iter().any(|f| f == "vfio_user.dma_map.address"));
+    let counter = st.dir.join("count.lua");
+    let mut all = fields.clone();
+    all.push(LUA_ERRORS.to_owned());
+    // Fields in groups, so that each is asked for while most of its neighbours are not.
+    const GROUPS: usize = 4;
+    let group = |g: usize| -> Vec<String> {
+        fields
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| i % GROUPS == g)
+            .map(|(_, f)| f.clone())
+            .chain([LUA_ERRORS.to_owned()])
+            .collect()
+    };
+    for c in &st.captures {
+        let name = c.file_name().unwrap().to_string_lossy().into_owned();
+        for passes in [&[][..], &["-2"][..]] {
+            // -T fields shows the tree (every item is added): what a hidden tree must match.
+            counter_script(&counter, &all);
+            let mut shown_args = passes.to_vec();
+            shown_args.extend(["-T", "fields", "-e", "frame.number"]);
+            let want = counts(&st.lua, &counter, c, &shown_args);
+            assert_eq!(want.len(), all.len(), "{name}: counts {want:?}");
+            assert_eq!(want[LUA_ERRORS], 0, "{name} {passes:?}: Lua errors");
+            let groups: Vec<usize> = if passes.is_empty() {
+                (0..GROUPS).collect()
+            } else {
+                vec![0]
+            };
+            for g in groups {
+                let fs = group(g);
+                counter_script(&counter, &fs);
+                let mut hidden_args = passes.to_vec();
+                hidden_args.push("-q");
+                let got = counts(&st.lua, &counter, c, &hidden_args);
+                for f in &fs {
+                    assert_eq!(
+                        got.get(f),
+                        want.get(f),
+                        "{name} {passes:?}: frames with {f}, tree hidden vs shown"
+                    );
+                }
+            }
+        }
+        // With columns but a hidden tree (tshark's one line per frame): the same Info column.
+        let hidden = tshark(&st.lua, c, &["-o", "gui.column.format:\"Info\",\"%i\""]);
+        let shown = tshark(&st.lua, c, &["-T", "fields", "-e", "_ws.col.Info"]);
+        let (hidden, shown): (Vec<&str>, Vec<&str>) =
+            (hidden.lines().collect(), shown.lines().collect());
+        assert_eq!(hidden.len(), shown.len(), "{name}: frames");
+        for (i, (h, s)) in hidden.iter().zip(&shown).enumerate() {
+            assert_eq!(
+                h,
+                s,
+                "{name} frame {}: Info with the tree hidden vs shown",
+                i + 1
+            );
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Records the capture cut: a pcapng Enhanced Packet Block whose captured length is below the
+// original length (what a snaplen writes). Written by hand here, independent of vfu-dump's writer.
+
+fn pcapng_header(linktype: u16) -> Vec<u8> {
+    let mut f = Vec::new();
+    for v in [0x0A0D_0D0Au32, 28, 0x1A2B_3C4D] {
+        f.extend(v.to_le_bytes());
+    }
+    f.extend(1u16.to_le_bytes());
+    f.extend(0u16.to_le_bytes());
+    f.extend((-1i64).to_le_bytes());
+    f.extend(28u32.to_le_bytes());
+    for v in [1u32, 20] {
+        f.extend(v.to_le_bytes());
+    }
+    f.extend(linktype.to_le_bytes());
+    f.extend(0u16.to_le_bytes());
+    for v in [0u32, 20] {
+        f.extend(v.to_le_bytes());
+    }
+    f
+}
+
+/// An EPB holding the exported-PDU tags (dissector name, direction) and the first `keep` bytes of
+/// `msg`, with the whole message's length as the original length.
+fn cut_epb(f: &mut Vec<u8>, ts_us: u64, proto: &str, dir: u32, msg: &[u8], keep: usize) {
+    let mut tags = Vec::new();
+    let padded = proto.len().div_ceil(4) * 4;
+    tags.extend(12u16.to_be_bytes());
+    tags.extend((padded as u16).to_be_bytes());
+    tags.extend(proto.as_bytes());
+    tags.resize(4 + padded, 0);
+    tags.extend(35u16.to_be_bytes());
+    tags.extend(4u16.to_be_bytes());
+    tags.extend(dir.to_be_bytes());
+    tags.extend([0u8; 4]);
+    let mut data = tags.clone();
+    data.extend(&msg[..keep]);
+    let orig = tags.len() + msg.len();
+    let pad = data.len().div_ceil(4) * 4;
+    let len = 32 + pad as u32;
+    for v in [
+        6u32,
+        len,
+        0,
+        (ts_us >> 32) as u32,
+        ts_us as u32,
+        data.len() as u32,
+        orig as u32,
+    ] {
+        f.extend(v.to_le_bytes());
+    }
+    data.resize(pad, 0);
+    f.extend(data);
+    f.extend(len.to_le_bytes());
+}
+
+/// One record of a message the capture cut.
+struct Cut {
+    proto: &'static str,
+    what: String,
+    keep: usize,
+    len: usize,
+}
+
+/// Every golden message and a VDUSE request and response, each cut at every length from 1 byte to
+/// one short of the whole.
+fn cut_capture(path: &Path) -> Vec<Cut> {
+    let mut f = pcapng_header(252);
+    let mut cuts = Vec::new();
+    let mut ts = 1_700_000_000_000_000u64;
+    let mut msgs: Vec<(&'static str, String, u32, Vec<u8>)> = Vec::new();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(corpus().join("messages"))
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "bin"))
+        .collect();
+    files.sort();
+    for p in files {
+        let name = p.file_name().unwrap().to_string_lossy().into_owned();
+        let request = name.contains("-request");
+        let server_cmd = name.starts_with("dma_read") || name.starts_with("dma_write");
+        let dir = u32::from(request == server_cmd);
+        msgs.push(("vfio_user", name, dir, std::fs::read(&p).unwrap()));
+    }
+    let mut buf = [0u8; 152];
+    let vq = VduseVqState::new_split(3, 0);
+    encode_request(41, &RequestBody::GetVqState(&vq), &mut buf).unwrap();
+    msgs.push(("vduse", "vduse request".into(), 0, buf.to_vec()));
+    let answer = VduseVqState::new_split(3, 17);
+    encode_response(
+        41,
+        VDUSE_REQ_RESULT_OK,
+        &ResponseBody::GetVqState(&answer),
+        &mut buf,
+    )
+    .unwrap();
+    msgs.push(("vduse", "vduse response".into(), 1, buf.to_vec()));
+    for (proto, what, dir, m) in &msgs {
+        for keep in 1..m.len() {
+            ts += 10;
+            cut_epb(&mut f, ts, proto, *dir, m, keep);
+            cuts.push(Cut {
+                proto,
+                what: what.clone(),
+                keep,
+                len: m.len(),
+            });
+        }
+    }
+    std::fs::write(path, f).unwrap();
+    cuts
+}
+
+#[test]
+fn cut_records_show_what_the_capture_holds() {
+    if !have_tshark() {
+        return;
+    }
+    let st = setup("cut");
+    let cap = st.dir.join("cut.pcapng");
+    let cuts = cut_capture(&cap);
+    assert!(cuts.len() > 1000);
+    let wanted = [
+        "frame.number",
+        "_ws.col.Info",
+        "_ws.expert.message",
+        "_ws.expert.severity",
+        "_ws.malformed",
+        "vfio_user.captured",
+        "vduse.captured",
+        "vfio_user.id",
+        "vfio_user.flags",
+        "vfio_user.dma_map.argsz",
+        "vfio_user.dma_map.flags",
+        "vfio_user.dma_map.offset",
+        "vfio_user.data",
+        "vduse.dev_request.req_type",
+    ];
+    let mut args = vec!["-T", "json"];
+    for w in wanted {
+        args.extend(["-e", w]);
+    }
+    let out = tshark(&st.lua, &cap, &args);
+    let frames = Parser::parse(&out);
+    let frames = frames.arr();
+    assert_eq!(frames.len(), cuts.len());
+    let layer = |f: &J, k: &str| -> Vec<String> {
+        f.get("_source")
+            .and_then(|s| s.get("layers"))
+            .and_then(|l| l.get(k))
+            .map_or(Vec::new(), |v| {
+                v.arr().iter().map(|x| x.str().to_owned()).collect()
+            })
+    };
+    let mut infos = Vec::new();
+    for (f, c) in frames.iter().zip(&cuts) {
+        let at = format!("{} cut to {} of {} bytes", c.what, c.keep, c.len);
+        let messages = layer(f, "_ws.expert.message");
+        assert!(
+            !messages.iter().any(|m| m.contains("Lua Error")
+                || m.contains("Exception")
+                || m.contains("Malformed")),
+            "{at}: {messages:?}"
+        );
+        assert!(layer(f, "_ws.malformed").is_empty(), "{at}: malformed");
+        assert!(
+            !layer(f, "_ws.expert.severity")
+                .iter()
+                .any(|s| s.parse::<i64>().unwrap() >= PI_ERROR),
+            "{at}: an error: {messages:?}"
+        );
+        let note = format!(
+            "Message cut by the capture: {} of {} bytes captured",
+            c.keep, c.len
+        );
+        assert!(messages.contains(&note), "{at}: {messages:?}");
+        assert_eq!(
+            layer(f, &format!("{}.captured", c.proto)),
+            vec![c.keep.to_string()],
+            "{at}"
+        );
+        let info = layer(f, "_ws.col.Info").join("");
+        let tail = format!(" [cut: {} of {} bytes captured]", c.keep, c.len);
+        assert!(info.ends_with(&tail), "{at}: Info {info:?}");
+        infos.push(info.clone());
+        // What the capture holds is shown: the header fields it holds whole, the body as far as it
+        // goes.
+        if c.proto == "vfio_user" {
+            assert_eq!(
+                layer(f, "vfio_user.id").len(),
+                usize::from(c.keep >= 2),
+                "{at}: msg_id"
+            );
+            assert_eq!(
+                layer(f, "vfio_user.flags").len(),
+                usize::from(c.keep >= 12),
+                "{at}: flags"
+            );
+            if c.keep < 16 {
+                assert!(
+                    info.starts_with("cut inside the header"),
+                    "{at}: Info {info:?}"
+                );
+            } else {
+                assert!(info.starts_with("id="), "{at}: Info {info:?}");
+            }
+            if c.what == "dma_map-request.bin" {
+                // DmaMap after the header: argsz, flags (4 bytes each), then offset (8).
+                assert_eq!(
+                    layer(f, "vfio_user.dma_map.argsz").len(),
+                    usize::from(c.keep >= 20),
+                    "{at}"
+                );
+                assert_eq!(
+                    layer(f, "vfio_user.dma_map.flags").len(),
+                    usize::from(c.keep >= 24),
+                    "{at}"
+                );
+                assert_eq!(
+                    layer(f, "vfio_user.dma_map.offset").len(),
+                    usize::from(c.keep >= 32),
+                    "{at}"
+                );
+            }
+            if c.what == "region_write-request.bin" && c.keep > 32 {
+                // RegionAccess (16 bytes) after the header, then the data: what was captured of it.
+                let data = layer(f, "vfio_user.data");
+                assert_eq!(data.len(), 1, "{at}: data");
+                let hex: String = data[0].chars().filter(char::is_ascii_hexdigit).collect();
+                assert_eq!(hex.len(), 2 * (c.keep - 32), "{at}: data {data:?}");
+            }
+        } else if c.what == "vduse request" {
+            assert_eq!(
+                layer(f, "vduse.dev_request.req_type").len(),
+                usize::from(c.keep >= 4),
+                "{at}: req_type"
+            );
+        }
+    }
+    // The same Info with the tree hidden, and no Lua error with it hidden either.
+    let hidden = tshark(&st.lua, &cap, &["-o", "gui.column.format:\"Info\",\"%i\""]);
+    let hidden: Vec<&str> = hidden.lines().collect();
+    assert_eq!(hidden, infos, "Info with the tree hidden");
+    let counter = st.dir.join("count.lua");
+    counter_script(
+        &counter,
+        &[LUA_ERRORS.to_owned(), "vfio_user.captured".to_owned()],
+    );
+    let n = counts(&st.lua, &counter, &cap, &["-q"]);
+    assert_eq!(n[LUA_ERRORS], 0);
+    assert_eq!(
+        n["vfio_user.captured"],
+        cuts.iter().filter(|c| c.proto == "vfio_user").count()
+    );
 }
