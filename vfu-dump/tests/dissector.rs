@@ -755,14 +755,22 @@ fn tshark_with(scripts: &[&Path], capture: &Path, args: &[&str]) -> String {
     out
 }
 
+/// Frames matching a display filter, with the tree shown (-T fields) and hidden (tshark's one line
+/// per frame, where the plugin adds only what Wireshark keeps): the two must agree.
 fn count(lua: &Path, capture: &Path, filter: &str) -> usize {
-    tshark(
+    let shown = tshark(
         lua,
         capture,
         &["-Y", filter, "-T", "fields", "-e", "frame.number"],
     )
     .lines()
-    .count()
+    .count();
+    let hidden = tshark(lua, capture, &["-Y", filter]).lines().count();
+    assert_eq!(
+        hidden, shown,
+        "frames matching {filter}, tree hidden vs shown"
+    );
+    shown
 }
 
 /// Compares one capture; returns (messages, malformed messages) for the summary.
