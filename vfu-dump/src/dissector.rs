@@ -722,7 +722,7 @@ impl Gen {
                     format!("s = {}", lua_str(&struct_key(PROTO_VDUSE, &layout)))
                 }
                 IoctlArg::Int { size, .. } => format!("int = {size}"),
-                IoctlArg::Name => "name = true".to_owned(),
+                IoctlArg::Name => "text = true".to_owned(),
                 IoctlArg::None => "none = true".to_owned(),
             };
             let _ = writeln!(
