@@ -1140,7 +1140,10 @@ fn tshark_agrees_with_vfu_dump() {
 // the plugin adds only the items Wireshark keeps, which it learns as it goes: a filter, a tap or a
 // custom column on any field must still find the field wherever a shown tree has it.
 
-/// Every field the plugin registers (`tshark -G fields`) and its two protocols.
+/// The plugin's protocols.
+const PROTOCOLS: [&str; 3] = ["vfio_user", "vduse", "vduse_ioctl"];
+
+/// Every field the plugin registers (`tshark -G fields`) and its protocols.
 fn plugin_fields(lua: &Path) -> Vec<String> {
     let (out, _) = run(Command::new("tshark")
         .args(["-G", "fields", "-X"])
@@ -1150,12 +1153,10 @@ fn plugin_fields(lua: &Path) -> Vec<String> {
         .filter_map(|l| {
             let c: Vec<&str> = l.split('\t').collect();
             match c.as_slice() {
-                ["F", _, abbrev, _, proto, ..] if *proto == "vfio_user" || *proto == "vduse" => {
+                ["F", _, abbrev, _, proto, ..] if PROTOCOLS.contains(proto) => {
                     Some((*abbrev).to_owned())
                 }
-                ["P", _, abbrev, ..] if *abbrev == "vfio_user" || *abbrev == "vduse" => {
-                    Some((*abbrev).to_owned())
-                }
+                ["P", _, abbrev, ..] if PROTOCOLS.contains(abbrev) => Some((*abbrev).to_owned()),
                 _ => None,
             }
         })
@@ -1212,7 +1213,16 @@ fn hidden_tree_keeps_every_referenced_field() {
     if !have_tshark() {
         return;
     }
-    let st = setup("hidden");
+    let mut st = setup("hidden");
+    // The traced captures too (VDUSE ioctl records), which the comparison with vfu-dump leaves out.
+    if let Ok(dir) = std::fs::read_dir(corpus().join("trace")) {
+        let mut traced: Vec<PathBuf> = dir
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "pcapng"))
+            .collect();
+        traced.sort();
+        st.captures.extend(traced);
+    }
     let fields = plugin_fields(&st.lua);
     assert!(fields.len() > 250, "only {} fields", fields.len());
     assert!(fields.iter().any(|f| f == "vfio_user.dma_map.address"));
@@ -1376,6 +1386,26 @@ fn cut_capture(path: &Path) -> Vec<Cut> {
     )
     .unwrap();
     msgs.push(("vduse", "vduse response".into(), 1, buf.to_vec()));
+    // The first VDUSE ioctl records of a traced daemon.
+    let traced = corpus().join("trace/vduse-6.12-qsd.pcapng");
+    if traced.exists() {
+        let mut r =
+            vfu_dump::capture::open(&traced, &vfu_dump::capture::OpenOptions::default()).unwrap();
+        let mut n = 0;
+        while let Some(rec) = r.next_record().unwrap() {
+            if rec.protocol == Protocol::VduseIoctl && n < 4 {
+                n += 1;
+                let dir = u32::from(rec.direction != Direction::ClientToServer);
+                msgs.push((
+                    "vduse_ioctl",
+                    format!("ioctl record {n}"),
+                    dir,
+                    rec.data.to_vec(),
+                ));
+            }
+        }
+        assert!(n > 0, "no ioctl records in {}", traced.display());
+    }
     for (proto, what, dir, m) in &msgs {
         for keep in 1..m.len() {
             ts += 10;
@@ -1409,6 +1439,7 @@ fn cut_records_show_what_the_capture_holds() {
         "_ws.malformed",
         "vfio_user.captured",
         "vduse.captured",
+        "vduse_ioctl.captured",
         "vfio_user.id",
         "vfio_user.flags",
         "vfio_user.dma_map.argsz",
