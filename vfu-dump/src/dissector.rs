@@ -16,7 +16,17 @@
 //! - the rule ids of the codec's decode errors, for the expert info of malformed messages.
 //!
 //! The Lua targets Wireshark 4.0 (Debian 12), which embeds Lua 5.2: bit operations use `bit32` and
-//! 64-bit values are `UInt64` objects.
+//! 64-bit values that a Lua number cannot hold exactly are `UInt64` objects.
+//!
+//! Speed: when Wireshark shows the tree (the details pane, `tshark -V`, `-T fields`, `-T json`)
+//! every item is added; when it does not (`tshark -q`, a display filter without `-V`, the packet
+//! list) the runtime adds only the items Wireshark keeps (a field some filter, tap or column
+//! references), which it learns per pass from the items Wireshark drops, and builds the Info column
+//! only where there is column data. `scripts/bench-read.sh` times it against tshark alone.
+//!
+//! A record the capture cut (pcapng captured length below the original length) shows the fields it
+//! holds whole and the data as far as it goes, with expert info, a `<proto>.captured` field and
+//! ` [cut: N of M bytes captured]` in Info; it is not malformed.
 
 mod names;
 mod steps;
