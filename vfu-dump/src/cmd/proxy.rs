@@ -1,6 +1,7 @@
 //! `vfu-dump proxy`: the command line of the proxy (`crate::proxy`): options, signals, output.
 
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
+use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::time::Duration;
@@ -98,13 +99,35 @@ pub fn run(opts: &ProxyOpts, out: &mut dyn Write) -> Result<(), RunError> {
         spin: Duration::from_micros(opts.spin),
         splice: true,
     };
-    let handle = Proxy::start(config)
-        .map_err(|e| RunError::Usage(format!("proxy on {}: {e}", opts.listen.display())))?;
+    // The handlers are in place before the listen socket appears: a client (or a supervisor) that
+    // sees the socket may signal at once, and a signal before the handlers would kill the proxy with
+    // its capture unfinished. They write into a pipe of ours; a thread passes a stop on.
+    let (signal_rx, signal_tx) = UnixStream::pair()?;
     let mut ids = Vec::new();
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        let s = handle.stopper()?;
-        ids.push(signal_hook::low_level::pipe::register(sig, s)?);
+        ids.push(signal_hook::low_level::pipe::register(sig, signal_tx.try_clone()?)?);
     }
+    drop(signal_tx);
+    let handle = match Proxy::start(config) {
+        Ok(h) => h,
+        Err(e) => {
+            for id in ids {
+                signal_hook::low_level::unregister(id);
+            }
+            return Err(RunError::Usage(format!(
+                "proxy on {}: {e}",
+                opts.listen.display()
+            )));
+        }
+    };
+    let stopper = handle.stopper()?;
+    // Ends when the handlers are unregistered (their ends of the pipe closed): a read of 0.
+    std::thread::spawn(move || {
+        let mut b = [0u8; 1];
+        if matches!((&signal_rx).read(&mut b), Ok(n) if n > 0) {
+            let _ = (&stopper).write(&[1]);
+        }
+    });
     if opts.output.format == OutputFormat::Text && !opts.quiet {
         writeln!(
             out,
