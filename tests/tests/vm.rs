@@ -30,6 +30,13 @@ fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
+/// Says on the real standard error (not captured by the test harness, so `cargo test` shows it) that
+/// the test was skipped and why: `SKIPPED: <test>: <why>`, the marker `.ci/run` looks for.
+fn skipped(test: &str, why: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "SKIPPED: {test}: {why}");
+}
+
 fn env_is(name: &str, value: &str) -> bool {
     std::env::var(name).is_ok_and(|v| v == value)
 }
@@ -59,11 +66,12 @@ fn summary(console: &Path) -> String {
 /// One boot at a time.
 static BOOT: Mutex<()> = Mutex::new(());
 
-/// Whether the VM tests can run here: `false` (after saying why) when they skip.
-fn vm_available() -> bool {
+/// Whether the VM tests can run here: `false` (after saying that `test` skipped, and why) when they
+/// skip.
+fn vm_available(test: &str) -> bool {
     let required = env_is("CI", "true") || env_is("VFU_REQUIRE_VM", "1");
     if !required && env_is("VFU_SKIP_VM", "1") {
-        eprintln!("VM test skipped: VFU_SKIP_VM=1");
+        skipped(test, "VFU_SKIP_VM=1");
         return false;
     }
     let script = root().join("scripts/vm/run.sh");
@@ -76,7 +84,17 @@ fn vm_available() -> bool {
     match check.status.code() {
         Some(0) => {}
         Some(77) if !required => {
-            eprintln!("VM test skipped, prerequisites missing:\n{said}");
+            skipped(
+                test,
+                &format!(
+                    "needs {} (scripts/install-test-deps.sh installs them)",
+                    said.lines()
+                        .map(|l| l.trim().trim_start_matches("vm: missing: "))
+                        .filter(|l| !l.is_empty())
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                ),
+            );
             return false;
         }
         Some(77) => panic!(
@@ -115,7 +133,7 @@ fn vduse_blk_and_qemu_storage_daemon_in_a_vm() {
     let _one = BOOT
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
-    if !vm_available() {
+    if !vm_available("vduse_blk_and_qemu_storage_daemon_in_a_vm") {
         return;
     }
     let (out, lines) = boot("test-out", "scripts/vm/guest/vduse-blk.sh", "all");
@@ -201,7 +219,7 @@ fn vfu_dump_trace_follows_vduse_daemons_in_a_vm() {
     let _one = BOOT
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
-    if !vm_available() {
+    if !vm_available("vfu_dump_trace_follows_vduse_daemons_in_a_vm") {
         return;
     }
     let (out, lines) = boot("trace-out", "scripts/vm/guest/trace-vduse.sh", "all");
