@@ -8,12 +8,17 @@ use vfu_codec::{Command, Direction, errno, vduse};
 
 use crate::render::{count_of, fmt_duration};
 
-/// A log-linear histogram of nanosecond durations: 64 power-of-two ranges, each cut into 16 linear
-/// steps, so any percentile is within about 6% of the true value, in 8 KiB whatever the count.
+/// Round-trip durations in nanoseconds, for percentiles in constant memory: the first
+/// [`Histogram::EXACT`] values are kept as they are, so that a row with few samples shows exact
+/// nearest-rank percentiles (a row of one shows that one value as p50, p99 and max); beyond that a
+/// log-linear histogram (64 power-of-two ranges, each cut into 16 linear steps) gives any percentile
+/// within about 6% of the true value, never below the smallest value seen nor above the largest.
 #[derive(Clone, Debug)]
 pub struct Histogram {
     buckets: Box<[u64; 64 * 16]>,
+    exact: Vec<u64>,
     count: u64,
+    min: u64,
     max: u64,
 }
 
@@ -21,13 +26,18 @@ impl Default for Histogram {
     fn default() -> Self {
         Histogram {
             buckets: Box::new([0; 64 * 16]),
+            exact: Vec::new(),
             count: 0,
+            min: u64::MAX,
             max: 0,
         }
     }
 }
 
 impl Histogram {
+    /// Values kept exactly before the histogram alone answers.
+    pub const EXACT: usize = 256;
+
     fn bucket(v: u64) -> usize {
         if v < 16 {
             return v as usize;
@@ -49,7 +59,11 @@ impl Histogram {
     /// Adds one value.
     pub fn record(&mut self, v: u64) {
         self.buckets[Self::bucket(v)] += 1;
+        if self.exact.len() < Self::EXACT {
+            self.exact.push(v);
+        }
         self.count += 1;
+        self.min = self.min.min(v);
         self.max = self.max.max(v);
     }
 
@@ -63,17 +77,31 @@ impl Histogram {
         self.max
     }
 
-    /// The value below which `q` (0..=1) of the values lie (the bucket's lower bound, capped by max).
+    /// The smallest value recorded (0 when none was).
+    pub fn min(&self) -> u64 {
+        if self.count == 0 { 0 } else { self.min }
+    }
+
+    /// The nearest-rank `q` quantile (0..=1): the value at rank ⌈q·n⌉ of the sorted values. Exact
+    /// while at most [`Self::EXACT`] values were recorded; then the lower bound of the histogram
+    /// bucket that holds that rank, kept within the smallest and largest values seen.
     pub fn quantile(&self, q: f64) -> u64 {
         if self.count == 0 {
             return 0;
         }
-        let want = ((self.count as f64) * q).ceil().max(1.0) as u64;
+        let want = ((self.count as f64) * q)
+            .ceil()
+            .clamp(1.0, self.count as f64) as u64;
+        if self.count as usize == self.exact.len() {
+            let mut sorted = self.exact.clone();
+            sorted.sort_unstable();
+            return sorted[want as usize - 1];
+        }
         let mut seen = 0;
         for (i, &n) in self.buckets.iter().enumerate() {
             seen += n;
             if seen >= want {
-                return Self::lower_bound(i).min(self.max);
+                return Self::lower_bound(i).clamp(self.min, self.max);
             }
         }
         self.max
@@ -356,6 +384,44 @@ mod tests {
         assert!((p99 - 990_000.0).abs() / 990_000.0 < 0.07, "{p99}");
         assert_eq!(h.max(), 1_000_000);
         assert_eq!(h.count(), 100_000);
+    }
+
+    #[test]
+    fn one_sample_is_its_own_p50_and_p99() {
+        // 198.3 µs falls in a histogram bucket whose lower bound is 196.6 µs: a row of one must
+        // still show 198.3 µs.
+        let mut h = Histogram::default();
+        h.record(198_300);
+        assert_eq!(h.quantile(0.5), 198_300);
+        assert_eq!(h.quantile(0.99), 198_300);
+        assert_eq!(h.max(), 198_300);
+        assert_eq!(h.min(), 198_300);
+    }
+
+    #[test]
+    fn few_samples_give_nearest_rank_percentiles() {
+        let mut h = Histogram::default();
+        for v in [500u64, 100, 400, 200, 300] {
+            h.record(v * 1000);
+        }
+        assert_eq!(h.quantile(0.5), 300_000);
+        assert_eq!(h.quantile(0.99), 500_000);
+        assert_eq!(h.quantile(0.0), 100_000);
+    }
+
+    #[test]
+    fn many_equal_samples_never_show_a_percentile_below_the_smallest() {
+        let mut h = Histogram::default();
+        for _ in 0..10_000 {
+            h.record(198_300);
+        }
+        assert_eq!(h.quantile(0.5), 198_300);
+        assert_eq!(h.quantile(0.99), 198_300);
+        let mut h = Histogram::default();
+        for v in 0..10_000u64 {
+            h.record(198_300 + v % 3);
+        }
+        assert!((198_300..=198_302).contains(&h.quantile(0.5)));
     }
 
     #[test]
