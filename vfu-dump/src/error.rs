@@ -19,6 +19,8 @@ impl std::fmt::Display for RunError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             RunError::Io(e) => write!(f, "{e}"),
+            // The open error names the path itself.
+            RunError::Capture(_, e @ CaptureError::Open { .. }) => write!(f, "{e}"),
             RunError::Capture(file, e) => write!(f, "{file}: {e}"),
             RunError::Usage(s) => f.write_str(s),
         }

@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 
+use crate::capture::OpenOptions;
+use crate::error::RunError;
 use crate::validate::Profile;
 
 /// When to colour output.
@@ -61,6 +63,42 @@ pub struct InputOpts {
     pub direction: Option<DirArg>,
 }
 
+impl InputOpts {
+    /// How to open the files: an error when `--direction` is given without `--raw`, where it would
+    /// do nothing (see [`raw_options`]).
+    pub fn open_options(&self, has_dir_filter: bool) -> Result<OpenOptions, RunError> {
+        raw_options(self.raw, self.direction, has_dir_filter)
+    }
+}
+
+/// The [`OpenOptions`] of `--raw` and `--direction`: `--direction` without `--raw` is refused, with
+/// the `--dir` filter named when the subcommand has one (`has_dir_filter`), since that is what such
+/// a user usually wanted. (A pcapng or pcap input opened with `--raw` is read as the capture it is,
+/// with a warning: [`crate::pipeline::open_input`].)
+pub fn raw_options(
+    raw: bool,
+    direction: Option<DirArg>,
+    has_dir_filter: bool,
+) -> Result<OpenOptions, RunError> {
+    if let (Some(d), false) = (direction, raw) {
+        let name = d
+            .to_possible_value()
+            .map_or_else(String::new, |v| v.get_name().to_owned());
+        return Err(RunError::Usage(format!(
+            "--direction {name} gives the direction of a raw byte stream and needs --raw{}",
+            if has_dir_filter {
+                format!(" (to show one direction of a capture, use --dir {name})")
+            } else {
+                String::new()
+            }
+        )));
+    }
+    Ok(OpenOptions {
+        raw,
+        direction: direction.map(Into::into),
+    })
+}
+
 /// Filters; combined, a message must pass all of them.
 #[derive(Debug, Args, Clone, Default)]
 pub struct FilterOpts {
@@ -82,6 +120,61 @@ pub struct FilterOpts {
     pub errors: bool,
 }
 
+impl FilterOpts {
+    /// The filters given, as they were written (`--cmd 9999 --conn 7`); `None` when there are none.
+    pub fn describe(&self) -> Option<String> {
+        let mut parts = Vec::new();
+        if !self.cmd.is_empty() {
+            parts.push(format!("--cmd {}", self.cmd.join(",")));
+        }
+        if let Some(d) = self.dir.and_then(|d| d.to_possible_value()) {
+            parts.push(format!("--dir {}", d.get_name()));
+        }
+        if !self.conn.is_empty() {
+            let c: Vec<String> = self.conn.iter().map(u32::to_string).collect();
+            parts.push(format!("--conn {}", c.join(",")));
+        }
+        if let Some(id) = self.id {
+            parts.push(format!("--id {id}"));
+        }
+        if self.errors {
+            parts.push("--errors".to_owned());
+        }
+        (!parts.is_empty()).then(|| parts.join(" "))
+    }
+
+    /// The line for standard error when the filters let no message through: what was asked for,
+    /// and what the input had (`messages` records on `connections` connections, numbered from 0).
+    pub fn matched_nothing(&self, messages: u64, connections: u64) -> Option<String> {
+        let asked = self.describe()?;
+        let missing: Vec<String> = self
+            .conn
+            .iter()
+            .filter(|&&c| u64::from(c) >= connections)
+            .map(u32::to_string)
+            .collect();
+        let conns = match connections {
+            0 => "no connection".to_owned(),
+            1 => "1 connection, numbered 0".to_owned(),
+            n => format!("{n} connections, numbered 0 to {}", n - 1),
+        };
+        let why = if missing.is_empty() {
+            String::new()
+        } else {
+            format!(": there is no connection {}", missing.join(" or "))
+        };
+        let msgs = if messages == 1 { "message" } else { "messages" };
+        Some(format!(
+            "no message matched {asked}{why} (the input has {messages} {msgs} on {conns})"
+        ))
+    }
+
+    /// Whether any filter was given.
+    pub fn any(&self) -> bool {
+        self.describe().is_some()
+    }
+}
+
 /// Output options shared by read, and later proxy and replay.
 #[derive(Debug, Args, Clone)]
 pub struct OutputOpts {
@@ -100,6 +193,49 @@ pub struct OutputOpts {
     /// Print times relative to the first message.
     #[arg(long)]
     pub relative: bool,
+}
+
+impl OutputOpts {
+    /// Warnings for output options that do nothing with the format chosen.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut w = Vec::new();
+        if self.format == OutputFormat::Json {
+            if self.verbose {
+                w.push("-v does nothing with --format json, whose objects hold every field".into());
+            }
+            if self.hex {
+                w.push("-x is a text form: --format json has no hex dump (each body part has its offset and length)".into());
+            }
+            if self.relative {
+                w.push("--relative applies to text lines: --format json gives ts_ns, the wall-clock time".into());
+            }
+            if self.color == ColorWhen::Always {
+                w.push(
+                    "--color always does nothing with --format json, which is never coloured"
+                        .into(),
+                );
+            }
+        }
+        w
+    }
+
+    /// Warnings for output options that apply to message lines, when none is printed (`why`:
+    /// the option that turned them off, such as `--quiet`).
+    pub fn line_warnings(&self, why: &str) -> Vec<String> {
+        let mut w = Vec::new();
+        for (on, name) in [
+            (self.verbose, "-v"),
+            (self.hex, "-x"),
+            (self.relative, "--relative"),
+        ] {
+            if on {
+                w.push(format!(
+                    "{name} applies to message lines, which {why} turns off"
+                ));
+            }
+        }
+        w
+    }
 }
 
 /// Validation profile: which documented implementation departures are accepted.

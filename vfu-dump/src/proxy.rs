@@ -134,7 +134,6 @@ pub(crate) mod sock;
 mod splice;
 
 use std::collections::HashMap;
-use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::MetadataExt;
@@ -146,7 +145,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crate::capture::PcapngWriter;
+use crate::capture::{AtomicFile, PcapngWriter};
 
 use ctx::{Ctx, Registry};
 pub use event::Summary;
@@ -214,13 +213,15 @@ impl Proxy {
                 "socket mode must be at most 0777",
             ));
         }
-        let capture = match &config.capture {
+        // Written under a temporary name beside the path and renamed onto it when the proxy has
+        // stopped and flushed it (`join`), so that a capture that failed leaves no partial file.
+        let (pending, capture) = match &config.capture {
             Some(p) => {
-                let f = File::create(p)
-                    .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", p.display())))?;
-                Some(PcapngWriter::new(BufWriter::with_capacity(1 << 20, f))?)
+                let (pending, f) = AtomicFile::create(p)?;
+                let w = PcapngWriter::new(BufWriter::with_capacity(1 << 20, f))?;
+                (Some(pending), Some(w))
             }
-            None => None,
+            None => (None, None),
         };
         let listener = sock::listen(&config.listen, config.mode)?;
         let listen_id = std::fs::metadata(&config.listen)
@@ -284,6 +285,7 @@ impl Proxy {
             acceptor: Some(acceptor),
             recorder: Some(recorder),
             printer,
+            pending,
         })
     }
 }
@@ -296,6 +298,8 @@ pub struct ProxyHandle {
     acceptor: Option<JoinHandle<()>>,
     recorder: Option<JoinHandle<io::Result<Summary>>>,
     printer: Option<JoinHandle<()>>,
+    /// The capture's temporary file, renamed onto its path once the recorder has written it.
+    pending: Option<AtomicFile>,
 }
 
 impl ProxyHandle {
@@ -350,7 +354,12 @@ impl ProxyHandle {
         if let Some(h) = self.printer.take() {
             let _ = h.join();
         }
-        summary
+        // The recorder has flushed and closed the capture: it appears at its path now, or (when
+        // writing it failed) not at all.
+        match (summary, self.pending.take()) {
+            (Ok(s), Some(pending)) => pending.commit().map(|()| s),
+            (summary, _) => summary,
+        }
     }
 }
 

@@ -96,8 +96,12 @@ impl CaptureError {
 impl fmt::Display for CaptureError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            CaptureError::Open { path, .. } => write!(f, "cannot open {}", path.display()),
-            CaptureError::Io { offset, .. } => write!(f, "read failed at offset {offset:#x}"),
+            CaptureError::Open { path, source } => {
+                write!(f, "cannot open {}: {source}", path.display())
+            }
+            CaptureError::Io { offset, source } => {
+                write!(f, "reading at offset {offset:#x} failed: {source}")
+            }
             CaptureError::UnknownFormat { first_bytes, len } => {
                 let shown = &first_bytes[..(*len).min(4)];
                 if shown.is_empty() {
@@ -172,6 +176,23 @@ mod tests {
         assert_eq!(
             e.to_string(),
             "pcap record at offset 0x40: the input ends after 7 of its 100 bytes"
+        );
+    }
+
+    #[test]
+    fn io_errors_give_the_os_reason() {
+        let e = CaptureError::Open {
+            path: PathBuf::from("missing.pcapng"),
+            source: io::Error::from_raw_os_error(2),
+        };
+        assert_eq!(
+            e.to_string(),
+            "cannot open missing.pcapng: No such file or directory (os error 2)"
+        );
+        let e = CaptureError::io(0, io::Error::from_raw_os_error(21));
+        assert_eq!(
+            e.to_string(),
+            "reading at offset 0x0 failed: Is a directory (os error 21)"
         );
     }
 

@@ -118,6 +118,7 @@
 //! assert!(r.next_record().unwrap().is_none());
 //! ```
 
+mod atomic;
 mod error;
 mod input;
 pub mod ioctl;
@@ -134,6 +135,7 @@ use std::path::Path;
 
 use vfu_codec::Direction;
 
+pub use atomic::AtomicFile;
 pub use error::CaptureError;
 pub use writer::PcapngWriter;
 
@@ -363,10 +365,18 @@ pub fn open(path: &Path, opts: &OpenOptions) -> Result<CaptureReader, CaptureErr
     let reader: Box<dyn Read + Send> = if path.as_os_str() == "-" {
         Box::new(io::stdin())
     } else {
-        let file = File::open(path).map_err(|source| CaptureError::Open {
+        let open_error = |source| CaptureError::Open {
             path: path.to_path_buf(),
             source,
-        })?;
+        };
+        let file = File::open(path).map_err(open_error)?;
+        // A directory opens, and fails at the first read: say so before.
+        if file.metadata().is_ok_and(|m| m.is_dir()) {
+            return Err(open_error(io::Error::new(
+                io::ErrorKind::IsADirectory,
+                "is a directory",
+            )));
+        }
         Box::new(file)
     };
     CaptureReader::from_input(Input::read_ahead(reader), opts)

@@ -1,14 +1,13 @@
 //! `vfu-dump convert`: any readable input to the vfu pcapng capture format.
 
-use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use clap::Args;
 
-use crate::capture::{OpenOptions, PcapngWriter};
+use crate::capture::{AtomicFile, PcapngWriter};
 use crate::error::RunError;
-use crate::options::DirArg;
+use crate::options::{DirArg, raw_options};
 use crate::pipeline::{Config, Pipeline, Position, feed_reader, open_input};
 
 /// `vfu-dump convert`.
@@ -26,23 +25,31 @@ pub struct ConvertOpts {
     pub direction: Option<DirArg>,
 }
 
-/// Runs `vfu-dump convert`.
+/// Runs `vfu-dump convert`. The output is written under a temporary name beside it and renamed
+/// onto it once complete ([`AtomicFile`]): when the input is damaged or unreadable, or writing fails,
+/// no output file is left and the error says so.
 pub fn run(opts: &ConvertOpts) -> Result<(), RunError> {
-    let copts = OpenOptions {
-        raw: opts.raw,
-        direction: opts.direction.map(Into::into),
-    };
+    let copts = raw_options(opts.raw, opts.direction, false)?;
     let mut reader = open_input(&opts.input, &copts)?;
-    let out: Box<dyn Write> = if opts.output == Path::new("-") {
-        Box::new(io::stdout().lock())
+    let to_stdout = opts.output == Path::new("-");
+    let (pending, out): (Option<AtomicFile>, Box<dyn Write>) = if to_stdout {
+        (None, Box::new(io::stdout().lock()))
     } else {
-        Box::new(
-            File::create(&opts.output)
-                .map_err(|e| RunError::Usage(format!("{}: {e}", opts.output.display())))?,
-        )
+        let (pending, file) =
+            AtomicFile::create(&opts.output).map_err(|e| RunError::Usage(e.to_string()))?;
+        (Some(pending), Box::new(file))
+    };
+    let not_written = |e: RunError| match (&pending, e) {
+        (None, e) => e,
+        (Some(_), RunError::Io(e)) => RunError::Usage(format!(
+            "writing {} failed: {e}; it was not written",
+            opts.output.display()
+        )),
+        (Some(_), e) => RunError::Usage(format!("{e}; {} was not written", opts.output.display())),
     };
     let writer =
-        PcapngWriter::new(Box::new(BufWriter::with_capacity(1 << 16, out)) as Box<dyn Write>)?;
+        PcapngWriter::new(Box::new(BufWriter::with_capacity(1 << 16, out)) as Box<dyn Write>)
+            .map_err(|e| not_written(RunError::Io(e)))?;
     // Nothing is printed: the pipeline only writes the capture (connections as the input names them,
     // in its order, including those without records).
     let cfg = Config {
@@ -57,7 +64,12 @@ pub fn run(opts: &ConvertOpts) -> Result<(), RunError> {
         false,
         &mut Position::default(),
         &mut pipeline,
-    )?;
-    pipeline.finish()?;
+    )
+    .and_then(|()| pipeline.finish().map(|_| ()).map_err(RunError::from))
+    .map_err(&not_written)?;
+    drop(pipeline);
+    if let Some(p) = pending {
+        p.commit().map_err(|e| RunError::Usage(e.to_string()))?;
+    }
     Ok(())
 }

@@ -48,11 +48,25 @@ pub struct ProxyOpts {
     #[arg(long)]
     pub validate: bool,
     /// Validation profile for --validate.
-    #[arg(long, value_enum, default_value_t = ProfileArg::Spec)]
+    #[arg(long, value_enum, default_value_t = ProfileArg::Spec, requires = "validate")]
     pub profile: ProfileArg,
     /// Print nothing per message (forward and capture only).
     #[arg(short, long)]
     pub quiet: bool,
+}
+
+/// Warnings for options that would do nothing with the others given.
+fn warnings(opts: &ProxyOpts) -> Vec<String> {
+    let mut w = opts.output.warnings();
+    if opts.quiet {
+        w.extend(opts.output.line_warnings("--quiet"));
+        if let Some(f) = opts.filter.describe().filter(|_| !opts.validate) {
+            w.push(format!(
+                "{f} selects message lines, which --quiet turns off (everything is forwarded and captured)"
+            ));
+        }
+    }
+    w
 }
 
 /// Runs `vfu-dump proxy` until SIGINT or SIGTERM; the output goes to `out` (flushed after each batch
@@ -74,6 +88,9 @@ pub fn run(opts: &ProxyOpts, out: &mut dyn Write) -> Result<(), RunError> {
         ))
     })?;
     let filter = Filter::new(&opts.filter)?;
+    for w in warnings(opts) {
+        eprintln!("warning: {w}");
+    }
     let (tx, rx): (SyncSender<Vec<u8>>, Receiver<Vec<u8>>) = sync_channel(64);
     let print = PrintOptions {
         sink: Sink::Channel(tx),
@@ -160,7 +177,7 @@ pub fn run(opts: &ProxyOpts, out: &mut dyn Write) -> Result<(), RunError> {
     match summary {
         Ok(_) => Ok(()),
         Err(e) => Err(RunError::Usage(format!(
-            "capture {}: {e}",
+            "the capture failed: {e}; {} was not written",
             opts.write
                 .as_ref()
                 .map_or(String::new(), |p| p.display().to_string())

@@ -5,7 +5,7 @@ use std::io::Write;
 use clap::Args;
 
 use crate::error::RunError;
-use crate::options::{FilterOpts, InputOpts, OutputOpts, ProfileArg, use_color};
+use crate::options::{FilterOpts, InputOpts, OutputFormat, OutputOpts, ProfileArg, use_color};
 use crate::pipeline::{Config, FileSource, Filter, FindingsOut, Pipeline, Relative};
 use crate::render::Style;
 
@@ -28,13 +28,46 @@ pub struct ReadOpts {
     #[arg(long)]
     pub validate: bool,
     /// Validation profile for --validate.
-    #[arg(long, value_enum, default_value_t = ProfileArg::Spec)]
+    #[arg(long, value_enum, default_value_t = ProfileArg::Spec, requires = "validate")]
     pub profile: ProfileArg,
+}
+
+/// The combinations of options `read` refuses: what they ask for cannot be printed.
+fn refused(opts: &ReadOpts) -> Result<(), RunError> {
+    if opts.stats && opts.output.format == OutputFormat::Json {
+        return Err(RunError::Usage(
+            "--stats prints a table of text, which has no JSON form: drop --format json (or --stats)"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Warnings for options that would do nothing with the others given.
+fn warnings(opts: &ReadOpts) -> Vec<String> {
+    let mut w = opts.output.warnings();
+    if opts.stats && !opts.output.verbose {
+        if let Some(f) = opts.filter.describe() {
+            w.push(format!(
+                "{f} selects message lines, which --stats leaves out: add -v to print them (the \
+                 statistics count every message)"
+            ));
+        }
+        if opts.output.hex {
+            w.push("-x dumps message lines, which --stats leaves out: add -v to print them".into());
+        }
+    }
+    w
 }
 
 /// Runs `vfu-dump read` writing to `out`.
 pub fn run(opts: &ReadOpts, out: &mut dyn Write) -> Result<(), RunError> {
-    let source = FileSource::new(&opts.input)?.progress(true);
+    refused(opts)?;
+    let source = FileSource::new(&opts.input, true)?.progress(true);
+    for w in warnings(opts) {
+        eprintln!("warning: {w}");
+    }
+    let messages = !opts.stats || opts.output.verbose;
     let cfg = Config {
         format: opts.output.format,
         style: Style {
@@ -49,19 +82,28 @@ pub fn run(opts: &ReadOpts, out: &mut dyn Write) -> Result<(), RunError> {
             Relative::Off
         },
         filter: Filter::new(&opts.filter)?,
-        messages: !opts.stats || opts.output.verbose,
+        messages,
         events: false,
         validate: opts.validate.then(|| opts.profile.into()),
         findings: FindingsOut {
             info: true,
-            without_messages: false,
-            indent_final: true,
+            // With --stats alone no message line is printed: the findings stand on their own.
+            without_messages: !messages,
+            indent_final: messages,
             per_input: false,
         },
         stats: opts.stats,
     };
     let mut pipeline = Pipeline::new(cfg, out);
     source.feed(&mut pipeline)?;
-    pipeline.finish()?;
+    let totals = pipeline.finish()?;
+    if messages
+        && totals.shown == 0
+        && let Some(line) = opts
+            .filter
+            .matched_nothing(totals.messages, totals.connections)
+    {
+        eprintln!("read: {line}");
+    }
     Ok(())
 }

@@ -73,6 +73,13 @@ pub fn run(opts: &ReplayOpts, out: &mut dyn Write) -> Result<u8, RunError> {
                 opts.timeout
             ))
         })?;
+    let mut warnings = opts.output.warnings();
+    if opts.quiet {
+        warnings.extend(opts.output.line_warnings("--quiet"));
+    }
+    for w in warnings {
+        eprintln!("warning: {w}");
+    }
     if opts.until == Some(0) {
         return Err(RunError::Usage("--until 0: nothing to replay".into()));
     }

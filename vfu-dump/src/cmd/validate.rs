@@ -2,7 +2,7 @@
 
 use std::io::{self, Write};
 
-use clap::Args;
+use clap::{Args, ValueEnum};
 
 use crate::error::RunError;
 use crate::options::{InputOpts, OutputFormat, ProfileArg};
@@ -20,14 +20,34 @@ pub struct ValidateOpts {
     #[arg(long, value_enum, default_value_t = ProfileArg::Spec)]
     pub profile: ProfileArg,
     /// Print every rule (id, severity, spec section, description) and exit.
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["files", "raw", "direction", "info", "profile", "format"])]
     pub list_rules: bool,
     /// Output format of the findings.
-    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
-    pub format: OutputFormat,
+    #[arg(long, value_enum, default_value_t = FindingsFormat::Text)]
+    pub format: FindingsFormat,
     /// Also report findings of severity info.
     #[arg(long)]
     pub info: bool,
+}
+
+/// How `validate` prints its findings.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum FindingsFormat {
+    /// One line per finding (`conn 0 #41 +0x18 error rule-id: …`); the summary line goes to
+    /// standard error.
+    #[default]
+    Text,
+    /// One JSON object per finding, a line each; the summary line goes to standard error.
+    Json,
+}
+
+impl From<FindingsFormat> for OutputFormat {
+    fn from(f: FindingsFormat) -> Self {
+        match f {
+            FindingsFormat::Text => OutputFormat::Text,
+            FindingsFormat::Json => OutputFormat::Json,
+        }
+    }
 }
 
 /// Prints the rule table.
@@ -51,9 +71,9 @@ pub fn run(opts: &ValidateOpts, out: &mut dyn Write) -> Result<u64, RunError> {
         list_rules(out)?;
         return Ok(0);
     }
-    let source = FileSource::new(&opts.input)?;
+    let source = FileSource::new(&opts.input, false)?;
     let cfg = Config {
-        format: opts.format,
+        format: opts.format.into(),
         messages: false,
         validate: Some(opts.profile.into()),
         findings: FindingsOut {

@@ -132,6 +132,8 @@ pub struct Totals {
     pub connections: u64,
     /// Findings by severity: info, warning, error (printed or not).
     pub findings: [u64; 3],
+    /// Records shown: those that passed the filters while message lines were on.
+    pub shown: u64,
 }
 
 impl Totals {
@@ -326,6 +328,7 @@ impl<W: Write> Pipeline<W> {
         decoded: &Result<Message<'_>, DecodeError>,
         rtt: Option<u64>,
     ) -> Result<(), Error> {
+        self.totals.shown += 1;
         let (meta, style) = self.meta(&rec, rtt);
         match self.cfg.format {
             OutputFormat::Text => {
@@ -394,6 +397,7 @@ impl<W: Write> Pipeline<W> {
         {
             return Ok(());
         }
+        self.totals.shown += 1;
         let (meta, style) = self.meta(&rec, info.rtt_ns);
         vduse::write(
             &mut self.out,

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use super::engine::Pipeline;
 use super::record::{Event, Record};
-use crate::capture::{self, CaptureReader, Connection, OpenOptions, RecordRef};
+use crate::capture::{self, CaptureReader, Connection, Format, OpenOptions, RecordRef};
 use crate::error::RunError;
 use crate::options::InputOpts;
 
@@ -21,8 +21,10 @@ pub struct FileSource<'a> {
 
 impl<'a> FileSource<'a> {
     /// The files of `--raw`, `--direction` and the positional arguments; an error when there are
-    /// none.
-    pub fn new(input: &'a InputOpts) -> Result<Self, RunError> {
+    /// none, or when `--direction` comes without `--raw` (`has_dir_filter`: the subcommand has the
+    /// `--dir` filter, which the error then suggests).
+    pub fn new(input: &'a InputOpts, has_dir_filter: bool) -> Result<Self, RunError> {
+        let opts = input.open_options(has_dir_filter)?;
         if input.files.is_empty() {
             return Err(RunError::Usage(
                 "no input file given (use - for standard input)".into(),
@@ -30,10 +32,7 @@ impl<'a> FileSource<'a> {
         }
         Ok(FileSource {
             files: &input.files,
-            opts: OpenOptions {
-                raw: input.raw,
-                direction: input.direction.map(Into::into),
-            },
+            opts,
             progress: false,
         })
     }
@@ -146,9 +145,29 @@ fn open_new<W: Write>(
     Ok(())
 }
 
-/// Opens one input.
+/// Opens one input. A pcapng or pcap capture opened with `--raw` is read as the capture it is, and
+/// a warning on standard error says so.
 pub fn open_input(path: &Path, opts: &OpenOptions) -> Result<CaptureReader, RunError> {
-    capture::open(path, opts).map_err(|e| RunError::Capture(path.display().to_string(), e))
+    let reader =
+        capture::open(path, opts).map_err(|e| RunError::Capture(path.display().to_string(), e))?;
+    if let Some(w) = raw_warning(path, opts, reader.format()) {
+        eprintln!("{w}");
+    }
+    Ok(reader)
+}
+
+/// The warning for `--raw` on an input that has a capture magic.
+fn raw_warning(path: &Path, opts: &OpenOptions, format: Format) -> Option<String> {
+    let name = match format {
+        Format::Raw => return None,
+        _ if !opts.raw => return None,
+        Format::Pcapng => "pcapng",
+        Format::Pcap => "pcap",
+    };
+    Some(format!(
+        "warning: {}: a {name} capture, read as one: --raw applies only to input without a capture magic",
+        path.display()
+    ))
 }
 
 /// A progress line on standard error, only when it is a terminal.

@@ -3,7 +3,6 @@
 //! optionally a capture of the replayed conversation (`-w`).
 
 use std::fmt::Write as _;
-use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -14,7 +13,7 @@ use vfu_codec::Direction;
 use super::compare::{FieldDiff, Side, Skip, compare};
 use super::error::ReplayError;
 use super::plan::describe;
-use crate::capture::{self, PcapngWriter, Protocol};
+use crate::capture::{self, AtomicFile, PcapngWriter, Protocol};
 use crate::options::OutputFormat;
 use crate::pipeline::{Config, Error as PipelineError, Event, Pipeline, Record, Relative};
 use crate::render::{Style, json_str};
@@ -108,6 +107,8 @@ pub struct Output<'a> {
     seq: u64,
     /// The `-w` capture's path and connection name, until the connection is opened in it.
     capture: Option<(String, Option<String>)>,
+    /// The `-w` capture's temporary file, renamed onto its path by [`Output::summary`].
+    pending: Option<AtomicFile>,
 }
 
 impl<'a> Output<'a> {
@@ -122,6 +123,7 @@ impl<'a> Output<'a> {
             conn: 0,
             seq: 0,
             capture: None,
+            pending: None,
         }
     }
 
@@ -154,12 +156,16 @@ impl<'a> Output<'a> {
     }
 
     /// Also writes every live message to a pcapng capture at `path`, as connection 0 named `name`.
+    /// The capture appears at `path` when [`summary`](Self::summary) has written it whole; a replay
+    /// that stops with an error leaves none (see [`AtomicFile`]).
     pub fn capture_to(mut self, path: &Path, name: &str) -> Result<Self, ReplayError> {
-        let err = |e: std::io::Error| ReplayError::Usage(format!("{}: {e}", path.display()));
-        let f = File::create(path).map_err(err)?;
-        let w = PcapngWriter::new(Box::new(BufWriter::new(f)) as Box<dyn Write>).map_err(err)?;
+        let (pending, f) =
+            AtomicFile::create(path).map_err(|e| ReplayError::Usage(e.to_string()))?;
+        let w = PcapngWriter::new(Box::new(BufWriter::new(f)) as Box<dyn Write>)
+            .map_err(|e| ReplayError::Usage(format!("{}: {e}", path.display())))?;
         self.pipeline.capture_to(w);
         self.capture = Some((path.display().to_string(), Some(name.to_owned())));
+        self.pending = Some(pending);
         Ok(self)
     }
 
@@ -308,6 +314,11 @@ impl<'a> Output<'a> {
         self.pipeline
             .finish()
             .map_err(|e| pipeline_error(e, path))?;
+        if let Some(pending) = self.pending.take() {
+            pending
+                .commit()
+                .map_err(|e| ReplayError::Usage(e.to_string()))?;
+        }
         if self.text() {
             let n = r.divergences.len();
             let outcome = if n == 0 {
