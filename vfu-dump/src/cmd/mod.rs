@@ -29,7 +29,15 @@ use validate::ValidateOpts;
     name = "vfu-dump",
     version,
     about,
-    after_help = "Examples:\n  vfu-dump read corpus/lvu-sample-client.pcapng\n  vfu-dump read -v --cmd DMA_MAP,DMA_UNMAP capture.pcapng\n  vfu-dump read --format json capture.pcapng | jq 'select(.cmd_name == \"REGION_READ\")'\n  vfu-dump validate --profile libvfio-user capture.pcapng\n  vfu-dump convert sockdump.pcap out.pcapng"
+    after_help = concat!(
+        "Examples:\n",
+        "  vfu-dump read corpus/lvu-sample-client.pcapng\n",
+        "  vfu-dump read -v --cmd DMA_MAP,DMA_UNMAP corpus/lvu-sample-client.pcapng\n",
+        "  vfu-dump read --format json corpus/lvu-sample-client.pcapng | jq .cmd_name\n",
+        "  vfu-dump validate --profile qemu corpus/qemu-10.1-seabios.pcapng\n",
+        "  vfu-dump convert sockdump.pcap session.pcapng",
+        "\n\nEvery subcommand's --help has examples; those on corpus/ run in the repository."
+    )
 )]
 pub struct Cli {
     /// What to do.
@@ -42,29 +50,61 @@ pub struct Cli {
 pub enum Cmd {
     /// Print every message of one or more captures, one line each (or JSON), with filters and statistics.
     #[command(
-        after_help = "Examples:\n  vfu-dump read corpus/lvu-sample-client.pcapng\n  vfu-dump read -x --id 12 capture.pcapng            (annotated hex of message id 12)\n  vfu-dump read --errors capture.pcapng              (only error replies and malformed messages)\n  vfu-dump read --stats capture.pcapng               (counts, bytes, errnos, round-trip percentiles)\n  vfu-dump read --raw --direction c2s stream.bin     (a raw byte stream of one direction)\n  cat capture.pcapng | vfu-dump read -               (standard input)"
+        after_help = concat!(
+        "Examples:\n",
+        "  vfu-dump read corpus/lvu-sample-client.pcapng\n",
+        "  vfu-dump read -x --id 4660 corpus/lvu-sample-client.pcapng  # one DMA_MAP, hex\n",
+        "  vfu-dump read --errors corpus/lvu-sample-client.pcapng  # error replies only\n",
+        "  vfu-dump read --stats corpus/lvu-sample-client.pcapng\n",
+        "  vfu-dump read --validate corpus/lvu-sample-client.pcapng  # with findings\n",
+        "  vfu-dump read --raw --direction c2s corpus/messages/dma_map-request.bin\n",
+        "  cat corpus/lvu-sample-client.pcapng | vfu-dump read -"
+    )
     )]
     Read(ReadOpts),
     /// Check message streams against the protocol's rules; exit 0 clean, 1 findings, 2 unusable input.
     #[command(
-        after_help = "Examples:\n  vfu-dump validate capture.pcapng\n  vfu-dump validate --profile libvfio-user corpus/lvu-sample-client.pcapng\n  vfu-dump validate --list-rules"
+        after_help = concat!(
+        "Examples:\n",
+        "  vfu-dump validate --profile qemu corpus/qemu-10.1-seabios.pcapng\n",
+        "  vfu-dump validate --format json corpus/vduse-6.12-blk.pcapng\n",
+        "  vfu-dump validate capture.pcapng  # exit 1 when anything is found\n",
+        "  vfu-dump validate --list-rules"
+    )
     )]
     Validate(ValidateOpts),
     /// Convert any readable input (pcapng, pcap, sockdump, raw) to the vfu pcapng capture format.
     #[command(
-        after_help = "Examples:\n  vfu-dump convert sockdump.pcap session.pcapng\n  vfu-dump convert --raw --direction c2s client.bin session.pcapng"
+        after_help = concat!(
+        "Examples:\n",
+        "  vfu-dump convert sockdump.pcap session.pcapng\n",
+        "  vfu-dump convert --raw --direction c2s stream.bin session.pcapng\n",
+        "  vfu-dump convert corpus/lvu-pytest-subset.pcapng /tmp/copy.pcapng"
+    )
     )]
     Convert(ConvertOpts),
     /// Sit between a client and a server as a transparent socket proxy: forward every byte and file
     /// descriptor, decode and print each message live, and optionally write a capture.
     #[command(
-        after_help = "Examples:\n  vfu-dump proxy --listen /tmp/vfu-client.sock --connect /run/device.sock\n  vfu-dump proxy --listen /tmp/c.sock --connect /tmp/s.sock -w session.pcapng --validate\n  vfu-dump proxy --spin 0 --listen /tmp/c.sock --connect /tmp/s.sock   (no polling between requests)\n  (then point the VMM, e.g. QEMU's vfio-user-pci socket=, at /tmp/vfu-client.sock)"
+        after_help = concat!(
+        "Examples:\n",
+        "  vfu-dump proxy --listen /tmp/vfu-client.sock --connect /run/device.sock\n",
+        "  vfu-dump proxy --listen c.sock --connect s.sock -w session.pcapng --validate\n",
+        "  vfu-dump proxy --spin 0 --listen /tmp/c.sock --connect /tmp/s.sock\n",
+        "  (then point the VMM, QEMU's vfio-user-pci socket=, at the --listen socket)"
+    )
     )]
     Proxy(ProxyOpts),
     /// Play one side of a captured connection against a live peer and compare what it sends with
     /// the capture; exit 0 matched, 1 diverged, 2 unusable input.
     #[command(
-        after_help = "Examples:\n  vfu-dump replay session.pcapng --connect /run/device.sock          (play the client against a fresh server)\n  vfu-dump replay session.pcapng --serve /tmp/dev.sock              (play the server for a client)\n  vfu-dump replay --conn 2 --until 40 --timing original -w again.pcapng session.pcapng --connect /run/device.sock\n  vfu-dump replay -q --format json session.pcapng --connect /run/device.sock   (divergences only, as JSON)"
+        after_help = concat!(
+        "Examples:\n",
+        "  vfu-dump replay session.pcapng --connect /run/device.sock  # play the client\n",
+        "  vfu-dump replay session.pcapng --serve /tmp/dev.sock  # play the server\n",
+        "  vfu-dump replay --conn 2 --until 40 -w again.pcapng s.pcapng --connect d.sock\n",
+        "  vfu-dump replay -q --format json session.pcapng --connect device.sock"
+    )
     )]
     Replay(ReplayOpts),
     /// Follow a program's (or running processes') vfio-user and VDUSE traffic with ptrace, without a
@@ -73,12 +113,21 @@ pub enum Cmd {
     Trace(TraceOpts),
     /// Write a Wireshark/tshark Lua dissector for vfio-user and VDUSE, generated from the codec's tables.
     #[command(
-        after_help = "Examples:\n  vfu-dump wireshark-dissector > ~/.local/lib/wireshark/plugins/vfio_user.lua\n  tshark -X lua_script:vfio_user.lua -r corpus/lvu-sample-client.pcapng -Y 'vfio_user.cmd == 2'"
+        after_help = concat!(
+        "Examples:\n",
+        "  mkdir -p ~/.local/lib/wireshark/plugins\n",
+        "  vfu-dump wireshark-dissector > ~/.local/lib/wireshark/plugins/vfio_user.lua\n",
+        "  tshark -r corpus/lvu-sample-client.pcapng -Y 'vfio_user.cmd == 2'"
+    )
     )]
     WiresharkDissector,
     /// Print a shell completion script.
     #[command(
-        after_help = "Examples:\n  vfu-dump completions bash > /etc/bash_completion.d/vfu-dump\n  vfu-dump completions zsh > ~/.zfunc/_vfu-dump"
+        after_help = concat!(
+        "Examples:\n",
+        "  vfu-dump completions bash >> ~/.bash_completion  # read by bash-completion\n",
+        "  mkdir -p ~/.zfunc && vfu-dump completions zsh > ~/.zfunc/_vfu-dump"
+    )
     )]
     Completions(CompletionsOpts),
 }
