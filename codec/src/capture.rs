@@ -33,6 +33,7 @@
 //!     fds: 0,
 //!     truncated: false,
 //!     data: &request,
+//!     orig_len: request.len(),
 //! };
 //! assert_eq!(capture::epb_len(&packet), 220);
 //! n += capture::write_epb(&packet, &mut file[n..]).unwrap();
@@ -193,6 +194,17 @@ pub const fn idb_len(if_name: &str) -> usize {
 /// `if_tsresol` 9. `if_name` is `vfio-user:<n>:<socket path>` or `vduse:<n>:<device path>` by
 /// convention. Returns [`idb_len`].
 pub fn write_idb(if_name: &str, buf: &mut [u8]) -> Result<usize, EncodeError> {
+    write_idb_snaplen(if_name, 0, buf)
+}
+
+/// [`write_idb`] with the interface's snap length: the most bytes of packet data (exported-PDU tags
+/// and message) any of its records holds, 0 for no limit. A writer that cuts long messages
+/// ([`Packet::orig_len`]) announces its limit here.
+pub fn write_idb_snaplen(
+    if_name: &str,
+    snaplen: u32,
+    buf: &mut [u8],
+) -> Result<usize, EncodeError> {
     let Ok(name_len) = u16::try_from(if_name.len()) else {
         return Err(EncodeError::FieldOverflow { field: "if_name" });
     };
@@ -202,7 +214,7 @@ pub fn write_idb(if_name: &str, buf: &mut [u8]) -> Result<usize, EncodeError> {
     o.u32(total as u32);
     o.u16(LINKTYPE_UPPER_PDU);
     o.u16(0);
-    o.u32(0);
+    o.u32(snaplen);
     o.u16(IF_NAME);
     o.u16(name_len);
     o.bytes(if_name.as_bytes());
@@ -231,8 +243,13 @@ pub struct Packet<'a> {
     pub fds: u32,
     /// The stream ended inside this message (`truncated` comment).
     pub truncated: bool,
-    /// The message's bytes.
+    /// The message's bytes: all of them, or its first bytes when the capture cuts it to a snap length.
     pub data: &'a [u8],
+    /// The message's length: `data.len()` for a whole message; more when `data` holds only its
+    /// first bytes. The EPB's original length counts it (with the tags) and its captured length
+    /// counts `data`, as pcapng marks a packet cut to a snap length; Wireshark then shows the
+    /// record as cut. A value below `data.len()` is taken as `data.len()`.
+    pub orig_len: usize,
 }
 
 /// Bytes of the exported-PDU tags [`write_pdu_tags`] writes for `dissector`.
@@ -324,13 +341,20 @@ pub const fn epb_len(packet: &Packet<'_>) -> usize {
 }
 
 /// Writes one message as an Enhanced Packet Block: the exported-PDU tags then the message bytes as
-/// packet data (captured length = original length), `epb_flags` with the direction, and the
-/// comment when `fds` or `truncated` say something. Returns [`epb_len`].
+/// packet data (captured length: tags and `data`; original length: tags and `orig_len`),
+/// `epb_flags` with the direction, and the comment when `fds` or `truncated` say something.
+/// Returns [`epb_len`].
 pub fn write_epb(packet: &Packet<'_>, buf: &mut [u8]) -> Result<usize, EncodeError> {
     let tags = pdu_tags_len(packet.dissector);
     let total = epb_len(packet);
-    let (Ok(captured), Ok(total32)) = (
+    let whole = if packet.orig_len > packet.data.len() {
+        packet.orig_len
+    } else {
+        packet.data.len()
+    };
+    let (Ok(captured), Ok(original), Ok(total32)) = (
         u32::try_from(tags + packet.data.len()),
+        u32::try_from(tags.saturating_add(whole)),
         u32::try_from(total),
     ) else {
         return Err(EncodeError::TooLarge { need: total });
@@ -342,7 +366,7 @@ pub fn write_epb(packet: &Packet<'_>, buf: &mut [u8]) -> Result<usize, EncodeErr
     o.u32((packet.ts_ns >> 32) as u32);
     o.u32(packet.ts_ns as u32);
     o.u32(captured);
-    o.u32(captured);
+    o.u32(original);
     let at = o.at;
     o.at += write_pdu_tags(packet.dissector, packet.direction, &mut o.buf[at..])?;
     o.bytes(packet.data);
@@ -378,6 +402,7 @@ mod tests {
             fds,
             truncated,
             data,
+            orig_len: data.len(),
         }
     }
 
@@ -450,6 +475,31 @@ mod tests {
             "comment padding, end of options"
         );
         assert_eq!(&buf[n..], &[0xa5; 200][n..]);
+    }
+
+    #[test]
+    fn emit_a_cut_message_with_its_original_length() {
+        let data = [0x5au8; 20];
+        let p = Packet {
+            orig_len: 1 << 20,
+            ..packet(&data, 0, false)
+        };
+        let mut buf = [0xa5u8; 200];
+        let n = write_epb(&p, &mut buf).unwrap();
+        assert_eq!(n, epb_len(&p));
+        assert_eq!(&buf[20..24], &(28u32 + 20).to_le_bytes(), "captured");
+        assert_eq!(&buf[24..28], &(28u32 + (1 << 20)).to_le_bytes(), "original");
+        // An original length below the data is the data's.
+        let p = Packet {
+            orig_len: 3,
+            ..packet(&data, 0, false)
+        };
+        write_epb(&p, &mut buf).unwrap();
+        assert_eq!(&buf[24..28], &48u32.to_le_bytes());
+        // The IDB announces the snap length.
+        let n = write_idb_snaplen("x", 262_144, &mut buf).unwrap();
+        assert_eq!(n, idb_len("x"));
+        assert_eq!(&buf[12..16], &262_144u32.to_le_bytes());
     }
 
     #[test]

@@ -440,6 +440,7 @@ fn record(data: &[u8], direction: Direction, protocol: Protocol) -> RecordRef<'_
         fds: 0,
         truncated: false,
         data,
+        orig_len: data.len(),
         index: 0,
         file_offset: 0,
     }
@@ -464,6 +465,11 @@ pub fn render(data: &[u8]) {
         direction,
         fds: u32::from(sel >> 4),
         truncated: sel & 2 != 0,
+        // Now and then shown as cut by a capture after half its bytes.
+        cut: (sel & 1 != 0).then(|| render::Cut {
+            captured: msg.len() / 2,
+            orig_len: msg.len(),
+        }),
         rtt_ns: (sel & 4 != 0).then_some(1234),
     };
     let style = Style {

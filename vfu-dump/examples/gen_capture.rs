@@ -58,6 +58,7 @@ impl Gen {
             fds,
             truncated: false,
             data: &self.buf[..n],
+            orig_len: n,
             index: self.index,
             file_offset: 0,
         };

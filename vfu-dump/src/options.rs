@@ -238,6 +238,18 @@ impl OutputOpts {
     }
 }
 
+/// Parses `--snaplen N`: a number of bytes, at least [`crate::capture::MIN_SNAPLEN`].
+pub fn snaplen_arg(s: &str) -> Result<u32, String> {
+    let min = crate::capture::MIN_SNAPLEN;
+    match s.parse::<u32>() {
+        Ok(n) if n >= min => Ok(n),
+        Ok(n) => Err(format!(
+            "{n} is below {min}, the least that keeps every header and fixed part whole (262144 suits Wireshark)"
+        )),
+        Err(_) => Err(format!("not a number of bytes (such as 262144): {s}")),
+    }
+}
+
 /// Validation profile: which documented implementation departures are accepted.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
 pub enum ProfileArg {

@@ -169,6 +169,9 @@ pub struct Config {
     pub connect_timeout: Duration,
     /// Write a capture here.
     pub capture: Option<PathBuf>,
+    /// Cut the capture's records to this many bytes of packet data (0: whole messages); see
+    /// [`PcapngWriter::with_snaplen`].
+    pub snaplen: u32,
     /// Print; `None` prints nothing at all.
     pub print: Option<PrintOptions>,
     /// How long the client→server thread of a connection keeps polling the client without sleeping
@@ -191,6 +194,7 @@ impl Config {
             mode: 0o600,
             connect_timeout: Duration::from_secs(5),
             capture: None,
+            snaplen: 0,
             print: None,
             spin: DEFAULT_SPIN,
             splice: true,
@@ -218,7 +222,10 @@ impl Proxy {
         let (pending, capture) = match &config.capture {
             Some(p) => {
                 let (pending, f) = AtomicFile::create(p)?;
-                let w = PcapngWriter::new(BufWriter::with_capacity(1 << 20, f))?;
+                let w = PcapngWriter::with_snaplen(
+                    BufWriter::with_capacity(1 << 20, f),
+                    config.snaplen,
+                )?;
                 (Some(pending), Some(w))
             }
             None => (None, None),

@@ -425,6 +425,7 @@ fn rec<'a>(
         fds,
         truncated: false,
         data,
+        orig_len: data.len(),
         index: 0,
         file_offset: 0,
     }

@@ -558,6 +558,7 @@ fn write_capture(path: &Path, msgs: &[(Direction, Vec<u8>, u32, bool)]) {
             fds: *fds,
             truncated: *truncated,
             data,
+            orig_len: data.len(),
             index: 0,
             file_offset: 0,
         })

@@ -134,6 +134,7 @@ impl Capture {
             fds: 0,
             truncated: data.len() != VDUSE_MSG_SIZE,
             data,
+            orig_len: data.len(),
         };
         self.buf.resize(pcapng::epb_len(&p), 0);
         let n = pcapng::write_epb(&p, &mut self.buf).map_err(other)?;

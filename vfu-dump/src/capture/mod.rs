@@ -34,8 +34,9 @@
 //! - Enhanced Packet Blocks on link type 252: exported-PDU tags 12 (dissector name, giving the
 //!   [`Protocol`]; when absent, the protocol the `if_name` prefix `vfio-user:` or `vduse:` gives) and
 //!   35 (direction); `epb_flags` gives the direction when tag 35 is absent; `opt_comment` words
-//!   `fds=N` and `truncated` in either order. A captured length below the original length also marks
-//!   the record truncated. EPBs on other link types are returned whole as [`Protocol::Other`];
+//!   `fds=N` and `truncated` in either order. A captured length below the original length marks
+//!   the record cut ([`RecordRef::orig_len`]: a writer's snap length, not the stream's end). EPBs on
+//!   other link types are returned whole as [`Protocol::Other`];
 //! - all other blocks are skipped (simple and obsolete packet blocks too: they carry no direction).
 //!
 //! When neither tag 35 nor `epb_flags` gives a direction, [`OpenOptions::direction`] does, else
@@ -104,6 +105,7 @@
 //!     fds: 0,
 //!     truncated: false,
 //!     data: &version,
+//!     orig_len: version.len(),
 //!     index: 0,
 //!     file_offset: 0,
 //! })
@@ -137,7 +139,7 @@ use vfu_codec::Direction;
 
 pub use atomic::AtomicFile;
 pub use error::CaptureError;
-pub use writer::PcapngWriter;
+pub use writer::{MIN_SNAPLEN, PcapngWriter, WIRESHARK_MAX_RECORD};
 
 use input::Input;
 use layout::{BT_SHB, Endian, PCAP_MAGIC_NS, PCAP_MAGIC_US};
@@ -197,10 +199,15 @@ pub struct RecordRef<'a> {
     pub protocol: Protocol,
     /// How many file descriptors travelled with it (SCM_RIGHTS).
     pub fds: u32,
-    /// The stream ended (or the capture was cut) before the message was whole.
+    /// The stream ended before the message was whole (`data` is what there was).
     pub truncated: bool,
-    /// The message bytes (vfio-user: header and payload; VDUSE: one request or response).
+    /// The message bytes (vfio-user: header and payload; VDUSE: one request or response), or its
+    /// first bytes when the capture cut it to a snap length ([`orig_len`](Self::orig_len)).
     pub data: &'a [u8],
+    /// The message's length: `data.len()`, or more when the capture holds only its first `data.len()`
+    /// bytes (the record's captured length is below its original length, as a writer with a snap
+    /// length leaves it; see [`RecordRef::is_cut`]).
+    pub orig_len: usize,
     /// Its number among the records of the input, from 0.
     pub index: u64,
     /// File offset of the block or record that holds it (for a reassembled message, of the record
@@ -209,6 +216,13 @@ pub struct RecordRef<'a> {
 }
 
 impl RecordRef<'_> {
+    /// Whether the capture holds only the first bytes of the message ([`orig_len`](Self::orig_len)
+    /// is more than `data.len()`). Unlike [`truncated`](Self::truncated), the message itself was
+    /// whole.
+    pub fn is_cut(&self) -> bool {
+        self.orig_len > self.data.len()
+    }
+
     /// An owned copy.
     pub fn to_owned(&self) -> Record {
         Record {
@@ -219,6 +233,7 @@ impl RecordRef<'_> {
             fds: self.fds,
             truncated: self.truncated,
             data: self.data.to_vec(),
+            orig_len: self.orig_len,
             index: self.index,
             file_offset: self.file_offset,
         }
@@ -242,6 +257,8 @@ pub struct Record {
     pub truncated: bool,
     /// See [`RecordRef::data`].
     pub data: Vec<u8>,
+    /// See [`RecordRef::orig_len`].
+    pub orig_len: usize,
     /// See [`RecordRef::index`].
     pub index: u64,
     /// See [`RecordRef::file_offset`].
@@ -259,6 +276,7 @@ impl Record {
             fds: self.fds,
             truncated: self.truncated,
             data: &self.data,
+            orig_len: self.orig_len,
             index: self.index,
             file_offset: self.file_offset,
         }
@@ -326,6 +344,8 @@ pub(crate) struct Meta {
     pub(crate) protocol: Protocol,
     pub(crate) fds: u32,
     pub(crate) truncated: bool,
+    /// The message's length when the capture cut it (more than `len`); else `len`.
+    pub(crate) orig_len: usize,
     pub(crate) file_offset: u64,
     /// The data's span in the reader's buffer (for sockdump: in stream `stream`'s buffer).
     pub(crate) start: usize,
@@ -463,6 +483,7 @@ impl<R: Read> CaptureReader<R> {
             protocol: meta.protocol,
             fds: meta.fds,
             truncated: meta.truncated,
+            orig_len: meta.orig_len.max(data.len()),
             data,
             index,
             file_offset: meta.file_offset,
@@ -539,6 +560,7 @@ mod tests {
             fds: 1,
             truncated: true,
             data: &data,
+            orig_len: 7,
             index: 4,
             file_offset: 5,
         };

@@ -201,7 +201,9 @@ impl<R: Read> PcapReader<R> {
             direction: direction.unwrap_or(self.fallback),
             protocol,
             fds: 0,
-            truncated: rec.incl < rec.orig,
+            truncated: false,
+            // An included length below the original: cut to the writer's snap length.
+            orig_len: rec.orig.saturating_sub(start).max(rec.incl - start),
             file_offset: rec.offset,
             start: PCAP_RECORD_HEADER_LEN + start,
             len: rec.incl - start,
@@ -311,8 +313,10 @@ mod tests {
             assert_eq!(a.data, vec![9u8; 152]);
             assert_eq!(a.file_offset, 24);
             let b = r.next_record().unwrap().unwrap().to_owned();
-            assert!(b.truncated);
+            assert!(!b.truncated, "cut, not truncated");
             assert_eq!(b.data.len(), 6);
+            assert_eq!(b.orig_len, 152);
+            assert!(b.as_ref().is_cut());
             assert!(r.next_record().unwrap().is_none());
             assert_eq!(r.connections()[0].name, "vduse:0:");
         }

@@ -274,7 +274,7 @@ fn parse_epb(
     let packet = &body[20..20 + cap];
     let mut flags_dir = None;
     let mut fds = 0;
-    let mut truncated = cap < orig;
+    let mut truncated = false;
     let options = &body[20 + pad4(cap)..];
     // What the writer puts on every record, `epb_flags` then the end of options, read at once.
     let only_flags = options.len() == 12
@@ -330,6 +330,8 @@ fn parse_epb(
         protocol,
         fds,
         truncated,
+        // A captured length below the original: the writer cut the message to its snap length.
+        orig_len: orig.saturating_sub(start).max(cap - start),
         file_offset: off,
         start: 28 + start,
         len: cap - start,

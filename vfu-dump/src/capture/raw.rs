@@ -72,6 +72,7 @@ impl<R: Read> RawReader<R> {
             protocol: Protocol::VfioUser,
             fds: 0,
             truncated,
+            orig_len: len,
             file_offset: offset,
             start: 0,
             len,

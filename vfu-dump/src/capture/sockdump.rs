@@ -304,6 +304,7 @@ impl Reassembler {
             protocol: Protocol::VfioUser,
             fds: 0,
             truncated,
+            orig_len: len,
             file_offset,
             start: s.head,
             len,

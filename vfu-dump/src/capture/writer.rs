@@ -21,7 +21,22 @@ pub struct PcapngWriter<W: Write> {
     out: W,
     block: Vec<u8>,
     connections: Vec<Connection>,
+    /// Most bytes of packet data (tags and message) per record; 0: no limit.
+    snaplen: u32,
+    /// Records written cut to `snaplen`.
+    cut: u64,
+    /// Records whose packet data is over [`WIRESHARK_MAX_RECORD`].
+    over_wireshark: u64,
 }
+
+/// The longest packet data (exported-PDU tags and message) Wireshark and tshark read in a record of
+/// link type 252 (`WTAP_MAX_PACKET_SIZE_STANDARD`, 256 KiB): tshark 4.0 stops reading a capture at
+/// the first longer record. A writer's snap length of at most this makes every record readable.
+pub const WIRESHARK_MAX_RECORD: u32 = 262_144;
+
+/// The smallest snap length [`PcapngWriter::with_snaplen`] takes: the tags, a header and the fixed
+/// part of every vfio-user message, and every VDUSE message, fit in it.
+pub const MIN_SNAPLEN: u32 = 256;
 
 fn invalid(msg: String) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidInput, msg)
@@ -30,13 +45,46 @@ fn invalid(msg: String) -> io::Error {
 impl<W: Write> PcapngWriter<W> {
     /// Writes the Section Header Block (version 1.0, section length unspecified, no options).
     pub fn new(out: W) -> io::Result<Self> {
+        Self::with_snaplen(out, 0)
+    }
+
+    /// A writer that cuts every record to at most `snaplen` bytes of packet data (the exported-PDU
+    /// tags and the message's first bytes), writing the message's whole length as the record's
+    /// original length, as pcapng marks a packet cut to a snap length; each interface announces the
+    /// limit in its IDB. 0 is no limit; otherwise it must be at least [`MIN_SNAPLEN`].
+    /// [`WIRESHARK_MAX_RECORD`] makes a capture every Wireshark opens.
+    pub fn with_snaplen(out: W, snaplen: u32) -> io::Result<Self> {
+        if snaplen != 0 && snaplen < MIN_SNAPLEN {
+            return Err(invalid(format!(
+                "a snap length of {snaplen} bytes is below the minimum of {MIN_SNAPLEN}"
+            )));
+        }
         let mut w = PcapngWriter {
             out,
             block: Vec::with_capacity(4096),
             connections: Vec::new(),
+            snaplen,
+            cut: 0,
+            over_wireshark: 0,
         };
         w.put(capture::SHB_LEN, capture::write_shb)?;
         Ok(w)
+    }
+
+    /// The snap length (0: none).
+    pub fn snaplen(&self) -> u32 {
+        self.snaplen
+    }
+
+    /// Records written cut to the snap length.
+    pub fn cut_records(&self) -> u64 {
+        self.cut
+    }
+
+    /// Records written whole whose packet data is longer than [`WIRESHARK_MAX_RECORD`] (the ones
+    /// Wireshark cannot read).
+    pub fn records_over_wireshark_limit(&self) -> u64 {
+        self.over_wireshark
     }
 
     /// Adds a connection: writes its IDB and returns its interface id, which records name in
@@ -50,7 +98,10 @@ impl<W: Write> PcapngWriter<W> {
             )));
         }
         let id = self.connections.len() as u32;
-        self.put(capture::idb_len(name), |b| capture::write_idb(name, b))?;
+        let snaplen = self.snaplen;
+        self.put(capture::idb_len(name), |b| {
+            capture::write_idb_snaplen(name, snaplen, b)
+        })?;
         self.connections.push(Connection {
             id,
             name: name.to_owned(),
@@ -75,7 +126,8 @@ impl<W: Write> PcapngWriter<W> {
         Ok(())
     }
 
-    /// Writes one record as an EPB on interface `record.conn` (timestamp in nanoseconds).
+    /// Writes one record as an EPB on interface `record.conn` (timestamp in nanoseconds), cut to
+    /// the snap length if it has one (a record already cut keeps its original length).
     /// `index` and `file_offset` are not written.
     pub fn write_record(&mut self, record: &RecordRef<'_>) -> io::Result<()> {
         if record.conn as usize >= self.connections.len() {
@@ -85,14 +137,27 @@ impl<W: Write> PcapngWriter<W> {
                 self.connections.len()
             )));
         }
+        let dissector = dissector_of(record.protocol);
+        let tags = capture::pdu_tags_len(dissector);
+        let keep = match self.snaplen {
+            0 => record.data.len(),
+            n => record.data.len().min((n as usize).saturating_sub(tags)),
+        };
+        let orig_len = record.orig_len.max(record.data.len());
+        if keep < orig_len {
+            self.cut += 1;
+        } else if tags + keep > WIRESHARK_MAX_RECORD as usize {
+            self.over_wireshark += 1;
+        }
         let packet = Packet {
             interface: record.conn,
             ts_ns: record.ts_ns,
-            dissector: dissector_of(record.protocol),
+            dissector,
             direction: record.direction,
             fds: record.fds,
             truncated: record.truncated,
-            data: record.data,
+            data: &record.data[..keep],
+            orig_len,
         };
         if u32::try_from(capture::epb_len(&packet)).is_err() {
             return Err(invalid(format!(
@@ -148,6 +213,7 @@ mod tests {
             fds,
             truncated,
             data,
+            orig_len: data.len(),
             index: 0,
             file_offset: 0,
         }
@@ -194,6 +260,43 @@ mod tests {
         assert_eq!(&opts[8..12], &[1, 0, 15, 0]);
         assert_eq!(&opts[12..27], b"fds=2 truncated");
         assert_eq!(&opts[28..32], &[0, 0, 0, 0]);
+    }
+
+    #[test]
+    fn cuts_to_the_snap_length_and_reads_back_as_cut() {
+        let mut w = PcapngWriter::with_snaplen(Vec::new(), 300).unwrap();
+        w.add_connection("vfio-user:0:/s", Protocol::VfioUser)
+            .unwrap();
+        let big = vec![0x11u8; 5000];
+        w.write_record(&rec(0, &big, 1, false)).unwrap();
+        let small = [0x22u8; 100];
+        w.write_record(&rec(0, &small, 0, false)).unwrap();
+        assert_eq!((w.cut_records(), w.records_over_wireshark_limit()), (1, 0));
+        let out = w.into_inner().unwrap();
+        // The IDB's snaplen field.
+        assert_eq!(&out[28 + 12..28 + 16], &300u32.to_le_bytes());
+        let mut r = CaptureReader::new(&out[..], &super::super::OpenOptions::default()).unwrap();
+        let a = r.next_record().unwrap().unwrap().to_owned();
+        assert_eq!(a.data.len(), 300 - 28);
+        assert_eq!(a.data, big[..300 - 28]);
+        assert_eq!(a.orig_len, 5000);
+        assert!(!a.truncated, "cut is not truncated");
+        assert_eq!(a.fds, 1);
+        let b = r.next_record().unwrap().unwrap().to_owned();
+        assert_eq!((b.data.len(), b.orig_len), (100, 100));
+        assert!(PcapngWriter::with_snaplen(Vec::new(), 255).is_err());
+    }
+
+    #[test]
+    fn counts_records_wireshark_cannot_read() {
+        let mut w = PcapngWriter::new(Vec::new()).unwrap();
+        w.add_connection("x", Protocol::VfioUser).unwrap();
+        let at_limit = vec![0u8; WIRESHARK_MAX_RECORD as usize - 28];
+        w.write_record(&rec(0, &at_limit, 0, false)).unwrap();
+        assert_eq!(w.records_over_wireshark_limit(), 0);
+        let over = vec![0u8; WIRESHARK_MAX_RECORD as usize - 27];
+        w.write_record(&rec(0, &over, 0, false)).unwrap();
+        assert_eq!(w.records_over_wireshark_limit(), 1);
     }
 
     #[test]

@@ -5,10 +5,11 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 
-use crate::capture::{AtomicFile, PcapngWriter};
+use crate::capture::{AtomicFile, PcapngWriter, WIRESHARK_MAX_RECORD};
 use crate::error::RunError;
-use crate::options::{DirArg, raw_options};
+use crate::options::{DirArg, raw_options, snaplen_arg};
 use crate::pipeline::{Config, Pipeline, Position, feed_reader, open_input};
+use crate::render::count_of;
 
 /// `vfu-dump convert`.
 #[derive(Debug, Args)]
@@ -23,6 +24,12 @@ pub struct ConvertOpts {
     /// Direction of a raw stream.
     #[arg(long, value_enum)]
     pub direction: Option<DirArg>,
+    /// Cut records to at most N bytes (exported-PDU tags and message; at least 256), each with its
+    /// message's whole length, as pcapng marks a cut packet: 262144 makes a capture Wireshark and
+    /// tshark open whatever the message sizes (they stop at the first record over 256 KiB).
+    /// Default: whole messages.
+    #[arg(long, value_name = "N", value_parser = snaplen_arg)]
+    pub snaplen: Option<u32>,
 }
 
 /// Runs `vfu-dump convert`. The output is written under a temporary name beside it and renamed
@@ -47,9 +54,11 @@ pub fn run(opts: &ConvertOpts) -> Result<(), RunError> {
         )),
         (Some(_), e) => RunError::Usage(format!("{e}; {} was not written", opts.output.display())),
     };
-    let writer =
-        PcapngWriter::new(Box::new(BufWriter::with_capacity(1 << 16, out)) as Box<dyn Write>)
-            .map_err(|e| not_written(RunError::Io(e)))?;
+    let writer = PcapngWriter::with_snaplen(
+        Box::new(BufWriter::with_capacity(1 << 16, out)) as Box<dyn Write>,
+        opts.snaplen.unwrap_or(0),
+    )
+    .map_err(|e| not_written(RunError::Io(e)))?;
     // Nothing is printed: the pipeline only writes the capture (connections as the input names them,
     // in its order, including those without records).
     let cfg = Config {
@@ -67,6 +76,28 @@ pub fn run(opts: &ConvertOpts) -> Result<(), RunError> {
     )
     .and_then(|()| pipeline.finish().map(|_| ()).map_err(RunError::from))
     .map_err(&not_written)?;
+    if let Some(w) = pipeline.capture_writer() {
+        let (cut, over) = (w.cut_records(), w.records_over_wireshark_limit());
+        if cut > 0 {
+            eprintln!(
+                "convert: {} cut to {} bytes (each record keeps its message's whole length)",
+                count_of(cut, "message", "messages"),
+                w.snaplen()
+            );
+        }
+        if over > 0 {
+            eprintln!(
+                "convert: {} longer than {WIRESHARK_MAX_RECORD} bytes, which Wireshark and tshark \
+                 do not read (tshark 4.0 stops at the first): --snaplen {WIRESHARK_MAX_RECORD} \
+                 writes them cut so that they do",
+                if over == 1 {
+                    "1 record is".to_owned()
+                } else {
+                    format!("{over} records are")
+                }
+            );
+        }
+    }
     drop(pipeline);
     if let Some(p) = pending {
         p.commit().map_err(|e| RunError::Usage(e.to_string()))?;

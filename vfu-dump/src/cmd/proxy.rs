@@ -9,7 +9,7 @@ use std::time::Duration;
 use clap::Args;
 
 use crate::error::RunError;
-use crate::options::{FilterOpts, OutputFormat, OutputOpts, ProfileArg, use_color};
+use crate::options::{FilterOpts, OutputFormat, OutputOpts, ProfileArg, snaplen_arg, use_color};
 use crate::pipeline::Filter;
 use crate::proxy::{Config, PrintOptions, Proxy, Sink};
 use crate::render::Style;
@@ -23,9 +23,17 @@ pub struct ProxyOpts {
     /// The server's socket path: every accepted client is connected to it.
     #[arg(long, value_name = "SERVER.sock")]
     pub connect: PathBuf,
-    /// Write every message to this capture (pcapng, one interface per connection).
+    /// Write every message to this capture (pcapng, one interface per connection). It is written
+    /// as .OUT.pcapng.vfu-PID-N.tmp beside OUT.pcapng and renamed onto it when the proxy stops.
     #[arg(short = 'w', long = "write", value_name = "OUT.pcapng")]
     pub write: Option<PathBuf>,
+    /// Cut the capture's records to at most N bytes (exported-PDU tags and message; at least 256),
+    /// each with its message's whole length, as pcapng marks a cut packet: 262144 makes a
+    /// capture Wireshark and tshark open whatever the message sizes (they stop at the first record
+    /// over 256 KiB). Default: whole messages, so that read, validate and replay have every byte;
+    /// `vfu-dump convert --snaplen` cuts a copy later.
+    #[arg(long, value_name = "N", requires = "write", value_parser = snaplen_arg)]
+    pub snaplen: Option<u32>,
     /// How long to keep retrying a server that is not listening yet, in seconds.
     #[arg(long, default_value_t = 5.0, value_name = "SECONDS")]
     pub connect_timeout: f64,
@@ -112,6 +120,7 @@ pub fn run(opts: &ProxyOpts, out: &mut dyn Write) -> Result<(), RunError> {
         mode,
         connect_timeout,
         capture: opts.write.clone(),
+        snaplen: opts.snaplen.unwrap_or(0),
         print: Some(print),
         spin: Duration::from_micros(opts.spin),
         splice: true,

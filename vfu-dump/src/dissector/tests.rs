@@ -86,6 +86,7 @@ fn capture_constants_match_the_writer() {
         fds,
         truncated,
         data: &[0u8; 16],
+        orig_len: 16,
         index: 0,
         file_offset: 0,
     };

@@ -8,11 +8,11 @@ use vfu_codec::{Body, DecodeError, Header, Message, decode};
 use super::filter::Filter;
 use super::pairing::{RoundTrips, observe_vduse};
 use super::record::{Event, Record};
-use crate::capture::{PcapngWriter, Protocol};
+use crate::capture::{MAX_RECORD_LEN, PcapngWriter, Protocol};
 use crate::error::RunError;
 use crate::options::OutputFormat;
 use crate::render::finding::write_finding;
-use crate::render::{self, Meta, Style, event, vduse};
+use crate::render::{self, Cut, Meta, Style, event, vduse};
 use crate::stats::Stats;
 use crate::validate::{self, Finding, Profile, Severity, Validator};
 
@@ -158,6 +158,37 @@ pub struct Pipeline<W: Write> {
     totals: Totals,
     /// A capture is written or `--relative` counts from the first message (see `unusual_steps`).
     unusual: bool,
+    /// While a record the capture cut is handled: its captured and original lengths.
+    cut: Option<Cut>,
+    /// Where cut records are laid out at their whole length.
+    pad: ZeroPad,
+}
+
+/// The longest cut message laid out at its whole length: the longest a capture record holds.
+const MAX_LAID_OUT: usize = MAX_RECORD_LEN;
+
+/// A buffer that is zero beyond the bytes last copied into its front, so that laying out a cut
+/// message costs a copy of what was captured, not a fill of its whole length.
+#[derive(Default)]
+struct ZeroPad {
+    buf: Vec<u8>,
+    /// `buf[dirty..]` is all zeros.
+    dirty: usize,
+}
+
+impl ZeroPad {
+    /// `head` followed by zeros up to `total` bytes (`total` at least `head.len()`).
+    fn with(&mut self, head: &[u8], total: usize) -> &[u8] {
+        if self.buf.len() < total {
+            self.buf.resize(total, 0);
+        }
+        if self.dirty > head.len() {
+            self.buf[head.len()..self.dirty].fill(0);
+        }
+        self.buf[..head.len()].copy_from_slice(head);
+        self.dirty = head.len();
+        &self.buf[..total]
+    }
 }
 
 /// A capture being written: the writer, and each source connection's number in it.
@@ -180,6 +211,8 @@ impl<W: Write> Pipeline<W> {
             capture: None,
             totals: Totals::default(),
             unusual: false,
+            cut: None,
+            pad: ZeroPad::default(),
         }
         .with_unusual()
     }
@@ -196,6 +229,11 @@ impl<W: Write> Pipeline<W> {
             conns: HashMap::default(),
         });
         self.unusual = true;
+    }
+
+    /// The capture being written, if any (for its counts once the run is over).
+    pub fn capture_writer(&self) -> Option<&PcapngWriter<Box<dyn Write>>> {
+        self.capture.as_ref().map(|c| &c.writer)
     }
 
     /// The configuration.
@@ -224,6 +262,44 @@ impl<W: Write> Pipeline<W> {
     /// Handles one message.
     #[inline(always)]
     pub fn record(&mut self, rec: Record<'_>) -> Result<(), Error> {
+        if rec.orig_len > rec.data.len() {
+            return self.record_cut(rec);
+        }
+        self.record_whole(rec)
+    }
+
+    /// A message the capture that was read cut to its first bytes: written to a capture as it
+    /// came (cut, with its original length), and otherwise decoded, paired, counted and validated
+    /// at its whole length, laid out with zeros after what was captured; shown as cut.
+    #[inline(never)]
+    fn record_cut(&mut self, rec: Record<'_>) -> Result<(), Error> {
+        if self.capture.is_some() {
+            self.write_capture(rec)?;
+        }
+        let capture = self.capture.take();
+        let mut pad = std::mem::take(&mut self.pad);
+        let whole = if rec.orig_len <= MAX_LAID_OUT {
+            pad.with(rec.data, rec.orig_len)
+        } else {
+            rec.data
+        };
+        self.cut = Some(Cut {
+            captured: rec.data.len(),
+            orig_len: rec.orig_len,
+        });
+        let done = self.record_whole(Record {
+            data: whole,
+            orig_len: whole.len(),
+            ..rec
+        });
+        self.cut = None;
+        self.pad = pad;
+        self.capture = capture;
+        done
+    }
+
+    #[inline(always)]
+    fn record_whole(&mut self, rec: Record<'_>) -> Result<(), Error> {
         self.totals.messages += 1;
         if self.unusual {
             self.unusual_steps(rec)?;
@@ -242,7 +318,15 @@ impl<W: Write> Pipeline<W> {
     fn validate(&mut self, rec: &Record<'_>) {
         if let Some(v) = self.validator.as_mut() {
             self.findings.clear();
-            v.check(&validator_event(rec), &mut self.findings);
+            match self.cut {
+                None => v.check(&validator_event(rec), &mut self.findings),
+                Some(c) => v.check_cut(
+                    &validator_event(rec),
+                    c.captured,
+                    c.orig_len,
+                    &mut self.findings,
+                ),
+            }
             if !self.findings.is_empty() {
                 count(&mut self.totals, &self.findings);
             }
@@ -424,6 +508,7 @@ impl<W: Write> Pipeline<W> {
             direction: rec.direction,
             fds: rec.fds,
             truncated: rec.truncated,
+            cut: self.cut,
             rtt_ns,
         };
         let style = Style {

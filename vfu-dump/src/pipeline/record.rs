@@ -25,8 +25,12 @@ pub struct Record<'a> {
     pub fd_kinds: &'a [String],
     /// The stream ended inside this message: `data` is what there was.
     pub truncated: bool,
-    /// The message.
+    /// The message, or its first bytes when a capture cut it ([`orig_len`](Self::orig_len)).
     pub data: &'a [u8],
+    /// The message's length: `data.len()`, or more when the capture that was read holds only its
+    /// first `data.len()` bytes (a snap length). The pipeline decodes, validates and counts such
+    /// a message at its whole length and shows it as cut.
+    pub orig_len: usize,
 }
 
 impl<'a> Record<'a> {
@@ -40,6 +44,7 @@ impl<'a> Record<'a> {
             fds: self.fds,
             truncated: self.truncated,
             data: self.data,
+            orig_len: self.orig_len,
             index: self.index,
             file_offset: 0,
         }
@@ -58,6 +63,7 @@ impl<'a> From<RecordRef<'a>> for Record<'a> {
             fd_kinds: &[],
             truncated: r.truncated,
             data: r.data,
+            orig_len: r.orig_len,
         }
     }
 }

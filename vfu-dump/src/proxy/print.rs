@@ -304,6 +304,7 @@ impl Printer {
             fd_kinds: &[],
             truncated: m.truncated,
             data,
+            orig_len: data.len(),
         };
         let _ = self.pipeline.record(rec);
     }

@@ -112,6 +112,7 @@ impl Sinks {
             fds,
             truncated,
             data,
+            orig_len: data.len(),
             index,
             file_offset: 0,
         };

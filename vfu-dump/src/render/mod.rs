@@ -31,8 +31,21 @@ pub struct Meta {
     pub fds: u32,
     /// Whether the stream ended inside this message.
     pub truncated: bool,
+    /// When the capture holds only the first bytes of the message (a snap length): how many, of
+    /// how many. The bytes rendered are then the whole message with zeros after the captured ones;
+    /// the renderers show only what was captured of its data.
+    pub cut: Option<Cut>,
     /// Round-trip time from its request, for replies whose request was seen.
     pub rtt_ns: Option<u64>,
+}
+
+/// A message a capture cut to its first bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cut {
+    /// Bytes the capture holds.
+    pub captured: usize,
+    /// The message's length.
+    pub orig_len: usize,
 }
 
 /// How to render.
@@ -387,26 +400,52 @@ pub fn write_line(
     if meta.truncated {
         line.push_str(" [truncated]");
     }
+    cut_text(meta, &mut line);
     if let Some(rtt) = meta.rtt_ns {
         let _ = write!(line, " rtt={}", fmt_duration(rtt));
     }
     line.push('\n');
     out.write_all(line.as_bytes())?;
+    let captured = &bytes[..meta
+        .cut
+        .map_or(bytes.len(), |c| c.captured.min(bytes.len()))];
     if let Ok(m) = decoded {
         if style.verbose {
-            write_verbose(out, m, style)?;
+            write_verbose_captured(out, m, captured.len(), style)?;
         }
         if style.hex {
-            write_hex(out, m, bytes, style)?;
+            write_hex(out, m, captured, style)?;
         }
     } else if style.hex || style.verbose {
-        write_hex_plain(out, bytes, 0)?;
+        write_hex_plain(out, captured, 0)?;
     }
     Ok(())
 }
 
+/// ` [cut: 262116 of 1048608 bytes captured]` for a message the capture cut.
+pub fn cut_text(meta: &Meta, line: &mut String) {
+    if let Some(c) = meta.cut {
+        let _ = write!(
+            line,
+            " [cut: {} of {} bytes captured]",
+            c.captured, c.orig_len
+        );
+    }
+}
+
 /// Writes every field of every part, one per line.
 pub fn write_verbose(out: &mut dyn Write, msg: &Message<'_>, style: &Style) -> io::Result<()> {
+    write_verbose_captured(out, msg, usize::MAX, style)
+}
+
+/// [`write_verbose`] of a message a capture holds only the first `captured` bytes of: fields
+/// beyond them say `(not captured)`, and data runs say how much of them was captured.
+pub fn write_verbose_captured(
+    out: &mut dyn Write,
+    msg: &Message<'_>,
+    captured: usize,
+    style: &Style,
+) -> io::Result<()> {
     let mut s = String::new();
     msg.for_each_part(|p| match p {
         Part::Struct {
@@ -431,7 +470,11 @@ pub fn write_verbose(out: &mut dyn Write, msg: &Message<'_>, style: &Style) -> i
             );
             for f in layout.fields {
                 let _ = write!(s, "      {:<20} ", f.name);
-                value_text(f, bytes, &mut s);
+                if offset + f.offset + f.size > captured {
+                    s.push_str("(not captured)");
+                } else {
+                    value_text(f, bytes, &mut s);
+                }
                 s.push('\n');
             }
         }
@@ -441,6 +484,9 @@ pub fn write_verbose(out: &mut dyn Write, msg: &Message<'_>, style: &Style) -> i
             bytes,
         } => {
             let _ = write!(s, "    {kind:?} @{offset:#x} {} bytes", bytes.len());
+            if offset + bytes.len() > captured {
+                let _ = write!(s, " ({} captured)", captured.saturating_sub(offset));
+            }
             if kind == DataKind::Json {
                 let _ = write!(s, ": {}", String::from_utf8_lossy(bytes));
             }
@@ -474,13 +520,15 @@ pub fn hex_field(s: &mut String, offset: usize, label: &str, f: &Field, b: &[u8]
 }
 
 /// Writes an annotated hex dump: one line per field (`offset | bytes | name = value`), and plain hex
-/// for variable data.
+/// for variable data. `captured` is the message's bytes as the capture holds them: all of them, or
+/// (a message cut to a snap length) its first bytes, beyond which nothing is dumped.
 pub fn write_hex(
     out: &mut dyn Write,
     msg: &Message<'_>,
-    bytes: &[u8],
+    captured: &[u8],
     style: &Style,
 ) -> io::Result<()> {
+    let cap = captured.len();
     let mut s = String::new();
     let mut err = Ok(());
     msg.for_each_part(|p| match p {
@@ -495,7 +543,16 @@ pub fn write_hex(
                     Some(i) => format!("{}[{i}].{}", layout.name, f.name),
                     None => format!("{}.{}", layout.name, f.name),
                 };
-                hex_field(&mut s, offset, &label, f, b);
+                if offset + f.offset + f.size > cap {
+                    let _ = writeln!(
+                        s,
+                        "    {:06x} | {:<49}| {label} (not captured)",
+                        offset + f.offset,
+                        ""
+                    );
+                } else {
+                    hex_field(&mut s, offset, &label, f, b);
+                }
             }
         }
         Part::Data {
@@ -504,17 +561,25 @@ pub fn write_hex(
             bytes: b,
         } => {
             let _ = writeln!(s, "    {offset:06x} | {kind:?}, {} bytes", b.len());
+            let shown = &b[..b.len().min(cap.saturating_sub(offset))];
             if err.is_ok() {
                 out.write_all(s.as_bytes()).unwrap_or_else(|e| err = Err(e));
                 s.clear();
-                if let Err(e) = write_hex_plain(out, b, offset) {
+                if let Err(e) = write_hex_plain(out, shown, offset) {
                     err = Err(e);
                 }
+            }
+            if shown.len() < b.len() {
+                let _ = writeln!(
+                    s,
+                    "    … {} bytes not in the capture",
+                    b.len() - shown.len()
+                );
             }
         }
     });
     err?;
-    let _ = (bytes, style);
+    let _ = style;
     out.write_all(s.as_bytes())
 }
 
@@ -564,6 +629,17 @@ pub fn json_str(out: &mut String, v: &str) {
         }
     }
     out.push('"');
+}
+
+/// Appends `,"cut":…,"orig_len":…` (after `len`, the bytes the record holds): whether the capture
+/// cut the message to its first bytes, and the message's length.
+pub fn json_cut(meta: &Meta, len: usize, s: &mut String) {
+    let _ = write!(
+        s,
+        ",\"cut\":{},\"orig_len\":{}",
+        meta.cut.is_some(),
+        meta.cut.map_or(len, |c| c.orig_len)
+    );
 }
 
 /// Appends `,"decode_error":{"rule":…,"offset":…,"message":…[,"needed":…]}`.
@@ -625,8 +701,9 @@ pub fn write_json(
         meta.direction.short(),
         meta.fds,
         meta.truncated,
-        bytes.len()
+        meta.cut.map_or(bytes.len(), |c| c.captured)
     );
+    json_cut(meta, bytes.len(), &mut s);
     if let Some(h) = vfu_codec::Header::peek(bytes) {
         let _ = write!(
             s,

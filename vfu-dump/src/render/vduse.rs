@@ -116,6 +116,7 @@ fn write_text(
     if meta.truncated {
         line.push_str(" [truncated]");
     }
+    super::cut_text(meta, &mut line);
     writeln!(out, "{line}")?;
     if parts.is_empty() {
         // Malformed: the bytes as they are.
@@ -203,8 +204,9 @@ fn write_json(
         meta.direction.short(),
         meta.fds,
         meta.truncated,
-        data.len()
+        meta.cut.map_or(data.len(), |c| c.captured)
     );
+    super::json_cut(meta, data.len(), &mut s);
     // The head, as for vfio-user: id (request_id), cmd (request type) and its name, type.
     let decoded = match meta.direction {
         Direction::ClientToServer => {

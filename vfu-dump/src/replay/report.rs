@@ -217,6 +217,7 @@ impl<'a> Output<'a> {
             fd_kinds: &[],
             truncated: false,
             data: bytes,
+            orig_len: bytes.len(),
         };
         let path = self.capture.as_ref().map_or("", |(p, _)| p.as_str());
         self.pipeline

@@ -141,6 +141,45 @@ impl Validator {
         }
     }
 
+    /// Checks a message of `orig_len` bytes the capture cut to its first `captured` (a snap
+    /// length): `ev.bytes` is the whole message laid out at its length, zeros after `captured` (or,
+    /// when it could not be laid out, the `captured` bytes alone). An info finding
+    /// ([`capture-cut`](Rule::CaptureCut)) says so, and nothing the capture lacks is held against
+    /// the message: when every structured part of the message (header, fixed parts, capabilities
+    /// text, region capabilities) is among the captured bytes, it is checked as usual (the zeros
+    /// stand only for opaque data: transfer data, bitmaps); otherwise only its header is, and it is
+    /// paired with its command or reply.
+    pub fn check_cut(
+        &mut self,
+        ev: &Event<'_>,
+        captured: usize,
+        orig_len: usize,
+        out: &mut Vec<Finding>,
+    ) {
+        let mut sink = Sink::new(out, ev.conn, ev.index);
+        sink.emit(
+            Rule::CaptureCut,
+            captured,
+            format_args!(
+                "the capture holds the first {captured} of the message's {orig_len} bytes (cut to a snap length); what it lacks is not checked"
+            ),
+        );
+        match ev.protocol {
+            Protocol::VfioUser => self
+                .vfio
+                .entry(ev.conn)
+                .or_insert_with(vfio::Conn::new)
+                .check_cut(self.profile, ev, captured, &mut sink),
+            // Every VDUSE message is one 152-byte structure without opaque data: zeros in place of
+            // what is missing are checked as they are only when laid out at that length.
+            Protocol::Vduse => self
+                .vduse
+                .entry(ev.conn)
+                .or_insert_with(vduse::Conn::new)
+                .check(ev, &mut sink),
+        }
+    }
+
     /// Checks one message and returns its findings.
     pub fn check_event(&mut self, ev: &Event<'_>) -> Vec<Finding> {
         let mut out = Vec::new();

@@ -73,6 +73,8 @@ rules! {
         "The peer answered with an error a command the validator found nothing wrong with (a resource limit, or a check it could not make).";
     TruncatedMessage = "truncated-message", Warning, "capture",
         "The stream ended in the middle of this message.";
+    CaptureCut = "capture-cut", Info, "capture",
+        "The capture holds only the first bytes of this message (its writer's snap length); the message was whole, and what the capture lacks is not checked.";
     MsgSizeOverLimit = "msg-size-over-limit", Warning, "§1 rule 9 [impl]",
         "msg_size exceeds the receiver's limit (libvfio-user: 1 MiB + 32 for client messages; qemu: max_data_xfer_size + 32 for server commands).";
     FdsUnexpected = "fds-unexpected", Error, "§2",

@@ -176,6 +176,9 @@ pub(crate) struct Conn {
     /// Twin-socket mode was negotiated on this (main) connection.
     twin_active: bool,
     client: Caps,
+    /// The client's VERSION was cut before its capabilities (a capture's snap length): what it
+    /// offered is not known, so the reply is not held to it.
+    client_unknown: bool,
     server: Caps,
     device: Option<DeviceSeen>,
     regions: Vec<Region>,
@@ -193,6 +196,31 @@ pub(crate) struct Conn {
     stray_at: usize,
     no_reply: [Option<(Direction, u16, Command)>; RECENT_NO_REPLY],
     no_reply_at: usize,
+}
+
+/// Whether every structured part of a cut message lies within its first `captured` bytes, so that
+/// the zeros after them stand only for opaque data (or a decode error lies before them, and is the
+/// message's own).
+fn structure_captured(ev: &Event<'_>, captured: usize) -> bool {
+    use vfu_codec::{DataKind, Part};
+    match decode(ev.bytes, ev.direction) {
+        Err(e) => e.offset < captured,
+        Ok(m) => {
+            let mut inside = true;
+            m.for_each_part(|part| {
+                let end = match part {
+                    Part::Struct { offset, bytes, .. } => offset + bytes.len(),
+                    Part::Data {
+                        kind: DataKind::Data | DataKind::Bitmap | DataKind::Raw | DataKind::Trailing,
+                        ..
+                    } => 0,
+                    Part::Data { offset, bytes, .. } => offset + bytes.len(),
+                };
+                inside &= end <= captured;
+            });
+            inside
+        }
+    }
 }
 
 fn is_known(cmd: Command) -> bool {
@@ -247,6 +275,7 @@ impl Conn {
             twin_conn: false,
             twin_active: false,
             client: Caps::default(),
+            client_unknown: false,
             server: Caps::default(),
             device: None,
             regions: Vec::new(),
@@ -315,6 +344,78 @@ impl Conn {
                     side(ev.direction.reverse())
                 ),
             );
+        }
+    }
+
+    /// A message the capture cut after `captured` bytes (see [`crate::validate::Validator::check_cut`]).
+    pub(crate) fn check_cut(
+        &mut self,
+        p: Profile,
+        ev: &Event<'_>,
+        captured: usize,
+        sink: &mut Sink<'_>,
+    ) {
+        if ev.truncated || (ev.bytes.len() > captured && structure_captured(ev, captured)) {
+            self.check(p, ev, sink);
+            return;
+        }
+        if !self.orphans.is_empty() {
+            self.orphans(Some(ev), sink);
+        }
+        let Some(h) = Header::peek(ev.bytes).filter(|h| h.message_type().is_some()) else {
+            return;
+        };
+        self.size_limit(p, h, ev, sink);
+        self.header(h, ev, sink);
+        if !h.is_reply() {
+            let mut ctx = Ctx::None;
+            if h.cmd() == Command::VERSION && ev.direction == Direction::ClientToServer {
+                // Negotiation is under way, the version numbers known; what was offered is not.
+                if let (Some(major), Some(minor)) = (
+                    le_u16(&ev.bytes[..captured.min(ev.bytes.len())], 16),
+                    le_u16(&ev.bytes[..captured.min(ev.bytes.len())], 18),
+                ) {
+                    ctx = Ctx::Version {
+                        major,
+                        minor,
+                        msg_size: h.msg_size.get(),
+                    };
+                }
+                if self.nego != Nego::Done {
+                    self.nego = Nego::Requested;
+                    self.client = Caps::default();
+                    self.client_unknown = true;
+                }
+            }
+            self.expect_reply(p, h, ev, false, ctx, sink);
+            return;
+        }
+        let (from, id) = (ev.direction.reverse(), h.msg_id.get());
+        match self.pending.take(|r| r.dir == from && r.id == id) {
+            Some(req) => {
+                let status = if h.is_error() {
+                    state::Status::Refused
+                } else {
+                    state::Status::Accepted
+                };
+                if req.cmd == Command::VERSION {
+                    self.nego = if h.is_error() {
+                        Nego::Start
+                    } else {
+                        Nego::Done
+                    };
+                }
+                self.settle(p, req.seq, status, None);
+            }
+            None => sink.emit(
+                Rule::ReplyUnexpected,
+                0,
+                format_args!(
+                    "{} reply with msg_id {id}, which no outstanding command from the {} has",
+                    h.cmd(),
+                    side(from)
+                ),
+            ),
         }
     }
 

@@ -207,6 +207,7 @@ impl Conn {
         if self.nego != Nego::Done {
             self.nego = Nego::Requested;
             self.client = offered;
+            self.client_unknown = false;
         }
         Ctx::Version {
             major,
@@ -252,7 +253,8 @@ impl Conn {
         let offered = self.client.members();
         for (i, (name, present)) in server.members().into_iter().enumerate() {
             let lvu_always = matches!(name, "max_msg_fds" | "max_data_xfer_size" | "migration");
-            if present && !offered[i].1 && !(p == Profile::LibvfioUser && lvu_always) {
+            let accepted = self.client_unknown || (p == Profile::LibvfioUser && lvu_always);
+            if present && !offered[i].1 && !accepted {
                 sink.emit(
                     Rule::VersionReplyExtraCap,
                     JSON_AT,
@@ -271,7 +273,7 @@ impl Conn {
         }
         let mut twin = false;
         if server.twin_supported() {
-            if !self.client.twin_supported() {
+            if !self.client.twin_supported() && !self.client_unknown {
                 sink.emit(
                     Rule::TwinSocketNotOffered,
                     JSON_AT,
