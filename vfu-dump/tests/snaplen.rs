@@ -358,7 +358,7 @@ fn snaplen_capture_opens_in_tshark() {
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
     assert_eq!(fields("vfio_user.malformed").lines().count(), 0);
-    let info = fields("vfio_user.cut_record");
+    let info = fields("vfio_user.cut_by_capture");
     let (_, read, _) = run(&["read", &cut]);
     let read: Vec<&str> = read.lines().collect();
     let info: Vec<&str> = info.lines().collect();
