@@ -238,6 +238,36 @@ impl OutputOpts {
     }
 }
 
+/// What `--stats` cannot go with, for the subcommands that have it (`read`, `trace`): its table is
+/// text, with no JSON form.
+pub fn stats_refused(stats: bool, output: &OutputOpts) -> Result<(), RunError> {
+    if stats && output.format == OutputFormat::Json {
+        return Err(RunError::Usage(
+            "--stats prints a table of text, which has no JSON form: drop --format json (or --stats)"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Warnings for options that do nothing with the others: the output options' ([`OutputOpts::warnings`])
+/// and, when `--stats` alone leaves message lines out, the filters and `-x`.
+pub fn stats_warnings(stats: bool, output: &OutputOpts, filter: &FilterOpts) -> Vec<String> {
+    let mut w = output.warnings();
+    if stats && !output.verbose {
+        if let Some(f) = filter.describe() {
+            w.push(format!(
+                "{f} selects message lines, which --stats leaves out: add -v to print them (the \
+                 statistics count every message)"
+            ));
+        }
+        if output.hex {
+            w.push("-x dumps message lines, which --stats leaves out: add -v to print them".into());
+        }
+    }
+    w
+}
+
 /// Parses `--snaplen N`: a number of bytes, at least [`crate::capture::MIN_SNAPLEN`].
 pub fn snaplen_arg(s: &str) -> Result<u32, String> {
     let min = crate::capture::MIN_SNAPLEN;

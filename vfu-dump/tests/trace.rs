@@ -563,11 +563,27 @@ fn json_and_stats_are_reads() {
     assert!(stdout(&out).contains("DMA_MAP"), "{}", stdout(&out));
 }
 
+/// The file a capture is written to while the trace runs: `.NAME.vfu-PID-N.tmp` beside `path`,
+/// renamed onto `path` when the trace ends (`vfu_dump::capture::AtomicFile`); `path` once it has.
+fn being_written(path: &Path) -> PathBuf {
+    let prefix = format!(".{}.vfu-", path.file_name().unwrap().to_string_lossy());
+    std::fs::read_dir(path.parent().unwrap())
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            let name = p.file_name().unwrap().to_string_lossy();
+            name.starts_with(&prefix) && name.ends_with(".tmp")
+        })
+        .unwrap_or_else(|| path.to_path_buf())
+}
+
 /// Waits until `path` (a capture being written) holds at least `n` records.
 fn wait_records(path: &Path, n: usize) {
     let t = Instant::now();
     while t.elapsed() < Duration::from_secs(20) {
-        if let Ok(f) = File::open(path)
+        if let Ok(f) = File::open(being_written(path))
             && let Ok(mut r) = CaptureReader::new(f, &OpenOptions::default())
         {
             let mut k = 0;
@@ -927,7 +943,8 @@ fn a_job_control_stop_of_an_attached_process_is_kept() {
     // Stopped, and it stays stopped: the tracer keeps it in its group-stop (PTRACE_LISTEN; a
     // traced process in a stop shows "t") instead of letting it run on.
     assert!(matches!(state().as_str(), "T" | "t"), "{}", state());
-    let proxy_cap = b.dir.join("proxy.pcapng");
+    // The proxy is still writing its capture: it is under its temporary name.
+    let proxy_cap = being_written(&b.dir.join("proxy.pcapng"));
     let before = records(&proxy_cap).len();
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(

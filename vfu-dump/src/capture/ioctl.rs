@@ -231,6 +231,7 @@ mod tests {
             fds: 1,
             truncated: false,
             data: &data,
+            orig_len: data.len(),
             index: 0,
             file_offset: 0,
         };

@@ -5,7 +5,9 @@ use std::io::Write;
 use clap::Args;
 
 use crate::error::RunError;
-use crate::options::{FilterOpts, InputOpts, OutputFormat, OutputOpts, ProfileArg, use_color};
+use crate::options::{
+    FilterOpts, InputOpts, OutputOpts, ProfileArg, stats_refused, stats_warnings, use_color,
+};
 use crate::pipeline::{Config, FileSource, Filter, FindingsOut, Pipeline, Relative};
 use crate::render::Style;
 
@@ -32,39 +34,11 @@ pub struct ReadOpts {
     pub profile: ProfileArg,
 }
 
-/// The combinations of options `read` refuses: what they ask for cannot be printed.
-fn refused(opts: &ReadOpts) -> Result<(), RunError> {
-    if opts.stats && opts.output.format == OutputFormat::Json {
-        return Err(RunError::Usage(
-            "--stats prints a table of text, which has no JSON form: drop --format json (or --stats)"
-                .into(),
-        ));
-    }
-    Ok(())
-}
-
-/// Warnings for options that would do nothing with the others given.
-fn warnings(opts: &ReadOpts) -> Vec<String> {
-    let mut w = opts.output.warnings();
-    if opts.stats && !opts.output.verbose {
-        if let Some(f) = opts.filter.describe() {
-            w.push(format!(
-                "{f} selects message lines, which --stats leaves out: add -v to print them (the \
-                 statistics count every message)"
-            ));
-        }
-        if opts.output.hex {
-            w.push("-x dumps message lines, which --stats leaves out: add -v to print them".into());
-        }
-    }
-    w
-}
-
 /// Runs `vfu-dump read` writing to `out`.
 pub fn run(opts: &ReadOpts, out: &mut dyn Write) -> Result<(), RunError> {
-    refused(opts)?;
+    stats_refused(opts.stats, &opts.output)?;
     let source = FileSource::new(&opts.input, true)?.progress(true);
-    for w in warnings(opts) {
+    for w in stats_warnings(opts.stats, &opts.output, &opts.filter) {
         eprintln!("warning: {w}");
     }
     let messages = !opts.stats || opts.output.verbose;

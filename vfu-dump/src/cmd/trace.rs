@@ -8,15 +8,16 @@
 //! capture. Output is flushed whenever the tracer is about to wait for the tracees.
 
 use std::ffi::OsString;
-use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::PathBuf;
 
 use clap::Args;
 
-use crate::capture::{PcapngWriter, Protocol};
+use crate::capture::{AtomicFile, PcapngWriter, Protocol};
 use crate::error::RunError;
-use crate::options::{FilterOpts, OutputOpts, ProfileArg, use_color};
+use crate::options::{
+    FilterOpts, OutputOpts, ProfileArg, snaplen_arg, stats_refused, stats_warnings, use_color,
+};
 use crate::pipeline::{self, Config, Filter, FindingsOut, Pipeline, Record, Relative};
 use crate::render::Style;
 use crate::trace::{Event, Sink, Target};
@@ -36,8 +37,15 @@ pub struct TraceOpts {
     )]
     pub pids: Vec<i32>,
     /// Also write every message and ioctl to this capture (pcapng, one interface per connection).
+    /// It is written as .OUT.pcapng.vfu-PID-N.tmp beside OUT.pcapng and renamed onto it when the
+    /// trace ends (a trace that fails leaves none).
     #[arg(short = 'w', long = "write", value_name = "OUT.pcapng")]
     pub write: Option<PathBuf>,
+    /// Cut the capture's records to at most N bytes (exported-PDU tags and message; at least 256),
+    /// each with its message's whole length, as pcapng marks a cut packet: 262144 makes a
+    /// capture Wireshark and tshark open whatever the message sizes. Default: whole messages.
+    #[arg(long, value_name = "N", requires = "write", value_parser = snaplen_arg)]
+    pub snaplen: Option<u32>,
     /// Output.
     #[command(flatten)]
     pub output: OutputOpts,
@@ -51,7 +59,7 @@ pub struct TraceOpts {
     #[arg(long)]
     pub validate: bool,
     /// Validation profile for --validate.
-    #[arg(long, value_enum, default_value_t = ProfileArg::Spec)]
+    #[arg(long, value_enum, default_value_t = ProfileArg::Spec, requires = "validate")]
     pub profile: ProfileArg,
     /// The program to start and follow, with its arguments (after --). Its exit status becomes
     /// vfu-dump's.
@@ -63,12 +71,12 @@ pub struct TraceOpts {
 pub const EXAMPLES: &str = "Examples:
   Start a device and follow it (and its threads and children):
     vfu-dump trace -- ./server /tmp/dev.sock
-  Attach to a running QEMU and write a capture; Ctrl-C detaches and QEMU runs on:
+  Attach to a running QEMU, write a capture; Ctrl-C detaches, QEMU runs on:
     vfu-dump trace -p $(pidof qemu-system-x86_64) -w vm.pcapng
-  Attach to a VDUSE daemon: its /dev/vduse requests, responses and ioctls, validated:
+  Attach to a VDUSE daemon: its requests, responses and ioctls, validated:
     vfu-dump trace -p $(pidof qemu-storage-daemon) --validate
-  Start QEMU and print only its DMA_MAPs, as JSON:
-    vfu-dump trace --format json --cmd DMA_MAP -- qemu-system-x86_64 -device vfio-user-pci,socket=/run/dev.sock
+  Attach to QEMU and print only its DMA_MAPs, as JSON:
+    vfu-dump trace --format json --cmd DMA_MAP -p $(pidof qemu-system-x86_64)
   Counts and round trips, printed when detached:
     vfu-dump trace --stats -p 4242
 
@@ -138,6 +146,7 @@ impl<W: Write> Sink for Feed<'_, W> {
                     fd_kinds: fds,
                     truncated,
                     data,
+                    orig_len: data.len(),
                 })
                 .map_err(io_error)?;
                 self.index += 1;
@@ -160,6 +169,11 @@ impl<W: Write> Sink for Feed<'_, W> {
 /// Runs `vfu-dump trace`, printing to `out`. Returns the launched program's exit status (128 + the
 /// signal that killed it), 0 in attach mode.
 pub fn run(opts: &TraceOpts, out: &mut dyn Write) -> Result<u8, RunError> {
+    stats_refused(opts.stats, &opts.output)?;
+    for w in stats_warnings(opts.stats, &opts.output, &opts.filter) {
+        eprintln!("warning: {w}");
+    }
+    let messages = !opts.stats || opts.output.verbose;
     let target = if opts.pids.is_empty() {
         Target::Launch(opts.command.clone())
     } else {
@@ -179,30 +193,51 @@ pub fn run(opts: &TraceOpts, out: &mut dyn Write) -> Result<u8, RunError> {
             Relative::Off
         },
         filter: Filter::new(&opts.filter)?,
-        messages: !opts.stats || opts.output.verbose,
+        messages,
         events: true,
         validate: opts.validate.then(|| opts.profile.into()),
         findings: FindingsOut {
             info: true,
-            without_messages: false,
+            // With --stats alone no message line is printed: the findings stand on their own.
+            without_messages: !messages,
             indent_final: true,
             per_input: false,
         },
         stats: opts.stats,
     };
     let mut pipeline = Pipeline::new(cfg, out);
+    let mut pending = None;
     if let Some(p) = &opts.write {
-        let f = File::create(p).map_err(|e| RunError::Usage(format!("{}: {e}", p.display())))?;
+        let (file, f) = AtomicFile::create(p).map_err(|e| RunError::Usage(e.to_string()))?;
         let w: Box<dyn Write> = Box::new(BufWriter::with_capacity(1 << 20, f));
-        pipeline.capture_to(PcapngWriter::new(w)?);
+        pipeline.capture_to(PcapngWriter::with_snaplen(w, opts.snaplen.unwrap_or(0))?);
+        pending = Some(file);
     }
     let mut feed = Feed {
         pipeline: &mut pipeline,
         index: 0,
     };
     let traced = crate::trace::run(&target, &mut feed);
-    // What was recorded is flushed whatever happened.
+    // What was recorded is flushed, and kept when the trace ended as traces end: the tracees exited
+    // or were detached (a signal, or the output went away); after a failure, it is not.
     let finished = pipeline.finish();
+    let ended = traced
+        .as_ref()
+        .map_or_else(|e| e.kind() == io::ErrorKind::BrokenPipe, |_| true);
+    if let Some(file) = pending
+        && ended
+        && finished.is_ok()
+    {
+        file.commit().map_err(|e| RunError::Usage(e.to_string()))?;
+    }
+    if let Ok(t) = &finished
+        && messages
+        && t.shown == 0
+        && t.messages > 0
+        && let Some(line) = opts.filter.matched_nothing(t.messages, t.connections)
+    {
+        eprintln!("trace: {line}");
+    }
     let summary = traced.map_err(|e| {
         if e.kind() == io::ErrorKind::BrokenPipe {
             // The output went away (`| head`): the tracees were detached; not an error to report.

@@ -125,6 +125,7 @@ pub fn write(
             if meta.truncated {
                 line.push_str(" [truncated]");
             }
+            super::cut_text(meta, &mut line);
             writeln!(out, "{line}")?;
             if style.verbose
                 && let Ok(r) = &parsed
@@ -152,8 +153,9 @@ pub fn write(
                 meta.direction.short(),
                 meta.fds,
                 meta.truncated,
-                data.len()
+                meta.cut.map_or(data.len(), |c| c.captured)
             );
+            super::json_cut(meta, data.len(), &mut s);
             match &parsed {
                 Ok(r) => {
                     s.push_str(&format!(",\"request\":{},\"ioctl\":", r.request));
@@ -212,6 +214,7 @@ mod tests {
             direction: Direction::ServerToClient,
             fds: 0,
             truncated: false,
+            cut: None,
             rtt_ns: None,
         };
         let mut out = Vec::new();

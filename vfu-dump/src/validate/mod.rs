@@ -177,6 +177,9 @@ impl Validator {
                 .entry(ev.conn)
                 .or_insert_with(vduse::Conn::new)
                 .check(ev, &mut sink),
+            // An ioctl record's argument copies are the kernel's structures: one cut is not
+            // checked (the writers of the format never cut one: they are far below any snap length).
+            Protocol::VduseIoctl => {}
         }
     }
 
