@@ -29,7 +29,8 @@ fn sample_sessions_decode_without_error() {
 
 #[test]
 fn sample_sessions_cover_the_commands_in_the_readme() {
-    // The README of ../shared/corpus lists 224 messages, among them every command the sample client uses.
+    // The sample session: 224 messages (as its recorder counted them), among them every command the
+    // sample client uses.
     let recs = load("lvu-sample-client.pcapng");
     assert_eq!(recs.len(), 224);
     let mut seen = std::collections::BTreeSet::new();
@@ -75,7 +76,7 @@ fn pytest_capture_errors_are_precise_and_listed() {
         }
     }
     // Every one of these is a message the suite sent malformed on purpose (see the golden file's
-    // header comment and ../shared/corpus/README.md); none comes from the server.
+    // header comment and corpus/README.md); none comes from the server.
     for r in &recs {
         if decode(&r.data, r.direction).is_err() {
             assert_eq!(

@@ -1,4 +1,4 @@
-//! The capture layer against the corpus: counts from `shared/corpus/README.md`, round trips through
+//! The capture layer against the corpus: counts from `corpus/README.md`, round trips through
 //! the writer, sockdump and raw inputs built from the corpus messages, corrupt inputs, and memory.
 
 #![allow(clippy::unwrap_used)]

@@ -412,3 +412,67 @@ fn read_vduse_like_vfio_user() {
     let (_, rel, _) = run(&["read", "--relative", cap]);
     assert!(rel.starts_with("#0     0.000000000 c0 → VDUSE"), "{rel}");
 }
+
+/// Every sample of `vfu-dump`'s output in the README and docs/ (a ```text block whose first line is
+/// `$ vfu-dump …`) is what the command prints now: run in the repository root, each run of lines
+/// between `...` lines must appear in its output, whole lines, in that order, the first run at the
+/// start.
+#[test]
+fn readme_samples_are_what_the_tool_prints() {
+    let mut docs = vec![root().join("README.md")];
+    for e in std::fs::read_dir(root().join("docs")).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "md") {
+            docs.push(p);
+        }
+    }
+    let mut checked = 0;
+    for doc in &docs {
+        let text = std::fs::read_to_string(doc).unwrap();
+        for block in text.split("```text\n").skip(1) {
+            let block = block.split("```").next().unwrap();
+            let mut lines = block.lines();
+            let Some(cmd) = lines.next().and_then(|l| l.strip_prefix("$ vfu-dump ")) else {
+                continue;
+            };
+            let args: Vec<&str> = cmd.split_whitespace().collect();
+            let (code, out, err) = run(&args);
+            assert_eq!(code, 0, "{}: `vfu-dump {cmd}`: {err}", doc.display());
+            let out: Vec<&str> = out.lines().collect();
+            let mut at = 0;
+            let mut first = true;
+            let sample: Vec<&str> = lines.collect();
+            for run_of in sample.split(|l| l.trim() == "...") {
+                if run_of.is_empty() {
+                    first = false;
+                    continue;
+                }
+                let found = (at..=out.len().saturating_sub(run_of.len()))
+                    .find(|&i| out[i..i + run_of.len()] == *run_of)
+                    .unwrap_or_else(|| {
+                        panic!(
+                            "{}: the sample of `vfu-dump {cmd}` is not what it prints now; from \
+                             line {at} it prints:\n{}\nthe sample has:\n{}",
+                            doc.display(),
+                            out[at..]
+                                .iter()
+                                .take(run_of.len() + 2)
+                                .copied()
+                                .collect::<Vec<_>>()
+                                .join("\n"),
+                            run_of.join("\n")
+                        )
+                    });
+                assert!(
+                    !first || found == 0,
+                    "{}: the sample of `vfu-dump {cmd}` does not start where its output does",
+                    doc.display()
+                );
+                first = false;
+                at = found + run_of.len();
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= 1, "no vfu-dump sample found in the README");
+}

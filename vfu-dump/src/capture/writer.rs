@@ -1,4 +1,4 @@
-//! [`PcapngWriter`]: writes the capture format of `shared/docs/capture-format.md`.
+//! [`PcapngWriter`]: writes the capture format of `docs/capture-format.md`.
 
 use std::io::{self, Read, Write};
 
