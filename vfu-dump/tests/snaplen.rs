@@ -420,7 +420,7 @@ fn proxy_snaplen_cuts_the_capture_and_forwards_everything() {
         .arg(&server_path)
         .arg("-w")
         .arg(&cap)
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
@@ -453,6 +453,11 @@ fn proxy_snaplen_cuts_the_capture_and_forwards_everything() {
     .unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "{:?}", out.status);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains("capture: 1 message cut to 262144 bytes"),
+        "{said}"
+    );
     drop(c);
     server.join().unwrap();
     let (code, json, err) = run(&["read", "--format", "json", cap.to_str().unwrap()]);

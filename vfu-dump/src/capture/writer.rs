@@ -87,6 +87,37 @@ impl<W: Write> PcapngWriter<W> {
         self.over_wireshark
     }
 
+    /// What to tell the person who asked for the capture about its record sizes: how many
+    /// messages were cut to the snap length, and how many records Wireshark cannot read (with what
+    /// to do about them). Empty when there is nothing to say.
+    pub fn size_notes(&self) -> Vec<String> {
+        let mut notes = Vec::new();
+        if self.cut > 0 {
+            notes.push(format!(
+                "{} cut to {} bytes (each record keeps its message's whole length)",
+                if self.cut == 1 {
+                    "1 message".to_owned()
+                } else {
+                    format!("{} messages", self.cut)
+                },
+                self.snaplen
+            ));
+        }
+        if self.over_wireshark > 0 {
+            notes.push(format!(
+                "{} longer than {WIRESHARK_MAX_RECORD} bytes, which Wireshark and tshark do not read \
+                 (tshark 4.0 stops at the first): --snaplen {WIRESHARK_MAX_RECORD} writes them cut so \
+                 that they do",
+                if self.over_wireshark == 1 {
+                    "1 record is".to_owned()
+                } else {
+                    format!("{} records are", self.over_wireshark)
+                }
+            ));
+        }
+        notes
+    }
+
     /// Adds a connection: writes its IDB and returns its interface id, which records name in
     /// [`RecordRef::conn`]. `name` is the whole `if_name`, `vfio-user:<n>:<socket path>` or
     /// `vduse:<n>:<device path>` by convention. Connections may be added between records.

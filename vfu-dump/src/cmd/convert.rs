@@ -5,11 +5,10 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 
-use crate::capture::{AtomicFile, PcapngWriter, WIRESHARK_MAX_RECORD};
+use crate::capture::{AtomicFile, PcapngWriter};
 use crate::error::RunError;
 use crate::options::{DirArg, raw_options, snaplen_arg};
 use crate::pipeline::{Config, Pipeline, Position, feed_reader, open_input};
-use crate::render::count_of;
 
 /// `vfu-dump convert`.
 #[derive(Debug, Args)]
@@ -77,25 +76,8 @@ pub fn run(opts: &ConvertOpts) -> Result<(), RunError> {
     .and_then(|()| pipeline.finish().map(|_| ()).map_err(RunError::from))
     .map_err(&not_written)?;
     if let Some(w) = pipeline.capture_writer() {
-        let (cut, over) = (w.cut_records(), w.records_over_wireshark_limit());
-        if cut > 0 {
-            eprintln!(
-                "convert: {} cut to {} bytes (each record keeps its message's whole length)",
-                count_of(cut, "message", "messages"),
-                w.snaplen()
-            );
-        }
-        if over > 0 {
-            eprintln!(
-                "convert: {} longer than {WIRESHARK_MAX_RECORD} bytes, which Wireshark and tshark \
-                 do not read (tshark 4.0 stops at the first): --snaplen {WIRESHARK_MAX_RECORD} \
-                 writes them cut so that they do",
-                if over == 1 {
-                    "1 record is".to_owned()
-                } else {
-                    format!("{over} records are")
-                }
-            );
+        for note in w.size_notes() {
+            eprintln!("convert: {note}");
         }
     }
     drop(pipeline);

@@ -221,6 +221,13 @@ pub fn run(opts: &TraceOpts, out: &mut dyn Write) -> Result<u8, RunError> {
     // What was recorded is flushed, and kept when the trace ended as traces end: the tracees exited
     // or were detached (a signal, or the output went away); after a failure, it is not.
     let finished = pipeline.finish();
+    for note in pipeline
+        .capture_writer()
+        .map(|w| w.size_notes())
+        .unwrap_or_default()
+    {
+        eprintln!("trace: {note}");
+    }
     let ended = traced
         .as_ref()
         .map_or_else(|e| e.kind() == io::ErrorKind::BrokenPipe, |_| true);

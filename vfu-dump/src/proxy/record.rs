@@ -487,10 +487,14 @@ pub(crate) fn run(
         s.end(&mut out, conn, d, now_ns());
     }
     out.flush();
-    if let Some(mut w) = out.capture.take()
-        && let Err(e) = w.flush()
-    {
-        out.capture_failed(e);
+    if let Some(mut w) = out.capture.take() {
+        // Cut messages, and records Wireshark cannot read: said before the summary.
+        for note in w.size_notes() {
+            out.note(u32::MAX, format!("capture: {note}"));
+        }
+        if let Err(e) = w.flush() {
+            out.capture_failed(e);
+        }
     }
     if let Some((q, _)) = &out.printq {
         out.summary.not_printed = q.dropped();
