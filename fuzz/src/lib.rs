@@ -480,7 +480,7 @@ pub fn render(data: &[u8]) {
     };
     let mut out = Vec::new();
     render::write_line(&mut out, &meta, msg, &decoded, &style).expect("vec");
-    render::write_json(&mut out, &meta, msg, &decoded).expect("vec");
+    render::json::write_json(&mut out, &meta, msg, &decoded).expect("vec");
     if let Ok(m) = &decoded {
         render::write_verbose(&mut io::sink(), m, &style).expect("sink");
         render::write_hex(&mut io::sink(), m, msg, &style).expect("sink");

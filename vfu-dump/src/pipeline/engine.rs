@@ -278,7 +278,14 @@ impl<W: Write> Pipeline<W> {
         }
         let capture = self.capture.take();
         let mut pad = std::mem::take(&mut self.pad);
-        let whole = if rec.orig_len <= MAX_LAID_OUT {
+        // Laid out at its whole length when what says how to read it was captured: a vfio-user
+        // header, a VDUSE message's type and id (an ioctl record's lengths describe its own bytes).
+        let head = match rec.protocol {
+            Protocol::VfioUser => vfu_codec::HEADER_SIZE,
+            Protocol::Vduse => 8,
+            _ => usize::MAX,
+        };
+        let whole = if rec.orig_len <= MAX_LAID_OUT && rec.data.len() >= head {
             pad.with(rec.data, rec.orig_len)
         } else {
             rec.data
@@ -418,7 +425,9 @@ impl<W: Write> Pipeline<W> {
             OutputFormat::Text => {
                 render::write_line(&mut self.out, &meta, rec.data, decoded, &style)?
             }
-            OutputFormat::Json => render::write_json(&mut self.out, &meta, rec.data, decoded)?,
+            OutputFormat::Json => {
+                render::json::write_json(&mut self.out, &meta, rec.data, decoded)?
+            }
         }
         if !rec.fd_kinds.is_empty() {
             event::fd_kinds(

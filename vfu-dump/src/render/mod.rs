@@ -7,6 +7,7 @@
 pub mod event;
 pub mod finding;
 pub mod ioctl;
+pub mod json;
 pub mod vduse;
 
 use std::fmt::Write as _;
@@ -237,6 +238,12 @@ pub fn fmt_duration(ns: u64) -> String {
 /// The key fields of a message, `name=value` separated by spaces, from the fields marked `key` in the
 /// tables; arrays are summarised by their count and data by its length.
 pub fn key_fields(msg: &Message<'_>) -> String {
+    key_fields_captured(msg, usize::MAX)
+}
+
+/// [`key_fields`] of a message a capture holds only the first `captured` bytes of: the fields it
+/// lacks are left out, and capabilities text it holds only part of is not shown.
+pub fn key_fields_captured(msg: &Message<'_>, captured: usize) -> String {
     let mut s = String::new();
     let mut last_array: Option<(&'static str, usize)> = None;
     let reply = msg.is_reply();
@@ -250,7 +257,7 @@ pub fn key_fields(msg: &Message<'_>) -> String {
             layout,
             bytes,
             index,
-            ..
+            offset,
         } => {
             if layout.name == Header::NAME {
                 return;
@@ -270,14 +277,20 @@ pub fn key_fields(msg: &Message<'_>) -> String {
                 .fields
                 .iter()
                 .filter(|f| f.key && (reply || !f.reply_only))
+                .filter(|f| offset + f.offset + f.size <= captured)
             {
                 let _ = write!(s, " {}=", f.name);
                 value_text(f, bytes, &mut s);
             }
         }
-        Part::Data { kind, bytes, .. } => {
+        Part::Data {
+            kind,
+            bytes,
+            offset,
+        } => {
             flush_array(&mut s, &mut last_array);
             match kind {
+                DataKind::Json if offset + bytes.len() > captured => {}
                 DataKind::Json => {
                     let _ = write!(s, " caps={}", String::from_utf8_lossy(bytes));
                 }
@@ -370,11 +383,29 @@ pub fn write_line(
                 kind,
                 h.msg_size.get()
             );
-            let keys = key_fields(m);
+            let keys = key_fields_captured(m, meta.cut.map_or(usize::MAX, |c| c.captured));
             if !keys.is_empty() {
                 line.push(' ');
                 line.push_str(&keys);
             }
+        }
+        // A capture cut inside the header: nothing to decode, and nothing malformed.
+        (Err(_), _)
+            if meta
+                .cut
+                .is_some_and(|c| c.captured < vfu_codec::HEADER_SIZE) =>
+        {
+            line.push_str("cut inside the header");
+        }
+        // A body that does not decode where the capture lacks its bytes: the header alone.
+        (Err(e), Some(h)) if meta.cut.is_some_and(|c| e.offset >= c.captured) => {
+            let _ = write!(
+                line,
+                "id={} {} {}B",
+                h.msg_id.get(),
+                h.cmd(),
+                h.msg_size.get()
+            );
         }
         (Err(e), hdr) => {
             if let Some(h) = hdr {
@@ -681,116 +712,4 @@ pub fn json_field(out: &mut String, f: &Field, bytes: &[u8]) {
             json_str(out, &h);
         }
     }
-}
-
-/// Writes one JSON object (one line) for a message. The field names are documented in the README
-/// ("JSON output") and are stable.
-pub fn write_json(
-    out: &mut dyn Write,
-    meta: &Meta,
-    bytes: &[u8],
-    decoded: &Result<Message<'_>, DecodeError>,
-) -> io::Result<()> {
-    let mut s = String::with_capacity(512);
-    let _ = write!(
-        s,
-        "{{\"index\":{},\"ts_ns\":{},\"conn\":{},\"dir\":\"{}\",\"fds\":{},\"truncated\":{},\"len\":{}",
-        meta.index,
-        meta.ts_ns,
-        meta.conn,
-        meta.direction.short(),
-        meta.fds,
-        meta.truncated,
-        meta.cut.map_or(bytes.len(), |c| c.captured)
-    );
-    json_cut(meta, bytes.len(), &mut s);
-    if let Some(h) = vfu_codec::Header::peek(bytes) {
-        let _ = write!(
-            s,
-            ",\"id\":{},\"cmd\":{},\"cmd_name\":{},\"type\":\"{}\",\"size\":{},\"flags\":{},\"no_reply\":{},\"error\":{},\"errno\":{}",
-            h.msg_id.get(),
-            h.command.get(),
-            h.cmd()
-                .short_name()
-                .map_or("null".to_owned(), |n| format!("\"{n}\"")),
-            match h.message_type() {
-                Some(vfu_codec::MessageType::Command) => "command",
-                Some(vfu_codec::MessageType::Reply) => "reply",
-                None => "invalid",
-            },
-            h.msg_size.get(),
-            h.flags.get(),
-            h.no_reply(),
-            h.is_error(),
-            h.error_no.get()
-        );
-        if h.is_error() {
-            s.push_str(",\"errno_name\":");
-            match errno::name(h.error_no.get()) {
-                Some(n) => json_str(&mut s, n),
-                None => s.push_str("null"),
-            }
-        }
-    }
-    if let Some(rtt) = meta.rtt_ns {
-        let _ = write!(s, ",\"rtt_ns\":{rtt}");
-    }
-    match decoded {
-        Ok(m) => {
-            s.push_str(",\"body\":[");
-            let mut first = true;
-            m.for_each_part(|p| {
-                if let Part::Struct { layout, .. } = p
-                    && layout.name == Header::NAME
-                {
-                    return;
-                }
-                if !first {
-                    s.push(',');
-                }
-                first = false;
-                match p {
-                    Part::Struct {
-                        layout,
-                        offset,
-                        bytes,
-                        index,
-                    } => {
-                        let _ = write!(s, "{{\"struct\":\"{}\",\"offset\":{offset}", layout.name);
-                        if let Some(i) = index {
-                            let _ = write!(s, ",\"index\":{i}");
-                        }
-                        s.push_str(",\"fields\":{");
-                        for (i, f) in layout.fields.iter().enumerate() {
-                            if i > 0 {
-                                s.push(',');
-                            }
-                            json_field(&mut s, f, bytes);
-                        }
-                        s.push_str("}}");
-                    }
-                    Part::Data {
-                        kind,
-                        offset,
-                        bytes,
-                    } => {
-                        let _ = write!(
-                            s,
-                            "{{\"data\":\"{kind:?}\",\"offset\":{offset},\"len\":{}",
-                            bytes.len()
-                        );
-                        if kind == DataKind::Json {
-                            s.push_str(",\"text\":");
-                            json_str(&mut s, &String::from_utf8_lossy(bytes));
-                        }
-                        s.push('}');
-                    }
-                }
-            });
-            s.push(']');
-        }
-        Err(e) => json_decode_error(&mut s, e),
-    }
-    s.push_str("}\n");
-    out.write_all(s.as_bytes())
 }

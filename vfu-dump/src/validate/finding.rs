@@ -50,6 +50,18 @@ impl<'o> Sink<'o> {
         self.out.len()
     }
 
+    /// Keeps, of the findings pushed from `start` on, those `keep` says to.
+    pub(super) fn retain_from(&mut self, start: usize, keep: impl Fn(&Finding) -> bool) {
+        let mut i = start;
+        while i < self.out.len() {
+            if keep(&self.out[i]) {
+                i += 1;
+            } else {
+                self.out.remove(i);
+            }
+        }
+    }
+
     /// Reports `rule` at `offset` of the current message.
     pub(super) fn emit(&mut self, rule: Rule, offset: usize, message: fmt::Arguments<'_>) {
         self.emit_at(rule, self.index, offset, message);

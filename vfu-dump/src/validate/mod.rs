@@ -170,13 +170,18 @@ impl Validator {
                 .entry(ev.conn)
                 .or_insert_with(vfio::Conn::new)
                 .check_cut(self.profile, ev, captured, &mut sink),
-            // Every VDUSE message is one 152-byte structure without opaque data: zeros in place of
-            // what is missing are checked as they are only when laid out at that length.
-            Protocol::Vduse => self
-                .vduse
-                .entry(ev.conn)
-                .or_insert_with(vduse::Conn::new)
-                .check(ev, &mut sink),
+            // A VDUSE message is one 152-byte structure: laid out with its type and id (and paired
+            // by them), it is checked, and what is found about the bytes the capture lacks is
+            // dropped; one not laid out is not checked.
+            Protocol::Vduse if ev.bytes.len() > captured => {
+                let start = sink.len();
+                self.vduse
+                    .entry(ev.conn)
+                    .or_insert_with(vduse::Conn::new)
+                    .check(ev, &mut sink);
+                sink.retain_from(start, |f| f.offset < captured);
+            }
+            Protocol::Vduse => {}
             // An ioctl record's argument copies are the kernel's structures: one cut is not
             // checked (the writers of the format never cut one: they are far below any snap length).
             Protocol::VduseIoctl => {}
