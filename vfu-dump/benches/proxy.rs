@@ -225,8 +225,20 @@ fn spawn_proxy(dir: &Path, name: &str, server: &Path, capture: bool) -> Child {
 }
 
 fn spawn_proxy_with(dir: &Path, name: &str, server: &Path, capture: bool, extra: &[&str]) -> Child {
+    spawn_proxy_env(dir, name, server, capture, extra, &[])
+}
+
+fn spawn_proxy_env(
+    dir: &Path,
+    name: &str,
+    server: &Path,
+    capture: bool,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> Child {
     let listen = dir.join(format!("{name}.sock"));
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_vfu-dump"));
+    cmd.envs(env.iter().copied());
     cmd.arg("proxy")
         .arg("--listen")
         .arg(&listen)
@@ -294,6 +306,80 @@ fn median(v: &mut [f64]) -> f64 {
     v[v.len() / 2]
 }
 
+/// `VFU_BENCH_THROUGHPUT=1`: 1 MiB REGION_WRITE throughput only, direct, forwarding only, with a
+/// capture, and with a capture the way it was taken before the tee path (`VFU_PROXY_SPLICE=0`:
+/// every byte read into the proxy, sent on, reassembled and written), alternating round by round.
+fn throughput_only(dir: &Path, server: &Path, rounds: u32, writes: u32) {
+    let setups = [
+        Path4 {
+            name: "direct",
+            path: server.to_path_buf(),
+            child: None,
+        },
+        Path4 {
+            name: "vfu-dump proxy -q (forward only)",
+            path: dir.join("proxy-q.sock"),
+            child: Some(spawn_proxy_with(dir, "proxy-q", server, false, &["-q"])),
+        },
+        Path4 {
+            name: "vfu-dump proxy -w (decode + capture)",
+            path: dir.join("proxy-w.sock"),
+            child: Some(spawn_proxy(dir, "proxy-w", server, true)),
+        },
+        Path4 {
+            name: "vfu-dump proxy -w, VFU_PROXY_SPLICE=0 (copying)",
+            path: dir.join("proxy-w0.sock"),
+            child: Some(spawn_proxy_env(
+                dir,
+                "proxy-w0",
+                server,
+                true,
+                &[],
+                &[("VFU_PROXY_SPLICE", "0")],
+            )),
+        },
+    ];
+    let mut tput: Vec<Vec<f64>> = vec![Vec::new(); setups.len()];
+    let mut cpu = vec![0u64; setups.len()];
+    for round in 0..=rounds {
+        for (i, s) in setups.iter().enumerate() {
+            let mut c = client(&s.path);
+            let pid = s.child.as_ref().map(Child::id);
+            let before = pid.map_or(0, cpu_ns);
+            let bps = region_writes(&mut c, writes, MIB);
+            let after = pid.map_or(0, cpu_ns);
+            if round > 0 {
+                tput[i].push(bps);
+                cpu[i] += after.saturating_sub(before);
+            }
+        }
+    }
+    let direct = median(&mut tput[0].clone());
+    println!(
+        "| path | 1 MiB REGION_WRITE (median of {rounds} × {writes}) | vs direct | range | proxy CPU per MiB |"
+    );
+    println!("|---|---|---|---|---|");
+    for (i, s) in setups.iter().enumerate() {
+        let lo = tput[i].iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = tput[i].iter().copied().fold(0.0, f64::max);
+        let t = median(&mut tput[i]);
+        let used = if s.child.is_some() {
+            let per = cpu[i] as f64 / (f64::from(rounds) * f64::from(writes));
+            format!("{:.0} µs", per / 1e3)
+        } else {
+            "–".to_string()
+        };
+        println!(
+            "| {} | {:.0} MiB/s | {:.0} % | {:.0}–{:.0} % | {used} |",
+            s.name,
+            t / MIB as f64,
+            100.0 * t / direct,
+            100.0 * lo / direct,
+            100.0 * hi / direct,
+        );
+    }
+}
+
 fn main() {
     // `cargo bench` passes `--bench`; `cargo test --benches` passes nothing we need: both run the same.
     let quick = std::env::var_os("VFU_BENCH_QUICK").is_some_and(|v| v != "0");
@@ -309,6 +395,11 @@ fn main() {
     let server = dir.join("server.sock");
     serve(&server);
     wait_for(&server);
+    if std::env::var_os("VFU_BENCH_THROUGHPUT").is_some_and(|v| v != "0") {
+        throughput_only(&dir, &server, rounds, writes);
+        let _ = std::fs::remove_dir_all(&dir);
+        return;
+    }
 
     let mut setups = vec![
         Path4 {

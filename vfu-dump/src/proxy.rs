@@ -83,7 +83,8 @@
 //!   that cannot keep up); the alternatives were losing records or buffering without bound, and the
 //!   capture is the record of truth. Without `-w` the recorder does no I/O and cannot fall behind.
 //!
-//! **Bulk data.** When nothing needs the bytes of bulk transfers (no capture, no `-x`), the opaque
+//! **Bulk data.** When nothing needs the bytes of bulk transfers in memory (no `-x`; a capture
+//! takes them as below), the opaque
 //! data of a REGION_READ/WRITE, DMA_READ/WRITE or MIG_DATA_READ/WRITE too large to be sent whole
 //! (larger than the destination's send buffer, see "One message, one send"; at least 64 KiB of
 //! data; all of it that the read of the header and fixed part did not take) is moved with `splice(2)`
@@ -101,6 +102,27 @@
 //! JSON, validation and the counts are unchanged (they never show transfer data) and the data is
 //! never filled in byte by byte; [`Summary::spliced`] counts these bytes. `VFU_PROXY_SPLICE=0`
 //! turns it off.
+//!
+//! **Bulk data with a capture.** With `-w`, the spliced bytes are also duplicated, still in the
+//! kernel, with `tee(2)` from the pipe into a second pipe of the same direction (the tee pipe),
+//! before they go on to the destination (recorded before forwarded, as every read). The recorder
+//! writes such a message's record in place (`inplace`): when its first teed bytes come, it begins
+//! the record's block in the file (block head, tags, the bytes read before), splices the teed
+//! bytes from the tee pipe into the file as they come (read bytes of the message in between are
+//! written there too), and when the message is whole (or the stream ends inside it) appends the
+//! options and trailer and writes the lengths and the timestamp over the block's head. So the
+//! transfer is copied once, by the kernel into the file, instead of four times (out of the source
+//! socket, into the destination socket, into the recorder's reassembly, into the file), and the
+//! record is byte for byte the one a read message gets. While a record is open in the file, the
+//! other blocks (other directions' and connections' records) are held in memory and written after
+//! it, so the file's records are in the order their messages began there, each with its own
+//! timestamp (when it was complete); should more than `inplace::HOLD_MAX` wait (a transfer stalls
+//! while others go on), the open record is read back into memory, the file cut back to its start,
+//! and the message finished like a read one. One record is open in the file at a time: a second
+//! large transfer meanwhile has its teed bytes read from the tee pipe into memory. Records are
+//! written in place only into a regular file (its offsets can be written over); to anything else
+//! (a pipe, a terminal) the capture needs the bytes in memory, and nothing is spliced. A full tee
+//! pipe makes the forwarder wait for the recorder, the capture's backpressure as below.
 //!
 //! **Spinning.** A thread that sleeps in `recvmsg` has to be woken when a message comes, and on a
 //! virtual machine whose idle processors halt, that wake-up can cost tens of microseconds: more than
@@ -126,6 +148,7 @@ mod ctx;
 mod event;
 mod forward;
 mod framing;
+mod inplace;
 mod pad;
 mod pool;
 mod print;
@@ -134,7 +157,7 @@ pub(crate) mod sock;
 mod splice;
 
 use std::collections::HashMap;
-use std::io::{self, BufWriter, Read, Write};
+use std::io::{self, Read, Write};
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::net::UnixStream;
@@ -222,10 +245,7 @@ impl Proxy {
         let (pending, capture) = match &config.capture {
             Some(p) => {
                 let (pending, f) = AtomicFile::create(p)?;
-                let w = PcapngWriter::with_snaplen(
-                    BufWriter::with_capacity(1 << 20, f),
-                    config.snaplen,
-                )?;
+                let w = PcapngWriter::with_snaplen(inplace::CaptureOut::new(f), config.snaplen)?;
                 (Some(pending), Some(w))
             }
             None => (None, None),
@@ -239,11 +259,19 @@ impl Proxy {
         stop_tx.set_nonblocking(true)?;
 
         let (tx, rx) = sync_channel(RECORDER_QUEUE);
-        let needs_bytes = capture.is_some() || config.print.as_ref().is_some_and(|p| p.style.hex);
+        // A hex dump needs the bytes in memory; a capture takes them from the tee pipe when its
+        // records can be written in place (a regular file, no snap length), else needs them in
+        // memory too.
+        let needs_bytes = config.print.as_ref().is_some_and(|p| p.style.hex)
+            || capture
+                .as_ref()
+                .is_some_and(|w| !w.get_ref().in_place() || w.snaplen() != 0);
         let splice_off = std::env::var_os("VFU_PROXY_SPLICE").is_some_and(|v| v == "0");
+        let splice = config.splice && !needs_bytes && !splice_off;
         let ctx = Arc::new(Ctx {
             server: config.connect.clone(),
-            splice: config.splice && !needs_bytes && !splice_off,
+            splice,
+            tee: splice && capture.is_some(),
             connect_timeout: config.connect_timeout,
             spin: config.spin,
             spinning: AtomicUsize::new(0),

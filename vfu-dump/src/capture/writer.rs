@@ -211,6 +211,12 @@ impl<W: Write> PcapngWriter<W> {
         &self.out
     }
 
+    /// The underlying writer, to write to it directly between blocks (a block written there must
+    /// be a whole pcapng block).
+    pub fn get_mut(&mut self) -> &mut W {
+        &mut self.out
+    }
+
     /// Flushes and returns the underlying writer.
     pub fn into_inner(mut self) -> io::Result<W> {
         self.out.flush()?;

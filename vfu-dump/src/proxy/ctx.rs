@@ -23,8 +23,11 @@ pub(super) struct Registry {
 /// What every thread shares.
 pub(crate) struct Ctx {
     pub(super) server: PathBuf,
-    /// Bulk transfer data may be spliced (no capture and no hex dump need its bytes).
+    /// Bulk transfer data may be spliced (no hex dump needs its bytes, and a capture, if there is
+    /// one, takes them from the tee pipe).
     pub(crate) splice: bool,
+    /// There is a capture: spliced data is duplicated into a tee pipe for the recorder.
+    pub(crate) tee: bool,
     pub(super) connect_timeout: Duration,
     /// How long the client→server forwarder polls before it sleeps (zero: never).
     pub(crate) spin: Duration,

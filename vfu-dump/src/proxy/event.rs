@@ -1,6 +1,9 @@
 //! What the forwarders tell the recorder, and the counts the recorder keeps: the one module that
 //! both sides share, so that neither imports the other.
 
+use std::os::fd::OwnedFd;
+use std::sync::Arc;
+
 use vfu_codec::Direction;
 
 use super::pool::Buf;
@@ -58,12 +61,14 @@ pub(crate) enum RecEvent {
     },
     /// Bytes received on one direction.
     Chunk(Chunk),
-    /// `len` bytes of opaque transfer data moved on one direction by `splice(2)`, not read, at `ts`.
+    /// `len` bytes of opaque transfer data moved on one direction by `splice(2)`, not read, at `ts`;
+    /// with a capture, duplicated into the tee pipe `tee`, whose read end the recorder empties.
     Elided {
         conn: u32,
         dir: Direction,
         ts: u64,
         len: u64,
+        tee: Option<Arc<OwnedFd>>,
     },
     /// One direction ended.
     Eof { conn: u32, dir: Direction, ts: u64 },

@@ -17,7 +17,7 @@ use super::event::{Chunk, NoteKind, RecEvent, now_ns};
 use super::framing::{fds_owner, frame_size, opaque_data_from};
 use super::pool::{Buf, LARGE, SMALL};
 use super::sock::{self, CMSG_SPACE, MAX_FDS};
-use super::splice::{SPLICE_MIN, Splice, Splicer};
+use super::splice::{Moved, SPLICE_MIN, Splice, Splicer};
 
 /// The send buffer asked for on the destination while a message too large to be sent whole goes on
 /// in pieces (the kernel doubles it and caps it at net.core.wmem_max): room for a whole 1 MiB
@@ -535,23 +535,49 @@ impl Forwarder {
             return false;
         }
         if matches!(self.splicer, Splice::Untried) {
-            self.splicer = Splicer::new(self.src.as_fd()).map_or(Splice::Off, Splice::Ready);
+            self.splicer =
+                Splicer::new(self.src.as_fd(), self.ctx.tee).map_or(Splice::Off, Splice::Ready);
         }
         let Splice::Ready(sp) = &self.splicer else {
             return false;
         };
-        let (moved, failed) = match sp.move_queued(&self.src, &self.dst, left, |k| {
-            // Recorded before it is forwarded, as every read is.
-            let _ = self.tx.send(RecEvent::Elided {
-                conn: self.conn,
-                dir: self.dir,
+        let tee = sp.tee_pipe().cloned();
+        let (conn, dir, tx) = (self.conn, self.dir, &self.tx);
+        // Each span is recorded before it is forwarded, as every read is.
+        let recorded = |k| {
+            let _ = tx.send(RecEvent::Elided {
+                conn,
+                dir,
                 ts: now_ns(),
                 len: k,
+                tee: tee.clone(),
             });
-        }) {
-            Some(r) => r,
-            None => return false,
         };
+        let read = |buf: Buf| {
+            let len = buf.len();
+            let _ = tx.send(RecEvent::Chunk(Chunk {
+                conn,
+                dir,
+                ts: now_ns(),
+                buf,
+                start: 0,
+                len,
+                fds_at: 0,
+                nfds: 0,
+            }));
+        };
+        let Some(Moved {
+            moved,
+            failed,
+            tee_failed,
+        }) = sp.move_queued(&self.src, &self.dst, left, recorded, read)
+        else {
+            return false;
+        };
+        if tee_failed {
+            // From now on this direction reads what it forwards.
+            self.splicer = Splice::Off;
+        }
         let next = if moved == left {
             Cur::Start
         } else {

@@ -65,12 +65,12 @@ impl Pool {
         Arc::new(vec![0; size])
     }
 
-    /// Gives a reference back.
+    /// Gives a reference back. Buffers of other sizes (one-off ones) are let go.
     pub(crate) fn put(&self, buf: Buf) {
-        let (list, keep) = if buf.len() == LARGE {
-            (&self.large, KEEP_LARGE)
-        } else {
-            (&self.small, KEEP_SMALL)
+        let (list, keep) = match buf.len() {
+            LARGE => (&self.large, KEEP_LARGE),
+            SMALL => (&self.small, KEEP_SMALL),
+            _ => return,
         };
         let mut f = lock(list);
         if f.len() < keep {

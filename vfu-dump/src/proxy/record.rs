@@ -2,8 +2,8 @@
 //! offers each message to the printer.
 
 use std::collections::HashMap;
-use std::fs::File;
-use std::io::{self, BufWriter};
+use std::io;
+use std::os::fd::OwnedFd;
 use std::sync::mpsc::{Receiver, TryRecvError};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -12,9 +12,11 @@ use vfu_codec::frame::{Frame, frame, msg_size};
 use vfu_codec::{Direction, HEADER_SIZE};
 
 use super::event::{Chunk, NoteKind, RecEvent, Summary, now_ns};
+use super::inplace::{self, CaptureOut, HOLD_MAX, OpenRecord};
 use super::pad::ZeroPad;
 use super::pool::Pool;
 use super::print::{self, Item, PMsg};
+use super::splice::{drain, read_pipe, read_pipe_into};
 use crate::capture::{PcapngWriter, Protocol, RecordRef};
 
 /// The most bytes one capture record holds (the capture readers' limit is 64 MiB of message plus
@@ -45,12 +47,19 @@ struct Stream {
     remaining: Option<u64>,
     /// An oversized message of which pieces were already recorded.
     piece: bool,
+    /// Its record is open in the capture file ([`Sinks::open`]): its bytes after `buf` go to the
+    /// file as they come, and count in `absent` (see [`super::inplace`]).
+    in_file: bool,
 }
 
 /// Where records go.
 struct Sinks {
-    capture: Option<PcapngWriter<BufWriter<File>>>,
+    capture: Option<PcapngWriter<CaptureOut>>,
     capture_error: Option<io::Error>,
+    /// The record being written in place, if one is.
+    open: Option<OpenRecord>,
+    /// How many bytes of other blocks may wait behind it ([`HOLD_MAX`]; less in tests).
+    hold_max: usize,
     /// Capture interface of each connection.
     iface: HashMap<u32, u32>,
     printq: Option<(Arc<print::Queue>, bool)>,
@@ -64,7 +73,7 @@ struct Sinks {
 impl Sinks {
     /// Records one message: capture, counts, and a copy offered to the printer.
     fn emit(&mut self, conn: u32, dir: Direction, ts: u64, fds: u32, truncated: bool, data: &[u8]) {
-        let m = self.record(conn, dir, ts, fds, truncated, data);
+        let m = self.record(conn, dir, ts, fds, truncated, data, false);
         if let (Some(m), Some((q, true))) = (m, &self.printq)
             && !q.push_msg(m, data)
         {
@@ -77,11 +86,24 @@ impl Sinks {
     /// the buffer itself (and `s.buf` an empty one), not a copy.
     fn emit_held(&mut self, conn: u32, dir: Direction, ts: u64, truncated: bool, s: &mut Stream) {
         let (fds, absent) = (s.fds, s.absent);
+        // A record written in place is finished in the file; the rest is as for any other.
+        let written = std::mem::take(&mut s.in_file);
+        if written && let Some(open) = self.open.take() {
+            self.finish(open, ts, fds, truncated);
+        }
         let m = if absent == 0 {
-            self.record(conn, dir, ts, fds, truncated, &s.buf)
+            self.record(conn, dir, ts, fds, truncated, &s.buf, written)
         } else {
             let mut pad = std::mem::take(&mut self.pad);
-            let m = self.record(conn, dir, ts, fds, truncated, pad.with(&s.buf, absent));
+            let m = self.record(
+                conn,
+                dir,
+                ts,
+                fds,
+                truncated,
+                pad.with(&s.buf, absent),
+                written,
+            );
             self.pad = pad;
             m.map(|m| PMsg { absent, ..m })
         };
@@ -92,7 +114,9 @@ impl Sinks {
         }
     }
 
-    /// Writes the capture record and counts; returns the printer's message head when it wants one.
+    /// Writes the capture record (unless it was `written` in place already) and counts; returns
+    /// the printer's message head when it wants one.
+    #[allow(clippy::too_many_arguments)]
     fn record(
         &mut self,
         conn: u32,
@@ -101,6 +125,7 @@ impl Sinks {
         fds: u32,
         truncated: bool,
         data: &[u8],
+        written: bool,
     ) -> Option<PMsg> {
         let index = self.index;
         self.index += 1;
@@ -116,7 +141,8 @@ impl Sinks {
             index,
             file_offset: 0,
         };
-        if let Some(w) = &mut self.capture
+        if !written
+            && let Some(w) = &mut self.capture
             && let Err(e) = w.write_record(&rec)
         {
             self.capture_failed(e);
@@ -153,6 +179,65 @@ impl Sinks {
             self.capture_error = Some(e);
         }
         self.capture = None;
+        self.open = None;
+    }
+
+    /// Whether the message held by `s` may be written in place from now on: there is a capture
+    /// file that allows it, no other record is open in it, and the message is one record (at most
+    /// [`MAX_MSG`]) of which nothing went by unread.
+    fn can_begin(&self, s: &Stream) -> bool {
+        self.open.is_none()
+            && self
+                .capture
+                .as_ref()
+                .is_some_and(|w| w.get_ref().in_place())
+            && !s.piece
+            && !s.unread
+            && s.buf.len() >= HEADER_SIZE
+            && s.remaining
+                .is_some_and(|r| r.saturating_add(s.buf.len() as u64) <= MAX_MSG as u64)
+    }
+
+    /// Begins the record of the message held by `s` in the file.
+    fn begin(&mut self, key: (u32, bool), conn: u32, dir: Direction, s: &mut Stream) {
+        let interface = self.iface.get(&conn).copied().unwrap_or(conn);
+        let Some(w) = &mut self.capture else { return };
+        match inplace::begin(w, key, interface, dir, &s.buf) {
+            Ok(open) => {
+                self.open = Some(open);
+                s.in_file = true;
+                s.unread = true;
+            }
+            Err(e) => self.capture_failed(e),
+        }
+    }
+
+    /// Moves `k` bytes of the message written in place from the tee pipe into the file.
+    fn splice_in(&mut self, pipe: &OwnedFd, k: usize) {
+        let (Some(w), Some(open)) = (&mut self.capture, &mut self.open) else {
+            drain(pipe, k);
+            return;
+        };
+        if let Err(e) = inplace::splice_in(w, open, pipe, k) {
+            self.capture_failed(e);
+        }
+    }
+
+    /// Appends read bytes of the message written in place.
+    fn append(&mut self, bytes: &[u8]) {
+        let (Some(w), Some(open)) = (&mut self.capture, &mut self.open) else {
+            return;
+        };
+        if let Err(e) = inplace::append(w, open, bytes) {
+            self.capture_failed(e);
+        }
+    }
+
+    fn finish(&mut self, open: OpenRecord, ts: u64, fds: u32, truncated: bool) {
+        let Some(w) = &mut self.capture else { return };
+        if let Err(e) = inplace::finish(w, open, ts, fds, truncated) {
+            self.capture_failed(e);
+        }
     }
 
     fn flush(&mut self) {
@@ -239,7 +324,10 @@ impl Stream {
                 .min((data.len() - pos) as u64)
                 .min((MAX_MSG - self.len()) as u64) as usize;
             self.fds += take_fds(pos, pos + k);
-            if self.unread {
+            if self.in_file {
+                out.append(&data[pos..pos + k]);
+                self.absent += k;
+            } else if self.unread {
                 self.absent += k;
             } else {
                 self.buf.extend_from_slice(&data[pos..pos + k]);
@@ -288,6 +376,86 @@ impl Stream {
         }
     }
 
+    /// `len` bytes of the current message's opaque data went by splice and wait in the tee pipe
+    /// `pipe` (see "Bulk data with a capture" in the module documentation of [`super`]): they go
+    /// into the capture file in place when the message's record may be written there (the
+    /// message's first such bytes begin its record), else they are read into the message like any
+    /// read bytes (or, without a capture, taken out of the pipe and counted as zeros).
+    #[allow(clippy::too_many_arguments)]
+    fn teed(
+        &mut self,
+        out: &mut Sinks,
+        key: (u32, bool),
+        conn: u32,
+        dir: Direction,
+        ts: u64,
+        len: u64,
+        pipe: &OwnedFd,
+    ) {
+        let mut left = len;
+        while left > 0 {
+            let r = self.remaining.unwrap_or(0);
+            if self.remaining.is_none() || r == 0 {
+                // Not inside a message body (the forwarder frames the stream as this does, so this
+                // cannot happen): the bytes are framed as read ones.
+                let k = left.min(64 << 10) as usize;
+                let bytes = read_pipe(pipe, k);
+                let c = Chunk {
+                    conn,
+                    dir,
+                    ts,
+                    len: bytes.len(),
+                    buf: std::sync::Arc::new(bytes),
+                    start: 0,
+                    fds_at: 0,
+                    nfds: 0,
+                };
+                self.feed(out, &c);
+                left -= k as u64;
+                continue;
+            }
+            let k = r.min(left).min((MAX_MSG - self.len()) as u64) as usize;
+            if !self.in_file && out.can_begin(self) {
+                out.begin(key, conn, dir, self);
+            }
+            if self.in_file {
+                out.splice_in(pipe, k);
+                self.absent += k;
+            } else if out.capture.is_some() && !self.unread {
+                read_pipe_into(pipe, k, &mut self.buf);
+            } else {
+                drain(pipe, k);
+                self.unread = true;
+                self.absent += k;
+            }
+            left -= k as u64;
+            self.body_added(out, conn, dir, ts, r - k as u64);
+        }
+    }
+
+    /// The record of this message, open in the file, is taken back into memory (see
+    /// [`inplace::spill`]): its bytes are in `buf` again and it goes on as a message that is read.
+    fn spill(&mut self, out: &mut Sinks) {
+        if !self.in_file {
+            return;
+        }
+        self.in_file = false;
+        let (Some(w), Some(open)) = (&mut out.capture, out.open.take()) else {
+            return;
+        };
+        let head = self.buf.len();
+        match inplace::spill(w, open, &mut self.buf) {
+            Ok(()) => {
+                self.absent = 0;
+                self.unread = false;
+            }
+            Err(e) => {
+                self.buf.truncate(head);
+                out.capture_failed(e);
+            }
+        }
+    }
+
     /// Body bytes were added to the message in progress, `left` of them are still to come: record
     /// the message when it is whole, or a piece of it when it has reached the most a record holds.
     fn body_added(&mut self, out: &mut Sinks, conn: u32, dir: Direction, ts: u64, left: u64) {
@@ -319,6 +487,7 @@ impl Stream {
         self.unread = false;
         self.remaining = None;
         self.piece = false;
+        self.in_file = false;
     }
 
     /// The stream ended: what is held becomes a truncated record.
@@ -352,13 +521,15 @@ impl Stream {
 pub(crate) fn run(
     pool: &Pool,
     rx: &Receiver<RecEvent>,
-    capture: Option<PcapngWriter<BufWriter<File>>>,
+    capture: Option<PcapngWriter<CaptureOut>>,
     printq: Option<(Arc<print::Queue>, bool)>,
     stats: &Mutex<Summary>,
 ) -> io::Result<Summary> {
     let mut out = Sinks {
         capture,
         capture_error: None,
+        open: None,
+        hold_max: HOLD_MAX,
         iface: HashMap::new(),
         printq,
         summary: Summary::default(),
@@ -404,17 +575,24 @@ pub(crate) fn run(
                 s.feed(&mut out, &c);
                 pool.put(c.buf);
             }
-            RecEvent::Elided { conn, dir, ts, len } => {
+            RecEvent::Elided {
+                conn,
+                dir,
+                ts,
+                len,
+                tee,
+            } => {
                 match dir {
                     Direction::ClientToServer => out.summary.bytes_c2s += len,
                     Direction::ServerToClient => out.summary.bytes_s2c += len,
                 }
                 out.summary.spliced += len;
                 let key = (conn, dir == Direction::ClientToServer);
-                streams
-                    .entry(key)
-                    .or_default()
-                    .elide(&mut out, conn, dir, ts, len);
+                let s = streams.entry(key).or_default();
+                match tee {
+                    Some(pipe) => s.teed(&mut out, key, conn, dir, ts, len, &pipe),
+                    None => s.elide(&mut out, conn, dir, ts, len),
+                }
             }
             RecEvent::Eof { conn, dir, ts } => {
                 if let Some(mut s) = streams.remove(&(conn, dir == Direction::ClientToServer)) {
@@ -473,6 +651,17 @@ pub(crate) fn run(
                     q.push(Item::Close { conn, messages });
                 }
             }
+        }
+        // Blocks waiting behind a record open in the file: past the bound, that record is taken
+        // back into memory and they are written.
+        if out
+            .capture
+            .as_ref()
+            .is_some_and(|w| w.get_ref().held() > out.hold_max)
+            && let Some(key) = out.open.as_ref().map(|o| o.key)
+            && let Some(s) = streams.get_mut(&key)
+        {
+            s.spill(&mut out);
         }
     }
     // Streams still open (cannot happen after a clean stop, but nothing may be lost).
@@ -546,6 +735,8 @@ mod tests {
         let mut out = Sinks {
             capture: None,
             capture_error: None,
+            open: None,
+            hold_max: HOLD_MAX,
             iface: HashMap::new(),
             printq: Some((Arc::clone(&q), true)),
             summary: Summary::default(),

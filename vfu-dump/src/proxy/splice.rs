@@ -1,18 +1,21 @@
 //! The splice path: the opaque data of a transfer too large to be sent whole moves from the source
 //! socket into a pipe and from the pipe into the destination with `splice(2)`, never copied through
-//! the proxy (see "Bulk data" in the module documentation of [`super`]).
+//! the proxy (see "Bulk data" in the module documentation of [`super`]). With a capture, `tee(2)`
+//! duplicates the pipe's pages into a second pipe, the tee pipe, from which the recorder splices
+//! them into the capture file (see "Bulk data with a capture").
 
 use std::io;
-use std::os::fd::{BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::Arc;
 
-use rustix::pipe::{SpliceFlags, splice};
+use rustix::pipe::{SpliceFlags, splice, tee};
 
 /// The least opaque data in a message for the splice path to take it (below this, `recvmsg` and
 /// `sendmsg` are as cheap). Once a message qualifies, all of its opaque data that the first read did
 /// not take is spliced, down to its last byte.
 pub(super) const SPLICE_MIN: u64 = 64 << 10;
 
-/// The pipe size asked for on the splice path (the kernel allows 1 MiB unless
+/// The pipe size asked for on the splice path, for both pipes (the kernel allows 1 MiB unless
 /// `fs.pipe-max-size` says otherwise).
 const SPLICE_PIPE: usize = 1 << 20;
 
@@ -25,33 +28,64 @@ pub(super) enum Splice {
     Ready(Splicer),
 }
 
-/// The splice path of one direction: a pipe, and the source socket's fdinfo file to learn whether any
-/// descriptor waits in its receive queue.
+/// The splice path of one direction: a pipe, the tee pipe when there is a capture, and the source
+/// socket's fdinfo file to learn whether any descriptor waits in its receive queue.
 pub(super) struct Splicer {
     pipe_r: OwnedFd,
     pipe_w: OwnedFd,
     pipe_size: usize,
+    /// The tee pipe: its read end (shared with the recorder, which empties it) and its write end.
+    tee: Option<(Arc<OwnedFd>, OwnedFd)>,
     fdinfo: std::fs::File,
+}
+
+/// What [`Splicer::move_queued`] did.
+pub(super) struct Moved {
+    /// Bytes taken from the source (all of them recorded, and forwarded unless `failed`).
+    pub(super) moved: u64,
+    /// The error that ended the writing: the destination is gone.
+    pub(super) failed: Option<io::Error>,
+    /// `tee` failed: the bytes it could not duplicate were read out of the pipe and recorded as
+    /// read; the direction must read from now on.
+    pub(super) tee_failed: bool,
+}
+
+/// Makes a pipe of (about) [`SPLICE_PIPE`] bytes; returns its ends and its size.
+fn pipe() -> Option<(OwnedFd, OwnedFd, usize)> {
+    let (r, w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).ok()?;
+    let size = rustix::pipe::fcntl_setpipe_size(&w, SPLICE_PIPE)
+        .or_else(|_| rustix::pipe::fcntl_getpipe_size(&w))
+        .ok()?;
+    Some((r, w, size))
 }
 
 impl Splicer {
     /// `None` when a pipe cannot be made or the kernel does not report `scm_fds:` (then the
-    /// direction always reads and writes).
-    pub(super) fn new(src: BorrowedFd<'_>) -> Option<Splicer> {
+    /// direction always reads and writes). `tee`: the recorder wants the bytes (a capture).
+    pub(super) fn new(src: BorrowedFd<'_>, tee: bool) -> Option<Splicer> {
         use std::os::fd::AsRawFd;
-        let (pipe_r, pipe_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).ok()?;
-        let pipe_size = rustix::pipe::fcntl_setpipe_size(&pipe_w, SPLICE_PIPE)
-            .or_else(|_| rustix::pipe::fcntl_getpipe_size(&pipe_w))
-            .ok()?;
+        let (pipe_r, pipe_w, pipe_size) = pipe()?;
+        let tee = if tee {
+            let (r, w, _) = pipe()?;
+            Some((Arc::new(r), w))
+        } else {
+            None
+        };
         let fdinfo = std::fs::File::open(format!("/proc/self/fdinfo/{}", src.as_raw_fd())).ok()?;
         let s = Splicer {
             pipe_r,
             pipe_w,
             pipe_size,
+            tee,
             fdinfo,
         };
         s.fds_queued()?;
         Some(s)
+    }
+
+    /// The read end of the tee pipe, for the recorder.
+    pub(super) fn tee_pipe(&self) -> Option<&Arc<OwnedFd>> {
+        self.tee.as_ref().map(|(r, _)| r)
     }
 
     /// The descriptors queued in the socket's receive queue (`scm_fds:` of its fdinfo).
@@ -68,16 +102,19 @@ impl Splicer {
 
 impl Splicer {
     /// Moves up to `want` bytes that are already queued on `src` (waiting for some when none are),
-    /// and that carry no descriptor, to `dst`, telling `record` of each span before it goes on.
-    /// `None` when nothing may be moved (descriptors queued, or the kernel cannot say); else the
-    /// bytes moved and the error that ended the writing, if one did (the destination is gone).
+    /// and that carry no descriptor, to `dst`. Each span is recorded before it goes on: `record(k)`
+    /// once its `k` bytes are in the pipe (and, with a capture, duplicated into the tee pipe).
+    /// Should `tee` fail, what it could not duplicate is read out of the pipe, given to `read` and
+    /// sent on from there. `None` when nothing may be moved (descriptors queued, or the kernel
+    /// cannot say).
     pub(super) fn move_queued(
         &self,
         src: &OwnedFd,
         dst: &OwnedFd,
         want: u64,
         mut record: impl FnMut(u64),
-    ) -> Option<(u64, Option<io::Error>)> {
+        mut read: impl FnMut(Arc<Vec<u8>>),
+    ) -> Option<Moved> {
         // Queued bytes first, then no descriptor anywhere in the queue: then those bytes carry none.
         // Inside a large transfer, wait for data here rather than in `recvmsg`, which would copy it.
         let mut queued = rustix::io::ioctl_fionread(src).unwrap_or(0);
@@ -93,45 +130,114 @@ impl Splicer {
         if n == 0 || self.fds_queued() != Some(0) {
             return None;
         }
-        let mut moved = 0u64;
-        let mut failed = None;
-        while moved < n && failed.is_none() {
-            let chunk = (n - moved).min(self.pipe_size as u64) as usize;
+        let mut done = Moved {
+            moved: 0,
+            failed: None,
+            tee_failed: false,
+        };
+        while done.moved < n && done.failed.is_none() && !done.tee_failed {
+            let chunk = (n - done.moved).min(self.pipe_size as u64) as usize;
             let k = match splice(src, None, &self.pipe_w, None, chunk, SpliceFlags::MOVE) {
                 Ok(0) => break,
                 Ok(k) => k,
                 Err(rustix::io::Errno::INTR) => continue,
                 Err(_) => break,
             };
-            record(k as u64);
-            moved += k as u64;
-            let mut out = 0;
-            while out < k {
-                match splice(&self.pipe_r, None, dst, None, k - out, SpliceFlags::MOVE) {
-                    Ok(0) => {
-                        failed = Some(io::Error::from(io::ErrorKind::WriteZero));
-                        break;
+            done.moved += k as u64;
+            // The `k` bytes in the pipe: recorded span by span (a `tee` may duplicate only part of
+            // them when the tee pipe is full, and always duplicates from the pipe's head), each span
+            // then sent on, or dropped once the destination is gone.
+            let mut left = k;
+            while left > 0 {
+                let span = match &self.tee {
+                    None => left,
+                    Some((_, tee_w)) => {
+                        match tee(&self.pipe_r, tee_w, left, SpliceFlags::empty()) {
+                            Ok(t) if t > 0 => t,
+                            Err(rustix::io::Errno::INTR) => continue,
+                            _ => {
+                                // Read what could not be duplicated and hand it over as read bytes.
+                                done.tee_failed = true;
+                                let bytes = Arc::new(read_pipe(&self.pipe_r, left));
+                                read(Arc::clone(&bytes));
+                                if done.failed.is_none()
+                                    && let Err(e) = super::sock::send_all(dst.as_fd(), &bytes, &[])
+                                {
+                                    done.failed = Some(e);
+                                }
+                                break;
+                            }
+                        }
                     }
-                    Ok(j) => out += j,
-                    Err(rustix::io::Errno::INTR) => {}
-                    Err(e) => {
-                        failed = Some(e.into());
-                        break;
-                    }
+                };
+                record(span as u64);
+                let sent = if done.failed.is_none() {
+                    let (sent, failed) = self.to_destination(dst, span);
+                    done.failed = failed;
+                    sent
+                } else {
+                    0
+                };
+                if sent < span {
+                    // The destination is gone: those bytes are recorded and cannot be delivered.
+                    drain(&self.pipe_r, span - sent);
                 }
-            }
-            if failed.is_some() {
-                // Empty the pipe: those bytes are recorded (as spliced) and cannot be delivered.
-                let mut sink = [0u8; 4096];
-                let mut left = k - out;
-                while left > 0 {
-                    match rustix::io::read(&self.pipe_r, &mut sink[..left.min(4096)]) {
-                        Ok(0) | Err(_) => break,
-                        Ok(j) => left -= j,
-                    }
-                }
+                left -= span;
             }
         }
-        Some((moved, failed))
+        Some(done)
+    }
+
+    /// Splices `k` bytes from the pipe's head into `dst`; returns how many went, and the error that
+    /// stopped it, if one did.
+    fn to_destination(&self, dst: &OwnedFd, k: usize) -> (usize, Option<io::Error>) {
+        let mut out = 0;
+        while out < k {
+            match splice(&self.pipe_r, None, dst, None, k - out, SpliceFlags::MOVE) {
+                Ok(0) => return (out, Some(io::Error::from(io::ErrorKind::WriteZero))),
+                Ok(j) => out += j,
+                Err(rustix::io::Errno::INTR) => {}
+                Err(e) => return (out, Some(e.into())),
+            }
+        }
+        (out, None)
+    }
+}
+
+/// Reads `k` bytes from a pipe that holds them.
+pub(super) fn read_pipe(pipe: &OwnedFd, k: usize) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    read_pipe_into(pipe, k, &mut bytes);
+    bytes
+}
+
+/// Reads `k` bytes from a pipe into `buf`'s end.
+pub(super) fn read_pipe_into(pipe: &OwnedFd, k: usize, buf: &mut Vec<u8>) {
+    let from = buf.len();
+    buf.resize(from + k, 0);
+    let mut got = 0;
+    while got < k {
+        match rustix::io::read(pipe.as_fd(), &mut buf[from + got..]) {
+            Ok(0) => break,
+            Ok(j) => got += j,
+            Err(rustix::io::Errno::INTR) => {}
+            Err(_) => break,
+        }
+    }
+    buf.truncate(from + got);
+}
+
+/// Takes `k` bytes out of a pipe that holds them, for nothing.
+pub(super) fn drain(pipe: &OwnedFd, k: usize) {
+    const SINK: usize = 16 << 10;
+    let mut sink = [0u8; SINK];
+    let mut left = k;
+    while left > 0 {
+        match rustix::io::read(pipe.as_fd(), &mut sink[..left.min(SINK)]) {
+            Ok(0) => break,
+            Ok(j) => left -= j,
+            Err(rustix::io::Errno::INTR) => {}
+            Err(_) => break,
+        }
     }
 }
