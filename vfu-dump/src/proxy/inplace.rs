@@ -39,9 +39,10 @@ const EPB_HEAD: usize = 28;
 pub(crate) struct CaptureOut {
     file: BufWriter<File>,
     hold: Option<Vec<u8>>,
-    /// Records may be written in place: the file is a regular file, so its offsets can be written
-    /// over and it can be cut back.
-    in_place: bool,
+    /// The file opened again for reading, to take an open record back ([`spill`]). Records may be
+    /// written in place only when there is one: the file is then a regular file, whose offsets can
+    /// be written over, that can be read back and cut back.
+    reader: Option<File>,
     /// `splice` into the file works; once it has failed as unsupported, bytes from the tee pipe are
     /// read and written instead.
     splice_ok: bool,
@@ -49,18 +50,24 @@ pub(crate) struct CaptureOut {
 
 impl CaptureOut {
     pub(crate) fn new(file: File) -> Self {
-        let in_place = file.metadata().is_ok_and(|m| m.file_type().is_file());
+        use std::os::fd::AsRawFd;
+        let reader = if file.metadata().is_ok_and(|m| m.file_type().is_file()) {
+            // The file may have been opened for writing only.
+            File::open(format!("/proc/self/fd/{}", file.as_raw_fd())).ok()
+        } else {
+            None
+        };
         CaptureOut {
             file: BufWriter::with_capacity(1 << 20, file),
             hold: None,
-            in_place,
+            reader,
             splice_ok: true,
         }
     }
 
-    /// Whether records may be written in place (the file is a regular file).
+    /// Whether records may be written in place (the file is a regular file that can be read back).
     pub(crate) fn in_place(&self) -> bool {
-        self.in_place
+        self.reader.is_some()
     }
 
     /// Bytes held back behind the open record.
@@ -277,9 +284,12 @@ pub(super) fn spill(
 ) -> io::Result<()> {
     let out = w.get_mut();
     out.file.flush()?;
+    let Some(reader) = &out.reader else {
+        return Err(io::Error::other("the capture cannot be read back"));
+    };
     buf.resize(open.len, 0);
+    reader.read_exact_at(buf, open.data_at())?;
     let file = out.file.get_mut();
-    file.read_exact_at(buf, open.data_at())?;
     file.set_len(open.at)?;
     file.seek(SeekFrom::Start(open.at))?;
     out.release()

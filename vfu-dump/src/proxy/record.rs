@@ -60,6 +60,8 @@ struct Sinks {
     open: Option<OpenRecord>,
     /// How many bytes of other blocks may wait behind it ([`HOLD_MAX`]; less in tests).
     hold_max: usize,
+    /// Records written in place (and finished there).
+    in_place: u64,
     /// Capture interface of each connection.
     iface: HashMap<u32, u32>,
     printq: Option<(Arc<print::Queue>, bool)>,
@@ -90,6 +92,7 @@ impl Sinks {
         let written = std::mem::take(&mut s.in_file);
         if written && let Some(open) = self.open.take() {
             self.finish(open, ts, fds, truncated);
+            self.in_place += 1;
         }
         let m = if absent == 0 {
             self.record(conn, dir, ts, fds, truncated, &s.buf, written)
@@ -525,11 +528,25 @@ pub(crate) fn run(
     printq: Option<(Arc<print::Queue>, bool)>,
     stats: &Mutex<Summary>,
 ) -> io::Result<Summary> {
+    run_bounded(pool, rx, capture, printq, stats, HOLD_MAX).map(|(s, _)| s)
+}
+
+/// [`run`], with at most `hold_max` bytes of blocks waiting behind a record open in the file;
+/// returns the counts and how many records were written in place.
+fn run_bounded(
+    pool: &Pool,
+    rx: &Receiver<RecEvent>,
+    capture: Option<PcapngWriter<CaptureOut>>,
+    printq: Option<(Arc<print::Queue>, bool)>,
+    stats: &Mutex<Summary>,
+    hold_max: usize,
+) -> io::Result<(Summary, u64)> {
     let mut out = Sinks {
         capture,
         capture_error: None,
         open: None,
-        hold_max: HOLD_MAX,
+        hold_max,
+        in_place: 0,
         iface: HashMap::new(),
         printq,
         summary: Summary::default(),
@@ -693,7 +710,7 @@ pub(crate) fn run(
     *stats.lock().unwrap_or_else(PoisonError::into_inner) = out.summary.clone();
     match out.capture_error {
         Some(e) => Err(e),
-        None => Ok(out.summary),
+        None => Ok((out.summary, out.in_place)),
     }
 }
 
@@ -737,6 +754,7 @@ mod tests {
             capture_error: None,
             open: None,
             hold_max: HOLD_MAX,
+            in_place: 0,
             iface: HashMap::new(),
             printq: Some((Arc::clone(&q), true)),
             summary: Summary::default(),
@@ -795,5 +813,327 @@ mod tests {
         assert_eq!((access.count.get(), data.len()), (count, count as usize));
         assert!(data[..100].iter().all(|&b| b == 0xAB) && data[100..].iter().all(|&b| b == 0));
         assert_eq!((msgs[1].data.as_slice(), msgs[1].absent), (&info[..], 0));
+    }
+}
+
+/// Records written in place (the tee path) against the same messages read: the recorder is driven
+/// with the events a forwarder sends, the teed bytes put into real tee pipes just before their
+/// events, and the capture files compared.
+#[cfg(test)]
+mod in_place_tests {
+    use super::*;
+    use crate::capture::{CaptureReader, OpenOptions, Record};
+    use std::fs::File;
+    use std::path::PathBuf;
+    use std::sync::mpsc::sync_channel;
+
+    const C2S: Direction = Direction::ClientToServer;
+    /// A DEVICE_GET_INFO request's body.
+    const INFO: [u8; 16] = [16, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+    const S2C: Direction = Direction::ServerToClient;
+
+    /// What a forwarder tells the recorder, with the bytes.
+    #[derive(Clone)]
+    enum Ev {
+        Open(u32),
+        /// Bytes read, with so many descriptors (with the read's first byte).
+        Read(u32, Direction, Vec<u8>, u32),
+        /// Bytes spliced and teed.
+        Teed(u32, Direction, Vec<u8>),
+        End(u32, Direction),
+        Close(u32),
+    }
+
+    fn message(id: u16, cmd: u16, flags: u32, body: &[u8]) -> Vec<u8> {
+        let mut m = Vec::new();
+        m.extend_from_slice(&id.to_le_bytes());
+        m.extend_from_slice(&cmd.to_le_bytes());
+        m.extend_from_slice(&((16 + body.len()) as u32).to_le_bytes());
+        m.extend_from_slice(&flags.to_le_bytes());
+        m.extend_from_slice(&[0; 4]);
+        m.extend_from_slice(body);
+        m
+    }
+
+    /// A REGION_WRITE of `n` bytes of data that tell their position.
+    fn region_write(id: u16, n: usize) -> Vec<u8> {
+        let mut body = Vec::with_capacity(16 + n);
+        body.extend_from_slice(&0x40u64.to_le_bytes());
+        body.extend_from_slice(&0u32.to_le_bytes());
+        body.extend_from_slice(&(n as u32).to_le_bytes());
+        body.extend((0..n).map(|i| (i as u8) ^ ((i >> 8) as u8) ^ (id as u8)));
+        message(id, 10, 0, &body)
+    }
+
+    fn tmp(name: &str) -> PathBuf {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static N: AtomicUsize = AtomicUsize::new(0);
+        std::env::temp_dir().join(format!(
+            "vfu-inplace-{}-{}-{name}.pcapng",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        ))
+    }
+
+    /// Runs the recorder over `events` into a capture at a new path: teed bytes through tee pipes
+    /// when `tee`, else as reads (the path of a proxy that reads everything). Returns the file's
+    /// bytes, the counts and the records written in place.
+    fn record(events: &[Ev], tee: bool, hold_max: usize) -> (Vec<u8>, Summary, u64) {
+        let path = tmp(if tee { "tee" } else { "read" });
+        let w = PcapngWriter::new(CaptureOut::new(File::create(&path).unwrap())).unwrap();
+        assert!(w.get_ref().in_place());
+        let (tx, rx) = sync_channel(16);
+        let recorder = std::thread::spawn(move || {
+            let pool = Pool::new();
+            let stats = Mutex::new(Summary::default());
+            run_bounded(&pool, &rx, Some(w), None, &stats, hold_max).unwrap()
+        });
+        let mut pipes: HashMap<(u32, bool), (Arc<OwnedFd>, OwnedFd)> = HashMap::new();
+        // A teed span goes in pieces that fit the tee pipe (64 KiB here), each with its event,
+        // as a forwarder's `tee` returns them.
+        let pieces = events.iter().enumerate().flat_map(|(i, ev)| match ev {
+            Ev::Teed(conn, dir, bytes) => bytes
+                .chunks(16 << 10)
+                .map(|b| (i, Ev::Teed(*conn, *dir, b.to_vec())))
+                .collect::<Vec<_>>(),
+            _ => vec![(i, ev.clone())],
+        });
+        for (i, ev) in pieces {
+            let ts = 1_000 + i as u64;
+            let ev = match ev {
+                Ev::Open(conn) => RecEvent::Open {
+                    conn,
+                    name: format!("vfio-user:{conn}:/test"),
+                    twin_of: None,
+                },
+                Ev::Read(conn, dir, bytes, nfds) => RecEvent::Chunk(Chunk {
+                    conn,
+                    dir,
+                    ts,
+                    len: bytes.len(),
+                    buf: Arc::new(bytes),
+                    start: 0,
+                    fds_at: 0,
+                    nfds,
+                }),
+                Ev::Teed(conn, dir, bytes) if !tee => RecEvent::Chunk(Chunk {
+                    conn,
+                    dir,
+                    ts,
+                    len: bytes.len(),
+                    buf: Arc::new(bytes),
+                    start: 0,
+                    fds_at: 0,
+                    nfds: 0,
+                }),
+                Ev::Teed(conn, dir, bytes) => {
+                    let (r, w) = pipes.entry((conn, dir == C2S)).or_insert_with(|| {
+                        let (r, w) = rustix::pipe::pipe().unwrap();
+                        (Arc::new(r), w)
+                    });
+                    // Blocks while the pipe is full, until the recorder has taken earlier bytes.
+                    let mut at = 0;
+                    while at < bytes.len() {
+                        at += rustix::io::write(&*w, &bytes[at..]).unwrap();
+                    }
+                    RecEvent::Elided {
+                        conn,
+                        dir,
+                        ts,
+                        len: bytes.len() as u64,
+                        tee: Some(Arc::clone(r)),
+                    }
+                }
+                Ev::End(conn, dir) => RecEvent::Eof { conn, dir, ts },
+                Ev::Close(conn) => RecEvent::Close { conn },
+            };
+            tx.send(ev).unwrap();
+        }
+        drop(tx);
+        let (summary, in_place) = recorder.join().unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        (bytes, summary, in_place)
+    }
+
+    fn records(file: &[u8]) -> Vec<Record> {
+        let mut r = CaptureReader::new(file, &OpenOptions::default()).unwrap();
+        let mut v = Vec::new();
+        while let Some(rec) = r.next_record().unwrap() {
+            v.push(rec.to_owned());
+        }
+        v
+    }
+
+    /// `m` as a read of its first `head` bytes with `nfds` descriptors and spans teed after it.
+    fn spliced(
+        conn: u32,
+        dir: Direction,
+        m: &[u8],
+        head: usize,
+        spans: &[usize],
+        nfds: u32,
+    ) -> Vec<Ev> {
+        let mut v = vec![Ev::Read(conn, dir, m[..head].to_vec(), nfds)];
+        let mut at = head;
+        for &k in spans {
+            v.push(Ev::Teed(conn, dir, m[at..at + k].to_vec()));
+            at += k;
+        }
+        if at < m.len() {
+            v.push(Ev::Teed(conn, dir, m[at..].to_vec()));
+        }
+        v
+    }
+
+    /// A record written in place is byte for byte the one written whole: descriptors, padding of
+    /// each odd length, read bytes between teed ones, the message after it in the same read, and a
+    /// stream that ends inside one (truncated).
+    #[test]
+    fn records_written_in_place_are_those_written_whole() {
+        let big = region_write(1, 300_000);
+        let mut ev = vec![Ev::Open(0), Ev::Read(0, C2S, message(9, 4, 0, &INFO), 1)];
+        // Head read, a teed span, read bytes (descriptors could not be ruled out), teed again, and
+        // the last bytes read together with the next message.
+        let reply = message(1, 10, 1, &big[16..32]);
+        ev.extend([
+            Ev::Read(0, C2S, big[..8192].to_vec(), 2),
+            Ev::Teed(0, C2S, big[8192..108_192].to_vec()),
+            Ev::Read(0, C2S, big[108_192..113_192].to_vec(), 0),
+            Ev::Teed(0, C2S, big[113_192..big.len() - 3].to_vec()),
+            Ev::Read(
+                0,
+                C2S,
+                [&big[big.len() - 3..], &message(2, 13, 0, &[])[..]].concat(),
+                0,
+            ),
+            Ev::Read(0, S2C, reply, 0),
+        ]);
+        // Each padding: data lengths 1 to 4 mod 4, teed whole after the head, server→client too.
+        for (i, n) in [70_001usize, 70_002, 70_003, 70_004]
+            .into_iter()
+            .enumerate()
+        {
+            let id = 10 + i as u16;
+            let read = region_write(id, n);
+            let mut reply = read.clone();
+            reply[2..4].copy_from_slice(&9u16.to_le_bytes());
+            reply[8..12].copy_from_slice(&1u32.to_le_bytes());
+            ev.extend(spliced(
+                0,
+                C2S,
+                &message(id, 9, 0, &read[16..32]),
+                32,
+                &[],
+                0,
+            ));
+            ev.extend(spliced(0, S2C, &reply, 4096, &[30_000], 0));
+        }
+        // Cut short: the client goes after part of a transfer.
+        let last = region_write(20, 200_000);
+        ev.extend(spliced(0, C2S, &last[..150_000], 8192, &[50_000], 1));
+        ev.extend([Ev::End(0, C2S), Ev::End(0, S2C), Ev::Close(0)]);
+
+        let (teed, s_teed, in_place) = record(&ev, true, HOLD_MAX);
+        let (read, s_read, none) = record(&ev, false, HOLD_MAX);
+        assert_eq!((in_place, none), (6, 0), "written in place");
+        assert!(teed == read, "the files differ");
+        assert_eq!(
+            s_teed,
+            Summary {
+                spliced: s_teed.spliced,
+                ..s_read.clone()
+            }
+        );
+        let recs = records(&teed);
+        let cut = recs.last().unwrap();
+        assert_eq!(
+            (cut.data.as_slice(), cut.fds, cut.truncated),
+            (&last[..150_000], 1, true)
+        );
+        let whole = recs.iter().find(|r| r.data.len() == big.len()).unwrap();
+        assert!(whole.data == big && whole.fds == 2 && !whole.truncated);
+        assert_eq!(
+            (s_read.messages, s_read.truncated, s_read.malformed),
+            (13, 1, 1)
+        );
+    }
+
+    /// While a record is open in the file, other records (another connection's, a new
+    /// connection's interface and record) wait and come after it; each keeps its timestamp.
+    #[test]
+    fn other_records_wait_behind_an_open_one() {
+        let big = region_write(1, 200_000);
+        let small = message(5, 4, 0, &INFO);
+        let ev = vec![
+            Ev::Open(0),
+            Ev::Open(1),
+            Ev::Read(0, C2S, big[..8192].to_vec(), 0),
+            Ev::Teed(0, C2S, big[8192..60_000].to_vec()),
+            Ev::Read(1, C2S, small.clone(), 0),
+            Ev::Open(2),
+            Ev::Read(2, S2C, small.clone(), 1),
+            Ev::Teed(0, C2S, big[60_000..].to_vec()),
+            Ev::Close(0),
+            Ev::Close(1),
+            Ev::Close(2),
+        ];
+        let (teed, _, in_place) = record(&ev, true, HOLD_MAX);
+        let (read, _, _) = record(&ev, false, HOLD_MAX);
+        assert_eq!(in_place, 1);
+        let (t, r) = (records(&teed), records(&read));
+        let order = |v: &[Record]| {
+            v.iter()
+                .map(|r| (r.conn, r.data.len(), r.ts_ns))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            order(&t),
+            [(0, big.len(), 1_007), (1, 32, 1_004), (2, 32, 1_006)]
+        );
+        assert_eq!(
+            order(&r),
+            [(1, 32, 1_004), (2, 32, 1_006), (0, big.len(), 1_007)]
+        );
+        assert!(t[0].data == big);
+        assert_eq!(t[2].fds, 1);
+    }
+
+    /// Past the bound on what may wait, the open record is taken back into memory: the file is
+    /// then the one a proxy that read everything writes, byte for byte. A second large transfer
+    /// while one is open is read from its tee pipe into memory.
+    #[test]
+    fn an_open_record_is_taken_back_when_too_much_waits() {
+        let big = region_write(1, 200_000);
+        let other = region_write(2, 150_000);
+        let mut ev = vec![
+            Ev::Open(0),
+            Ev::Open(1),
+            Ev::Read(0, C2S, big[..8192].to_vec(), 1),
+            Ev::Teed(0, C2S, big[8192..100_000].to_vec()),
+        ];
+        for i in 0..20u16 {
+            ev.push(Ev::Read(1, S2C, message(100 + i, 4, 0, &INFO), 0));
+        }
+        ev.extend([
+            Ev::Teed(0, C2S, big[100_000..150_000].to_vec()),
+            Ev::Read(1, C2S, other[..4096].to_vec(), 0),
+            Ev::Teed(1, C2S, other[4096..].to_vec()),
+            Ev::Teed(0, C2S, big[150_000..].to_vec()),
+            Ev::Close(0),
+            Ev::Close(1),
+        ]);
+        let (teed, _, in_place) = record(&ev, true, 1000);
+        let (read, _, _) = record(&ev, false, 1000);
+        assert!(teed == read, "the files differ");
+        // The first was begun in place and taken back; the second then began in place.
+        assert_eq!(in_place, 1);
+        // Without the bound, both records stay in order of their start.
+        let (teed, _, in_place) = record(&ev, true, HOLD_MAX);
+        assert_eq!(in_place, 1);
+        let t = records(&teed);
+        assert!(t[0].data == big && t[0].fds == 1);
+        assert_eq!(t.len(), 22);
+        assert!(t.iter().any(|r| r.data == other));
     }
 }
