@@ -541,16 +541,15 @@ impl Forwarder {
         let Splice::Ready(sp) = &self.splicer else {
             return false;
         };
-        let tee = sp.tee_pipe().cloned();
         let (conn, dir, tx) = (self.conn, self.dir, &self.tx);
         // Each span is recorded before it is forwarded, as every read is.
-        let recorded = |k| {
+        let recorded = |k, tee: Option<&Arc<OwnedFd>>| {
             let _ = tx.send(RecEvent::Elided {
                 conn,
                 dir,
                 ts: now_ns(),
                 len: k,
-                tee: tee.clone(),
+                tee: tee.cloned(),
             });
         };
         let read = |buf: Buf| {

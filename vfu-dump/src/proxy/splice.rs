@@ -1,8 +1,10 @@
 //! The splice path: the opaque data of a transfer too large to be sent whole moves from the source
 //! socket into a pipe and from the pipe into the destination with `splice(2)`, never copied through
 //! the proxy (see "Bulk data" in the module documentation of [`super`]). With a capture, `tee(2)`
-//! duplicates the pipe's pages into a second pipe, the tee pipe, from which the recorder splices
-//! them into the capture file (see "Bulk data with a capture").
+//! duplicates the pipe's pages into a tee pipe, from which the recorder splices them into the
+//! capture file (see "Bulk data with a capture"). There are two tee pipes, taken in turn: the
+//! recorder's splice into the file holds its pipe's lock for as long as the file takes the bytes,
+//! and a `tee` into that pipe meanwhile would wait for the lock (the kernel spinning on it).
 
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -19,6 +21,9 @@ pub(super) const SPLICE_MIN: u64 = 64 << 10;
 /// `fs.pipe-max-size` says otherwise).
 const SPLICE_PIPE: usize = 1 << 20;
 
+/// How many tee pipes a direction takes in turn (see the module documentation).
+const TEE_PIPES: usize = 2;
+
 /// Whether a direction splices.
 pub(super) enum Splice {
     /// Not allowed here, or not possible (no pipe, or no `scm_fds:` in fdinfo).
@@ -28,14 +33,17 @@ pub(super) enum Splice {
     Ready(Splicer),
 }
 
-/// The splice path of one direction: a pipe, the tee pipe when there is a capture, and the source
+/// The splice path of one direction: a pipe, the tee pipes when there is a capture, and the source
 /// socket's fdinfo file to learn whether any descriptor waits in its receive queue.
 pub(super) struct Splicer {
     pipe_r: OwnedFd,
     pipe_w: OwnedFd,
     pipe_size: usize,
-    /// The tee pipe: its read end (shared with the recorder, which empties it) and its write end.
-    tee: Option<(Arc<OwnedFd>, OwnedFd)>,
+    /// The tee pipes (none without a capture): read end (shared with the recorder, which empties
+    /// it) and write end of each.
+    tee: Vec<(Arc<OwnedFd>, OwnedFd)>,
+    /// The tee pipe the next span goes to.
+    turn: std::cell::Cell<usize>,
     fdinfo: std::fs::File,
 }
 
@@ -65,28 +73,26 @@ impl Splicer {
     pub(super) fn new(src: BorrowedFd<'_>, tee: bool) -> Option<Splicer> {
         use std::os::fd::AsRawFd;
         let (pipe_r, pipe_w, pipe_size) = pipe()?;
-        let tee = if tee {
-            let (r, w, _) = pipe()?;
-            Some((Arc::new(r), w))
-        } else {
-            None
-        };
+        let mut pipes = Vec::new();
+        if tee {
+            for _ in 0..TEE_PIPES {
+                let (r, w, _) = pipe()?;
+                pipes.push((Arc::new(r), w));
+            }
+        }
         let fdinfo = std::fs::File::open(format!("/proc/self/fdinfo/{}", src.as_raw_fd())).ok()?;
         let s = Splicer {
             pipe_r,
             pipe_w,
             pipe_size,
-            tee,
+            tee: pipes,
+            turn: std::cell::Cell::new(0),
             fdinfo,
         };
         s.fds_queued()?;
         Some(s)
     }
 
-    /// The read end of the tee pipe, for the recorder.
-    pub(super) fn tee_pipe(&self) -> Option<&Arc<OwnedFd>> {
-        self.tee.as_ref().map(|(r, _)| r)
-    }
 
     /// The descriptors queued in the socket's receive queue (`scm_fds:` of its fdinfo).
     fn fds_queued(&self) -> Option<u64> {
@@ -102,8 +108,9 @@ impl Splicer {
 
 impl Splicer {
     /// Moves up to `want` bytes that are already queued on `src` (waiting for some when none are),
-    /// and that carry no descriptor, to `dst`. Each span is recorded before it goes on: `record(k)`
-    /// once its `k` bytes are in the pipe (and, with a capture, duplicated into the tee pipe).
+    /// and that carry no descriptor, to `dst`. Each span is recorded before it goes on: `record(k,
+    /// tee)` once its `k` bytes are in the pipe (and, with a capture, duplicated into the tee pipe
+    /// `tee`, whose read end the recorder empties).
     /// Should `tee` fail, what it could not duplicate is read out of the pipe, given to `read` and
     /// sent on from there. `None` when nothing may be moved (descriptors queued, or the kernel
     /// cannot say).
@@ -112,7 +119,7 @@ impl Splicer {
         src: &OwnedFd,
         dst: &OwnedFd,
         want: u64,
-        mut record: impl FnMut(u64),
+        mut record: impl FnMut(u64, Option<&Arc<OwnedFd>>),
         mut read: impl FnMut(Arc<Vec<u8>>),
     ) -> Option<Moved> {
         // Queued bytes first, then no descriptor anywhere in the queue: then those bytes carry none.
@@ -149,7 +156,8 @@ impl Splicer {
             // then sent on, or dropped once the destination is gone.
             let mut left = k;
             while left > 0 {
-                let span = match &self.tee {
+                let turn = self.turn.get();
+                let span = match self.tee.get(turn) {
                     None => left,
                     Some((_, tee_w)) => {
                         match tee(&self.pipe_r, tee_w, left, SpliceFlags::empty()) {
@@ -161,7 +169,8 @@ impl Splicer {
                                 let bytes = Arc::new(read_pipe(&self.pipe_r, left));
                                 read(Arc::clone(&bytes));
                                 if done.failed.is_none()
-                                    && let Err(e) = super::sock::send_all(dst.as_fd(), &bytes, &[])
+                                    && let Err(e) =
+                                        super::sock::send_all(dst.as_fd(), &bytes, &[])
                                 {
                                     done.failed = Some(e);
                                 }
@@ -170,7 +179,11 @@ impl Splicer {
                         }
                     }
                 };
-                record(span as u64);
+                let teed = self.tee.get(turn).map(|(r, _)| r);
+                if !self.tee.is_empty() {
+                    self.turn.set((turn + 1) % self.tee.len());
+                }
+                record(span as u64, teed);
                 let sent = if done.failed.is_none() {
                     let (sent, failed) = self.to_destination(dst, span);
                     done.failed = failed;
