@@ -549,6 +549,139 @@ fn bulk_data_is_spliced_from_the_first_read_to_the_last_byte() {
     }
 }
 
+/// Through an echo peer, with a capture: 1 MiB and 300 KiB transfers both ways, a descriptor right
+/// behind one, small messages between; returns the peer's log, the capture and the counts.
+fn bulk_with_capture(splice: bool) -> (Log, Capture, Summary, Vec<u8>, (u64, u64)) {
+    let d = tmp();
+    let peer = Peer::start(&d.join("s.sock"), true);
+    let mut cfg = Config::new(d.join("c.sock"), d.join("s.sock"));
+    cfg.capture = Some(d.join("cap.pcapng"));
+    cfg.splice = splice;
+    let proxy = Proxy::start(cfg).unwrap();
+    let c = connect(&d.join("c.sock"));
+    let memfd = rustix::fs::memfd_create("dma", rustix::fs::MemfdFlags::CLOEXEC).unwrap();
+    let first = region_write(1, 0, &noise(1 << 20, 1));
+    let map = dma_map(2);
+    let rest = [
+        msg(3, 13, 0, &[]),
+        region_write(4, 0x1000, &noise(300_000, 4)),
+        region_write(5, 0, &noise(1 << 20, 5)),
+        msg(6, 13, 0, &[]),
+    ]
+    .concat();
+    let sent = [first.clone(), map.clone(), rest.clone()].concat();
+    let mut reader = c.try_clone().unwrap();
+    let want = sent.len();
+    let echoed = std::thread::spawn(move || read_exactly(&mut reader, want));
+    (&c).write_all(&first).unwrap();
+    send_fds(&c, &map, &[memfd.as_fd()]).unwrap();
+    (&c).write_all(&rest).unwrap();
+    assert!(echoed.join().unwrap() == sent, "the echo differs");
+    drop(c);
+    wait_until("the peer to finish", || {
+        peer.active.load(Ordering::SeqCst) == 0 && proxy.active_connections() == 0
+    });
+    let s = proxy.shutdown().unwrap();
+    let log = peer.take_logs().pop().unwrap();
+    (
+        log,
+        read_capture(&d.join("cap.pcapng")),
+        s,
+        sent,
+        inode(&memfd),
+    )
+}
+
+/// With a capture (`-w`), the data of large transfers goes by splice as well (teed into the
+/// capture file, see "Bulk data with a capture" in `proxy.rs`): the peers get every byte and the
+/// descriptor, and the capture has the records a proxy that reads every byte writes (issue 13
+/// point 5, the `-w` throughput), one per message, each with its bytes and descriptor count.
+#[test]
+fn bulk_data_with_a_capture_is_spliced_and_recorded_whole() {
+    let _g = shared();
+    let (log, cap, s, sent, memfd) = bulk_with_capture(true);
+    let (_, read, r, _, _) = bulk_with_capture(false);
+    assert!(log.bytes == sent, "the server got other bytes");
+    assert_eq!(log.fds, [memfd], "the memfd behind the transfer arrives");
+    assert_eq!(r.spliced, 0);
+    if kernel_reports_scm_fds() {
+        // Of each of the six large messages (three each way) all but the first read is spliced.
+        let least = 2 * (2 * (1 << 20) + 300_000 - 3 * 8192);
+        assert!(
+            s.spliced >= least,
+            "spliced {} of at least {least}",
+            s.spliced
+        );
+    } else {
+        assert_eq!(s.spliced, 0);
+    }
+    assert_eq!(
+        Summary {
+            spliced: 0,
+            ..s.clone()
+        },
+        r,
+        "the same counts as a proxy that reads everything"
+    );
+    assert_eq!((s.messages, s.malformed, s.fds, s.truncated), (12, 0, 1, 0));
+    for dir in [Direction::ClientToServer, Direction::ServerToClient] {
+        let got: Vec<_> = cap
+            .of(0, dir)
+            .map(|r| (&r.data, r.fds, r.truncated))
+            .collect();
+        let want: Vec<_> = read
+            .of(0, dir)
+            .map(|r| (&r.data, r.fds, r.truncated))
+            .collect();
+        assert_eq!(got.len(), 6, "{dir:?}: one record per message");
+        assert!(
+            got == want,
+            "{dir:?}: the records differ from a reading proxy's"
+        );
+        assert!(
+            cap.stream(0, dir) == sent,
+            "{dir:?}: the records hold other bytes"
+        );
+    }
+}
+
+/// A stop while a spliced transfer is under way, with a capture: the capture is whole and readable,
+/// and its last record holds exactly what came of the transfer, marked truncated.
+#[test]
+fn a_stop_inside_a_spliced_transfer_keeps_what_came() {
+    let _g = shared();
+    let d = tmp();
+    let peer = Peer::start(&d.join("s.sock"), false);
+    let proxy = start(&d, true, None);
+    let mut c = connect(&d.join("c.sock"));
+    let ping = msg(1, 13, 0, &[]);
+    let write = region_write(2, 0, &noise(1 << 20, 2));
+    let part = 600_000;
+    c.write_all(&ping).unwrap();
+    c.write_all(&write[..part]).unwrap();
+    wait_until("the part to be recorded", || {
+        proxy.stats().bytes_c2s == (ping.len() + part) as u64
+    });
+    wait_until("the part to reach the server", || {
+        peer.logs.lock().unwrap().is_empty() && proxy.active_connections() == 1
+    });
+    let s = proxy.shutdown().unwrap();
+    let cap = read_capture(&d.join("cap.pcapng"));
+    let c2s: Vec<_> = cap.of(0, Direction::ClientToServer).collect();
+    assert_eq!(
+        c2s.len(),
+        2,
+        "{:?}",
+        c2s.iter().map(|r| r.data.len()).collect::<Vec<_>>()
+    );
+    assert!(c2s[1].data == write[..part] && c2s[1].truncated);
+    assert_eq!((s.messages, s.truncated), (2, 1), "{s:?}");
+    if kernel_reports_scm_fds() {
+        assert!(s.spliced > 0, "{s:?}");
+    }
+    drop(c);
+}
+
 /// Many clients at once, all connected before any of them speaks: each is served (an idle
 /// connection ties up nothing that the others need).
 #[test]

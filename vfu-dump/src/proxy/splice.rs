@@ -93,7 +93,6 @@ impl Splicer {
         Some(s)
     }
 
-
     /// The descriptors queued in the socket's receive queue (`scm_fds:` of its fdinfo).
     fn fds_queued(&self) -> Option<u64> {
         use std::os::unix::fs::FileExt;
@@ -169,8 +168,7 @@ impl Splicer {
                                 let bytes = Arc::new(read_pipe(&self.pipe_r, left));
                                 read(Arc::clone(&bytes));
                                 if done.failed.is_none()
-                                    && let Err(e) =
-                                        super::sock::send_all(dst.as_fd(), &bytes, &[])
+                                    && let Err(e) = super::sock::send_all(dst.as_fd(), &bytes, &[])
                                 {
                                     done.failed = Some(e);
                                 }
