@@ -121,7 +121,10 @@
 //! and the message finished like a read one. One record is open in the file at a time: a second
 //! large transfer meanwhile has its teed bytes read from the tee pipe into memory. Records are
 //! written in place only into a regular file (its offsets can be written over); to anything else
-//! (a pipe, a terminal) the capture needs the bytes in memory, and nothing is spliced. A full tee
+//! (a pipe, a terminal) the capture needs the bytes in memory, and nothing is spliced. Nor with a
+//! snap length (`--snaplen`): then the capture writer cuts each record from the bytes read, as for
+//! every other record (a cut record is at most the snap length; the copies saved in place would
+//! be those of bytes the capture leaves out). A full tee
 //! pipe makes the forwarder wait for the recorder, the capture's backpressure as below.
 //!
 //! **Spinning.** A thread that sleeps in `recvmsg` has to be woken when a message comes, and on a

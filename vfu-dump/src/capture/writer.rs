@@ -87,6 +87,15 @@ impl<W: Write> PcapngWriter<W> {
         self.over_wireshark
     }
 
+    /// Counts a record of `len` bytes of packet data (tags and message), not cut, that was written
+    /// into the underlying writer directly ([`get_mut`](Self::get_mut)), as
+    /// [`write_record`](Self::write_record) counts its own, for [`size_notes`](Self::size_notes).
+    pub fn count_uncut(&mut self, len: usize) {
+        if len > WIRESHARK_MAX_RECORD as usize {
+            self.over_wireshark += 1;
+        }
+    }
+
     /// What to tell the person who asked for the capture about its record sizes: how many
     /// messages were cut to the snap length, and how many records Wireshark cannot read (with what
     /// to do about them). Empty when there is nothing to say.

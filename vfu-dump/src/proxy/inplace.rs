@@ -153,6 +153,7 @@ pub(super) fn begin(
         fds: 0,
         truncated: false,
         data: head,
+        orig_len: head.len(),
     };
     let mut block = vec![0u8; capture::epb_len(&packet)];
     capture::write_epb(&packet, &mut block).map_err(|e| io::Error::other(e.to_string()))?;
@@ -247,6 +248,7 @@ pub(super) fn finish(
         fds,
         truncated,
         data: &[],
+        orig_len: 0,
     };
     let mut block = vec![0u8; capture::epb_len(&empty)];
     capture::write_epb(&empty, &mut block).map_err(|e| io::Error::other(e.to_string()))?;
@@ -271,7 +273,9 @@ pub(super) fn finish(
     head[16..20].copy_from_slice(&captured.to_le_bytes());
     head[20..24].copy_from_slice(&captured.to_le_bytes());
     out.file.get_ref().write_all_at(&head, open.at + 4)?;
-    out.release()
+    out.release()?;
+    w.count_uncut(open.tags + open.len);
+    Ok(())
 }
 
 /// Takes the open record back out of the file: its message bytes so far are read back into `buf`

@@ -528,11 +528,11 @@ pub(crate) fn run(
     printq: Option<(Arc<print::Queue>, bool)>,
     stats: &Mutex<Summary>,
 ) -> io::Result<Summary> {
-    run_bounded(pool, rx, capture, printq, stats, HOLD_MAX).map(|(s, _)| s)
+    run_bounded(pool, rx, capture, printq, stats, HOLD_MAX).map(|(s, _, _)| s)
 }
 
 /// [`run`], with at most `hold_max` bytes of blocks waiting behind a record open in the file;
-/// returns the counts and how many records were written in place.
+/// returns the counts, how many records were written in place, and the capture's size notes.
 fn run_bounded(
     pool: &Pool,
     rx: &Receiver<RecEvent>,
@@ -540,7 +540,7 @@ fn run_bounded(
     printq: Option<(Arc<print::Queue>, bool)>,
     stats: &Mutex<Summary>,
     hold_max: usize,
-) -> io::Result<(Summary, u64)> {
+) -> io::Result<(Summary, u64, Vec<String>)> {
     let mut out = Sinks {
         capture,
         capture_error: None,
@@ -693,9 +693,11 @@ fn run_bounded(
         s.end(&mut out, conn, d, now_ns());
     }
     out.flush();
+    let mut notes = Vec::new();
     if let Some(mut w) = out.capture.take() {
         // Cut messages, and records Wireshark cannot read: said before the summary.
-        for note in w.size_notes() {
+        notes = w.size_notes();
+        for note in &notes {
             out.note(u32::MAX, format!("capture: {note}"));
         }
         if let Err(e) = w.flush() {
@@ -710,7 +712,7 @@ fn run_bounded(
     *stats.lock().unwrap_or_else(PoisonError::into_inner) = out.summary.clone();
     match out.capture_error {
         Some(e) => Err(e),
-        None => Ok((out.summary, out.in_place)),
+        None => Ok((out.summary, out.in_place, notes)),
     }
 }
 
@@ -878,7 +880,7 @@ mod in_place_tests {
     /// Runs the recorder over `events` into a capture at a new path: teed bytes through tee pipes
     /// when `tee`, else as reads (the path of a proxy that reads everything). Returns the file's
     /// bytes, the counts and the records written in place.
-    fn record(events: &[Ev], tee: bool, hold_max: usize) -> (Vec<u8>, Summary, u64) {
+    fn record(events: &[Ev], tee: bool, hold_max: usize) -> (Vec<u8>, Summary, u64, Vec<String>) {
         let path = tmp(if tee { "tee" } else { "read" });
         let w = PcapngWriter::new(CaptureOut::new(File::create(&path).unwrap())).unwrap();
         assert!(w.get_ref().in_place());
@@ -950,10 +952,10 @@ mod in_place_tests {
             tx.send(ev).unwrap();
         }
         drop(tx);
-        let (summary, in_place) = recorder.join().unwrap();
+        let (summary, in_place, notes) = recorder.join().unwrap();
         let bytes = std::fs::read(&path).unwrap();
         std::fs::remove_file(&path).unwrap();
-        (bytes, summary, in_place)
+        (bytes, summary, in_place, notes)
     }
 
     fn records(file: &[u8]) -> Vec<Record> {
@@ -1034,10 +1036,16 @@ mod in_place_tests {
         ev.extend(spliced(0, C2S, &last[..150_000], 8192, &[50_000], 1));
         ev.extend([Ev::End(0, C2S), Ev::End(0, S2C), Ev::Close(0)]);
 
-        let (teed, s_teed, in_place) = record(&ev, true, HOLD_MAX);
-        let (read, s_read, none) = record(&ev, false, HOLD_MAX);
+        let (teed, s_teed, in_place, notes) = record(&ev, true, HOLD_MAX);
+        let (read, s_read, none, notes_read) = record(&ev, false, HOLD_MAX);
         assert_eq!((in_place, none), (6, 0), "written in place");
         assert!(teed == read, "the files differ");
+        // The 300 KiB record, written in place, is one Wireshark cannot read, and is said so.
+        assert_eq!(notes, notes_read);
+        assert!(
+            notes.len() == 1 && notes[0].starts_with("1 record is longer than"),
+            "{notes:?}"
+        );
         assert_eq!(
             s_teed,
             Summary {
@@ -1078,8 +1086,8 @@ mod in_place_tests {
             Ev::Close(1),
             Ev::Close(2),
         ];
-        let (teed, _, in_place) = record(&ev, true, HOLD_MAX);
-        let (read, _, _) = record(&ev, false, HOLD_MAX);
+        let (teed, _, in_place, _) = record(&ev, true, HOLD_MAX);
+        let (read, _, _, _) = record(&ev, false, HOLD_MAX);
         assert_eq!(in_place, 1);
         let (t, r) = (records(&teed), records(&read));
         let order = |v: &[Record]| {
@@ -1123,13 +1131,13 @@ mod in_place_tests {
             Ev::Close(0),
             Ev::Close(1),
         ]);
-        let (teed, _, in_place) = record(&ev, true, 1000);
-        let (read, _, _) = record(&ev, false, 1000);
+        let (teed, _, in_place, _) = record(&ev, true, 1000);
+        let (read, _, _, _) = record(&ev, false, 1000);
         assert!(teed == read, "the files differ");
         // The first was begun in place and taken back; the second then began in place.
         assert_eq!(in_place, 1);
         // Without the bound, both records stay in order of their start.
-        let (teed, _, in_place) = record(&ev, true, HOLD_MAX);
+        let (teed, _, in_place, _) = record(&ev, true, HOLD_MAX);
         assert_eq!(in_place, 1);
         let t = records(&teed);
         assert!(t[0].data == big && t[0].fds == 1);
