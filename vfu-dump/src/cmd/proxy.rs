@@ -131,7 +131,10 @@ pub fn run(opts: &ProxyOpts, out: &mut dyn Write) -> Result<(), RunError> {
     let (signal_rx, signal_tx) = UnixStream::pair()?;
     let mut ids = Vec::new();
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        ids.push(signal_hook::low_level::pipe::register(sig, signal_tx.try_clone()?)?);
+        ids.push(signal_hook::low_level::pipe::register(
+            sig,
+            signal_tx.try_clone()?,
+        )?);
     }
     drop(signal_tx);
     let handle = match Proxy::start(config) {
