@@ -121,11 +121,11 @@
 //! and the message finished like a read one. One record is open in the file at a time: a second
 //! large transfer meanwhile has its teed bytes read from the tee pipe into memory. Records are
 //! written in place only into a regular file (its offsets can be written over); to anything else
-//! (a pipe, a terminal) the capture needs the bytes in memory, and nothing is spliced. Nor with a
-//! snap length (`--snaplen`): then the capture writer cuts each record from the bytes read, as for
-//! every other record (a cut record is at most the snap length; the copies saved in place would
-//! be those of bytes the capture leaves out). A full tee
-//! pipe makes the forwarder wait for the recorder, the capture's backpressure as below.
+//! (a pipe, a terminal) the capture needs the bytes in memory, and nothing is spliced. With a snap
+//! length (`--snaplen`), only the spliced bytes the record keeps are teed (those within the snap
+//! length of the message's start), and the record in place is cut there as the capture writer
+//! cuts every other (its captured length the snap length, its original length the message's). A
+//! full tee pipe makes the forwarder wait for the recorder, the capture's backpressure as below.
 //!
 //! **Spinning.** A thread that sleeps in `recvmsg` has to be woken when a message comes, and on a
 //! virtual machine whose idle processors halt, that wake-up can cost tens of microseconds: more than
@@ -263,18 +263,22 @@ impl Proxy {
 
         let (tx, rx) = sync_channel(RECORDER_QUEUE);
         // A hex dump needs the bytes in memory; a capture takes them from the tee pipe when its
-        // records can be written in place (a regular file, no snap length), else needs them in
-        // memory too.
+        // records can be written in place (a regular file), else needs them in memory too.
         let needs_bytes = config.print.as_ref().is_some_and(|p| p.style.hex)
-            || capture
-                .as_ref()
-                .is_some_and(|w| !w.get_ref().in_place() || w.snaplen() != 0);
+            || capture.as_ref().is_some_and(|w| !w.get_ref().in_place());
+        let tee_cap = match config.snaplen {
+            0 => u64::MAX,
+            n => u64::from(n).saturating_sub(vfu_codec::capture::pdu_tags_len(
+                vfu_codec::capture::DISSECTOR_VFIO_USER,
+            ) as u64),
+        };
         let splice_off = std::env::var_os("VFU_PROXY_SPLICE").is_some_and(|v| v == "0");
         let splice = config.splice && !needs_bytes && !splice_off;
         let ctx = Arc::new(Ctx {
             server: config.connect.clone(),
             splice,
             tee: splice && capture.is_some(),
+            tee_cap,
             connect_timeout: config.connect_timeout,
             spin: config.spin,
             spinning: AtomicUsize::new(0),

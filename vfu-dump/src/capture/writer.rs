@@ -87,11 +87,13 @@ impl<W: Write> PcapngWriter<W> {
         self.over_wireshark
     }
 
-    /// Counts a record of `len` bytes of packet data (tags and message), not cut, that was written
-    /// into the underlying writer directly ([`get_mut`](Self::get_mut)), as
+    /// Counts a record written into the underlying writer directly ([`get_mut`](Self::get_mut)), of
+    /// `captured` bytes of packet data (tags and message), `cut` to the snap length or not, as
     /// [`write_record`](Self::write_record) counts its own, for [`size_notes`](Self::size_notes).
-    pub fn count_uncut(&mut self, len: usize) {
-        if len > WIRESHARK_MAX_RECORD as usize {
+    pub fn count_written(&mut self, captured: usize, cut: bool) {
+        if cut {
+            self.cut += 1;
+        } else if captured > WIRESHARK_MAX_RECORD as usize {
             self.over_wireshark += 1;
         }
     }

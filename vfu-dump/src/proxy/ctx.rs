@@ -28,6 +28,12 @@ pub(crate) struct Ctx {
     pub(crate) splice: bool,
     /// There is a capture: spliced data is duplicated into a tee pipe for the recorder.
     pub(crate) tee: bool,
+    /// How many of a message's first bytes the capture keeps ([`PcapngWriter::with_snaplen`]'s
+    /// cut, `u64::MAX` without one): spliced data past it is not teed, for the capture does not
+    /// hold it.
+    ///
+    /// [`PcapngWriter::with_snaplen`]: crate::capture::PcapngWriter::with_snaplen
+    pub(crate) tee_cap: u64,
     pub(super) connect_timeout: Duration,
     /// How long the client→server forwarder polls before it sleeps (zero: never).
     pub(crate) spin: Duration,

@@ -565,11 +565,19 @@ impl Forwarder {
                 nfds: 0,
             }));
         };
+        // Teed only as far as the capture keeps of the message (a message longer than a capture
+        // record is recorded in pieces, each cut on its own: all of it is teed).
+        let at = HEADER_SIZE as u64 + done;
+        let tee_want = if HEADER_SIZE as u64 + body > super::record::MAX_MSG as u64 {
+            u64::MAX
+        } else {
+            self.ctx.tee_cap.saturating_sub(at)
+        };
         let Some(Moved {
             moved,
             failed,
             tee_failed,
-        }) = sp.move_queued(&self.src, &self.dst, left, recorded, read)
+        }) = sp.move_queued(&self.src, &self.dst, left, tee_want, recorded, read)
         else {
             return false;
         };

@@ -123,6 +123,9 @@ pub(super) struct OpenRecord {
     tags: usize,
     /// Bytes of the message in the file so far.
     len: usize,
+    /// The most bytes of the message the record holds (the capture's snap length less the tags;
+    /// `usize::MAX` without one): bytes past it are left out, as the capture writer cuts a record.
+    cap: usize,
 }
 
 impl OpenRecord {
@@ -145,6 +148,12 @@ pub(super) fn begin(
     direction: Direction,
     head: &[u8],
 ) -> io::Result<OpenRecord> {
+    let tags = capture::pdu_tags_len(DISSECTOR);
+    let cap = match w.snaplen() {
+        0 => usize::MAX,
+        n => (n as usize).saturating_sub(tags),
+    };
+    let head = &head[..head.len().min(cap)];
     let packet = Packet {
         interface,
         ts_ns: 0,
@@ -157,7 +166,6 @@ pub(super) fn begin(
     };
     let mut block = vec![0u8; capture::epb_len(&packet)];
     capture::write_epb(&packet, &mut block).map_err(|e| io::Error::other(e.to_string()))?;
-    let tags = capture::pdu_tags_len(DISSECTOR);
     let out = w.get_mut();
     out.file.flush()?;
     let at = out.file.get_mut().stream_position()?;
@@ -171,22 +179,25 @@ pub(super) fn begin(
         direction,
         tags,
         len: head.len(),
+        cap,
     })
 }
 
-/// Appends message bytes that were read to the open record.
+/// Appends message bytes that were read to the open record (those within its snap length).
 pub(super) fn append(
     w: &mut PcapngWriter<CaptureOut>,
     open: &mut OpenRecord,
     bytes: &[u8],
 ) -> io::Result<()> {
+    let bytes = &bytes[..bytes.len().min(open.cap - open.len)];
     w.get_mut().file.write_all(bytes)?;
     open.len += bytes.len();
     Ok(())
 }
 
 /// Moves `k` bytes from the tee pipe to the end of the open record: spliced, or (where the file
-/// takes no splice) read and written. On an error, the rest of the `k` bytes is still taken out of
+/// takes no splice) read and written; those past its snap length (the forwarder tees none) are
+/// taken out of the pipe for nothing. On an error, the rest of the `k` bytes is still taken out of
 /// the pipe (so that the forwarder, which waits for room in it, goes on).
 pub(super) fn splice_in(
     w: &mut PcapngWriter<CaptureOut>,
@@ -195,9 +206,11 @@ pub(super) fn splice_in(
     k: usize,
 ) -> io::Result<()> {
     use rustix::pipe::{SpliceFlags, splice};
+    let past = k - k.min(open.cap - open.len);
+    let k = k - past;
     let out = w.get_mut();
     if let Err(e) = out.file.flush() {
-        drain(pipe, k);
+        drain(pipe, k + past);
         return Err(e);
     }
     let mut done = 0;
@@ -215,7 +228,7 @@ pub(super) fn splice_in(
             Err(rustix::io::Errno::INTR) => {}
             Err(rustix::io::Errno::INVAL | rustix::io::Errno::NOSYS) => out.splice_ok = false,
             Err(e) => {
-                drain(pipe, k - done);
+                drain(pipe, k - done + past);
                 return Err(e.into());
             }
         }
@@ -226,18 +239,21 @@ pub(super) fn splice_in(
         out.file.write_all(&bytes)?;
         open.len += bytes.len();
     }
+    drain(pipe, past);
     Ok(())
 }
 
-/// Finishes the open record: the padding, the options (`fds` descriptors; `truncated`) and the
-/// trailer after the message, then its length fields and timestamp `ts_ns` over the head's; then
-/// writes the blocks held behind it.
+/// Finishes the open record of a message of `whole` bytes (so far, if `truncated`): the padding,
+/// the options (`fds` descriptors; `truncated`) and the trailer after the message, then its length
+/// fields (the original length `whole`, more than the captured one when the record was cut) and
+/// timestamp `ts_ns` over the head's; then writes the blocks held behind it.
 pub(super) fn finish(
     w: &mut PcapngWriter<CaptureOut>,
     open: OpenRecord,
     ts_ns: u64,
     fds: u32,
     truncated: bool,
+    whole: usize,
 ) -> io::Result<()> {
     // The block of the same packet without data: its options and its length less the data's.
     let empty = Packet {
@@ -253,8 +269,12 @@ pub(super) fn finish(
     let mut block = vec![0u8; capture::epb_len(&empty)];
     capture::write_epb(&empty, &mut block).map_err(|e| io::Error::other(e.to_string()))?;
     let total = block.len() + pad4(open.len);
-    let (Ok(total32), Ok(captured)) = (u32::try_from(total), u32::try_from(open.tags + open.len))
-    else {
+    let whole = whole.max(open.len);
+    let (Ok(total32), Ok(captured), Ok(original)) = (
+        u32::try_from(total),
+        u32::try_from(open.tags + open.len),
+        u32::try_from(open.tags + whole),
+    ) else {
         return Err(io::Error::other(format!(
             "record of {} bytes is too long for a pcapng block",
             open.len
@@ -271,10 +291,10 @@ pub(super) fn finish(
     head[8..12].copy_from_slice(&((ts_ns >> 32) as u32).to_le_bytes());
     head[12..16].copy_from_slice(&(ts_ns as u32).to_le_bytes());
     head[16..20].copy_from_slice(&captured.to_le_bytes());
-    head[20..24].copy_from_slice(&captured.to_le_bytes());
+    head[20..24].copy_from_slice(&original.to_le_bytes());
     out.file.get_ref().write_all_at(&head, open.at + 4)?;
     out.release()?;
-    w.count_uncut(open.tags + open.len);
+    w.count_written(open.tags + open.len, whole > open.len);
     Ok(())
 }
 

@@ -91,7 +91,7 @@ impl Sinks {
         // A record written in place is finished in the file; the rest is as for any other.
         let written = std::mem::take(&mut s.in_file);
         if written && let Some(open) = self.open.take() {
-            self.finish(open, ts, fds, truncated);
+            self.finish(open, ts, fds, truncated, s.len());
             self.in_place += 1;
         }
         let m = if absent == 0 {
@@ -236,9 +236,9 @@ impl Sinks {
         }
     }
 
-    fn finish(&mut self, open: OpenRecord, ts: u64, fds: u32, truncated: bool) {
+    fn finish(&mut self, open: OpenRecord, ts: u64, fds: u32, truncated: bool, whole: usize) {
         let Some(w) = &mut self.capture else { return };
-        if let Err(e) = inplace::finish(w, open, ts, fds, truncated) {
+        if let Err(e) = inplace::finish(w, open, ts, fds, truncated, whole) {
             self.capture_failed(e);
         }
     }
@@ -447,10 +447,13 @@ impl Stream {
             return;
         };
         let head = self.buf.len();
+        let whole = self.len();
         match inplace::spill(w, open, &mut self.buf) {
             Ok(()) => {
-                self.absent = 0;
-                self.unread = false;
+                // What the record left out past a snap length counts as zeros, cut again when
+                // the record is written.
+                self.absent = whole - self.buf.len();
+                self.unread = self.absent > 0;
             }
             Err(e) => {
                 self.buf.truncate(head);
@@ -842,6 +845,8 @@ mod in_place_tests {
         Read(u32, Direction, Vec<u8>, u32),
         /// Bytes spliced and teed.
         Teed(u32, Direction, Vec<u8>),
+        /// Bytes spliced and not teed (past the snap length).
+        Untee(u32, Direction, Vec<u8>),
         End(u32, Direction),
         Close(u32),
     }
@@ -881,8 +886,19 @@ mod in_place_tests {
     /// when `tee`, else as reads (the path of a proxy that reads everything). Returns the file's
     /// bytes, the counts and the records written in place.
     fn record(events: &[Ev], tee: bool, hold_max: usize) -> (Vec<u8>, Summary, u64, Vec<String>) {
+        record_cut(events, tee, hold_max, 0)
+    }
+
+    /// [`record`] into a capture with a snap length.
+    fn record_cut(
+        events: &[Ev],
+        tee: bool,
+        hold_max: usize,
+        snaplen: u32,
+    ) -> (Vec<u8>, Summary, u64, Vec<String>) {
         let path = tmp(if tee { "tee" } else { "read" });
-        let w = PcapngWriter::new(CaptureOut::new(File::create(&path).unwrap())).unwrap();
+        let w = PcapngWriter::with_snaplen(CaptureOut::new(File::create(&path).unwrap()), snaplen)
+            .unwrap();
         assert!(w.get_ref().in_place());
         let (tx, rx) = sync_channel(16);
         let recorder = std::thread::spawn(move || {
@@ -918,16 +934,25 @@ mod in_place_tests {
                     fds_at: 0,
                     nfds,
                 }),
-                Ev::Teed(conn, dir, bytes) if !tee => RecEvent::Chunk(Chunk {
+                Ev::Teed(conn, dir, bytes) | Ev::Untee(conn, dir, bytes) if !tee => {
+                    RecEvent::Chunk(Chunk {
+                        conn,
+                        dir,
+                        ts,
+                        len: bytes.len(),
+                        buf: Arc::new(bytes),
+                        start: 0,
+                        fds_at: 0,
+                        nfds: 0,
+                    })
+                }
+                Ev::Untee(conn, dir, bytes) => RecEvent::Elided {
                     conn,
                     dir,
                     ts,
-                    len: bytes.len(),
-                    buf: Arc::new(bytes),
-                    start: 0,
-                    fds_at: 0,
-                    nfds: 0,
-                }),
+                    len: bytes.len() as u64,
+                    tee: None,
+                },
                 Ev::Teed(conn, dir, bytes) => {
                     let (r, w) = pipes.entry((conn, dir == C2S)).or_insert_with(|| {
                         let (r, w) = rustix::pipe::pipe().unwrap();
@@ -1065,6 +1090,84 @@ mod in_place_tests {
             (s_read.messages, s_read.truncated, s_read.malformed),
             (13, 1, 1)
         );
+    }
+
+    /// With a snap length, a record written in place is cut as the capture writer cuts one
+    /// written whole: only the bytes within the snap length are in the file (the forwarder tees no
+    /// more), the original length is the message's, a message whose head read is past the snap
+    /// length is cut from it, a stream that ends inside one is truncated and cut, and a record
+    /// taken back into memory is cut the same; the size notes count the cut records.
+    #[test]
+    fn records_written_in_place_are_cut_to_the_snap_length() {
+        const SNAP: u32 = 100_000;
+        let cap = SNAP as usize
+            - vfu_codec::capture::pdu_tags_len(vfu_codec::capture::DISSECTOR_VFIO_USER);
+        let big = region_write(1, 300_000);
+        let long_head = region_write(2, 200_000);
+        let last = region_write(3, 200_000);
+        let small = message(4, 4, 0, &INFO);
+        let mut ev = vec![
+            Ev::Open(0),
+            Ev::Read(0, S2C, small.clone(), 0),
+            Ev::Read(0, C2S, big[..8192].to_vec(), 1),
+            Ev::Teed(0, C2S, big[8192..60_000].to_vec()),
+            Ev::Read(0, C2S, big[60_000..61_000].to_vec(), 0),
+            Ev::Teed(0, C2S, big[61_000..cap].to_vec()),
+            Ev::Untee(0, C2S, big[cap..big.len() - 5].to_vec()),
+            Ev::Read(0, C2S, big[big.len() - 5..].to_vec(), 0),
+            Ev::Read(0, C2S, long_head[..120_000].to_vec(), 0),
+            Ev::Untee(0, C2S, long_head[120_000..].to_vec()),
+        ];
+        ev.extend([
+            Ev::Read(0, C2S, last[..8192].to_vec(), 0),
+            Ev::Teed(0, C2S, last[8192..cap].to_vec()),
+            Ev::Untee(0, C2S, last[cap..150_000].to_vec()),
+            Ev::End(0, C2S),
+            Ev::End(0, S2C),
+            Ev::Close(0),
+        ]);
+        let (teed, s_teed, in_place, notes) = record_cut(&ev, true, HOLD_MAX, SNAP);
+        let (read, s_read, _, notes_read) = record_cut(&ev, false, HOLD_MAX, SNAP);
+        assert_eq!(in_place, 2, "written in place");
+        assert!(teed == read, "the files differ");
+        assert_eq!(notes, notes_read);
+        assert_eq!(
+            notes,
+            ["3 messages cut to 100000 bytes (each record keeps its message's whole length)"]
+        );
+        assert_eq!(
+            s_teed,
+            Summary {
+                spliced: s_teed.spliced,
+                ..s_read.clone()
+            }
+        );
+        let recs = records(&teed);
+        let got: Vec<_> = recs
+            .iter()
+            .map(|r| (r.data.len(), r.orig_len, r.fds, r.truncated))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (small.len(), small.len(), 0, false),
+                (cap, big.len(), 1, false),
+                (cap, long_head.len(), 0, false),
+                (cap, 150_000, 0, true),
+            ]
+        );
+        assert!(recs[1].data == big[..cap] && recs[2].data == long_head[..cap]);
+        assert!(recs[3].data == last[..cap]);
+        // Taken back into memory (too much waits behind it) before the cut (then begun in place
+        // again) and after it (then finished in memory): the same records.
+        for (at, written) in [(4, 2), (7, 1)] {
+            let mut ev = ev.clone();
+            ev.insert(at, Ev::Read(0, S2C, vec![0; 2000], 0));
+            let (spilled, _, in_place, _) = record_cut(&ev, true, 1000, SNAP);
+            let (read, _, _, _) = record_cut(&ev, false, 1000, SNAP);
+            assert_eq!(in_place, written, "taken back at {at}");
+            assert!(spilled == read, "the files differ when taken back at {at}");
+        }
     }
 
     /// While a record is open in the file, other records (another connection's, a new

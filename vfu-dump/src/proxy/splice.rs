@@ -109,7 +109,8 @@ impl Splicer {
     /// Moves up to `want` bytes that are already queued on `src` (waiting for some when none are),
     /// and that carry no descriptor, to `dst`. Each span is recorded before it goes on: `record(k,
     /// tee)` once its `k` bytes are in the pipe (and, with a capture, duplicated into the tee pipe
-    /// `tee`, whose read end the recorder empties).
+    /// `tee`, whose read end the recorder empties; only the first `tee_want` bytes are, the rest
+    /// are recorded with no tee pipe).
     /// Should `tee` fail, what it could not duplicate is read out of the pipe, given to `read` and
     /// sent on from there. `None` when nothing may be moved (descriptors queued, or the kernel
     /// cannot say).
@@ -118,6 +119,7 @@ impl Splicer {
         src: &OwnedFd,
         dst: &OwnedFd,
         want: u64,
+        mut tee_want: u64,
         mut record: impl FnMut(u64, Option<&Arc<OwnedFd>>),
         mut read: impl FnMut(Arc<Vec<u8>>),
     ) -> Option<Moved> {
@@ -156,10 +158,12 @@ impl Splicer {
             let mut left = k;
             while left > 0 {
                 let turn = self.turn.get();
-                let span = match self.tee.get(turn) {
+                let tee_pipe = self.tee.get(turn).filter(|_| tee_want > 0);
+                let span = match tee_pipe {
                     None => left,
                     Some((_, tee_w)) => {
-                        match tee(&self.pipe_r, tee_w, left, SpliceFlags::empty()) {
+                        let t = left.min(usize::try_from(tee_want).unwrap_or(usize::MAX));
+                        match tee(&self.pipe_r, tee_w, t, SpliceFlags::empty()) {
                             Ok(t) if t > 0 => t,
                             Err(rustix::io::Errno::INTR) => continue,
                             _ => {
@@ -177,9 +181,10 @@ impl Splicer {
                         }
                     }
                 };
-                let teed = self.tee.get(turn).map(|(r, _)| r);
-                if !self.tee.is_empty() {
+                let teed = tee_pipe.map(|(r, _)| r);
+                if teed.is_some() {
                     self.turn.set((turn + 1) % self.tee.len());
+                    tee_want -= span as u64;
                 }
                 record(span as u64, teed);
                 let sent = if done.failed.is_none() {
