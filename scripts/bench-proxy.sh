@@ -7,6 +7,8 @@
 #
 #   scripts/bench-proxy.sh            full run (about a minute and a half on 2 cores)
 #   VFU_BENCH_QUICK=1 scripts/...     smoke run
+#   VFU_BENCH_THROUGHPUT=1 scripts/...  the 1 MiB REGION_WRITE rows only: direct, -q, -w,
+#                                     -w --snaplen 262144, -w with VFU_PROXY_SPLICE=0 (copying)
 #   TMPDIR=/dev/shm scripts/...       sockets and the -w captures on tmpfs: -w throughput then measures
 #                                     the proxy rather than the file system (each run writes ~2.4 GB)
 set -euo pipefail

@@ -307,7 +307,8 @@ fn median(v: &mut [f64]) -> f64 {
 }
 
 /// `VFU_BENCH_THROUGHPUT=1`: 1 MiB REGION_WRITE throughput only, direct, forwarding only, with a
-/// capture, and with a capture the way it was taken before the tee path (`VFU_PROXY_SPLICE=0`:
+/// capture, with a capture cut to 256 KiB records, and with a capture the way it was taken before
+/// the tee path (`VFU_PROXY_SPLICE=0`:
 /// every byte read into the proxy, sent on, reassembled and written), alternating round by round.
 fn throughput_only(dir: &Path, server: &Path, rounds: u32, writes: u32) {
     let setups = [
@@ -325,6 +326,17 @@ fn throughput_only(dir: &Path, server: &Path, rounds: u32, writes: u32) {
             name: "vfu-dump proxy -w (decode + capture)",
             path: dir.join("proxy-w.sock"),
             child: Some(spawn_proxy(dir, "proxy-w", server, true)),
+        },
+        Path4 {
+            name: "vfu-dump proxy -w --snaplen 262144 (records cut)",
+            path: dir.join("proxy-ws.sock"),
+            child: Some(spawn_proxy_with(
+                dir,
+                "proxy-ws",
+                server,
+                true,
+                &["--snaplen", "262144"],
+            )),
         },
         Path4 {
             name: "vfu-dump proxy -w, VFU_PROXY_SPLICE=0 (copying)",
