@@ -18,16 +18,7 @@ use std::path::{Path, PathBuf};
 const MAX_LINES: usize = 800;
 
 /// Pairs of files that import each other today, each to be untangled by the branch that owns them.
-const KNOWN_CYCLES: &[(&str, &str, &str)] = &[
-    // The capture readers and writer use the record types of capture/mod.rs, which dispatches to
-    // them: the types move to a file of their own once branch trace's ioctl record kind has landed
-    // there.
-    ("vfu-dump", "capture/layout.rs", "capture/mod.rs"),
-    ("vfu-dump", "capture/mod.rs", "capture/pcap.rs"),
-    ("vfu-dump", "capture/mod.rs", "capture/pcapng.rs"),
-    ("vfu-dump", "capture/mod.rs", "capture/raw.rs"),
-    ("vfu-dump", "capture/mod.rs", "capture/writer.rs"),
-];
+const KNOWN_CYCLES: &[(&str, &str, &str)] = &[];
 
 /// Files longer than [`MAX_LINES`] today, each being split by the branch that owns it.
 const KNOWN_LONG: &[(&str, &str, &str)] = &[];

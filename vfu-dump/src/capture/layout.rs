@@ -8,7 +8,7 @@
 
 use vfu_codec::Direction;
 
-use super::Protocol;
+use super::record::Protocol;
 
 // The format's conventions that a writer needs live in the codec (`vfu_codec::capture`), so that
 // every writer (this crate's, a device daemon's) and these readers share one copy.

@@ -6,13 +6,14 @@ use std::io::Read;
 
 use vfu_codec::Direction;
 
+use super::error::CaptureError;
 use super::input::Input;
 use super::layout::{
     Endian, LINKTYPE_UPPER_PDU, LINKTYPE_USER0, PCAP_HEADER_LEN, PCAP_MAGIC_NS, PCAP_MAGIC_US,
     PCAP_RECORD_HEADER_LEN, parse_pdu_tags,
 };
+use super::record::{Connection, MAX_RECORD_LEN, Meta, Protocol};
 use super::sockdump::Reassembler;
-use super::{CaptureError, Connection, MAX_RECORD_LEN, Meta, Protocol};
 
 const CTX_HEADER: &str = "pcap file header";
 const CTX_RECORD: &str = "pcap record";

@@ -13,13 +13,14 @@ use std::io::Read;
 
 use vfu_codec::Direction;
 
+use super::error::CaptureError;
 use super::input::Input;
 use super::layout::{
     BT_EPB, BT_IDB, BT_SHB, BYTE_ORDER_MAGIC, EPB_FLAGS, Endian, IF_NAME, IF_TSOFFSET, IF_TSRESOL,
     LINKTYPE_UPPER_PDU, MIN_BLOCK, MIN_EPB, MIN_IDB, MIN_SHB, OPT_COMMENT, Options,
     direction_of_epb_flags, pad4, parse_comment, parse_pdu_tags, protocol_of_if_name,
 };
-use super::{CaptureError, Connection, MAX_RECORD_LEN, Meta, Protocol};
+use super::record::{Connection, MAX_RECORD_LEN, Meta, Protocol};
 
 const CTX_BLOCK: &str = "pcapng block";
 const CTX_SHB: &str = "pcapng section header block";

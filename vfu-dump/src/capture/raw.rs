@@ -4,8 +4,9 @@ use std::io::Read;
 
 use vfu_codec::{Direction, HEADER_SIZE};
 
+use super::error::CaptureError;
 use super::input::Input;
-use super::{CaptureError, Connection, MAX_RECORD_LEN, Meta, Protocol};
+use super::record::{Connection, MAX_RECORD_LEN, Meta, Protocol};
 
 const CTX_MESSAGE: &str = "raw message";
 

@@ -11,8 +11,9 @@ use vfu_codec::frame::{Frame, frame};
 use vfu_codec::{Command, Direction, HEADER_SIZE, Header};
 use zerocopy::FromBytes;
 
+use super::error::CaptureError;
 use super::layout::{Endian, sockdump as field};
-use super::{CaptureError, Connection, MAX_RECORD_LEN, Meta, Protocol};
+use super::record::{Connection, MAX_RECORD_LEN, Meta, Protocol};
 
 const CTX_RECORD: &str = "sockdump record";
 const CTX_MESSAGE: &str = "sockdump message";

@@ -1,12 +1,12 @@
 //! [`PcapngWriter`]: writes the capture format of `docs/capture-format.md`.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 
 use vfu_codec::EncodeError;
 use vfu_codec::capture::{self, Packet};
 
 use super::layout::dissector_of;
-use super::{CaptureReader, Connection, Protocol, RecordRef};
+use super::record::{Connection, Protocol, RecordRef};
 
 /// Writes a little-endian pcapng file: a Section Header Block when created, an Interface Description
 /// Block per [`add_connection`](Self::add_connection) (link type 252, snaplen 0, `if_name`,
@@ -157,17 +157,6 @@ impl<W: Write> PcapngWriter<W> {
         &self.connections
     }
 
-    /// Adds the connections `reader` has found that this writer does not have yet, in order, so that
-    /// reader connection ids are writer interface ids. Call it before each
-    /// [`write_record`](Self::write_record) when converting: readers find connections as they go.
-    pub fn copy_connections_from<R: Read>(&mut self, reader: &CaptureReader<R>) -> io::Result<()> {
-        let have = self.connections.len();
-        for c in reader.connections().iter().skip(have) {
-            self.add_connection(&c.name, c.protocol)?;
-        }
-        Ok(())
-    }
-
     /// Writes one record as an EPB on interface `record.conn` (timestamp in nanoseconds), cut to
     /// the snap length if it has one (a record already cut keeps its original length).
     /// `index` and `file_offset` are not written.
@@ -250,6 +239,7 @@ impl<W: Write> PcapngWriter<W> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::capture::{CaptureReader, OpenOptions};
     use vfu_codec::Direction;
 
     fn rec(conn: u32, data: &[u8], fds: u32, truncated: bool) -> RecordRef<'_> {
@@ -323,7 +313,7 @@ mod tests {
         let out = w.into_inner().unwrap();
         // The IDB's snaplen field.
         assert_eq!(&out[28 + 12..28 + 16], &300u32.to_le_bytes());
-        let mut r = CaptureReader::new(&out[..], &super::super::OpenOptions::default()).unwrap();
+        let mut r = CaptureReader::new(&out[..], &OpenOptions::default()).unwrap();
         let a = r.next_record().unwrap().unwrap().to_owned();
         assert_eq!(a.data.len(), 300 - 28);
         assert_eq!(a.data, big[..300 - 28]);
