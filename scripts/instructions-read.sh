@@ -5,6 +5,8 @@
 # Usage: scripts/instructions-read.sh [SIZE_MIB (default 16)] [VFU_DUMP ...]
 # With no binaries given it builds and measures target/release/vfu-dump; give several (e.g. an old build
 # copied aside and a new one) to get one column each. MIXES="session bulk" as in bench-read.sh.
+# THREADS=main counts the main thread alone: the read-ahead thread's count varies from run to run by
+# about 1 % of the whole (how often it waits for the parser), the main thread's by a few thousand.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 size=${1:-16}
@@ -20,8 +22,15 @@ if [ ${#bins[@]} -eq 0 ]; then
 fi
 gen=${CARGO_TARGET_DIR:-target}/release/examples/gen_capture
 count() { # prints the instructions executed by "$@" (output discarded)
-    valgrind --tool=callgrind --callgrind-out-file="$dir/cg.out" "$@" >/dev/null 2>"$dir/cg.err" || true
-    awk '/^summary:/{print $2}' "$dir/cg.out"
+    if [ "${THREADS:-all}" = main ]; then
+        rm -f "$dir"/cg.out*
+        valgrind --tool=callgrind --separate-threads=yes --callgrind-out-file="$dir/cg.out" "$@" \
+            >/dev/null 2>"$dir/cg.err" || true
+        awk '/^summary:/{print $2}' "$dir/cg.out-01"
+    else
+        valgrind --tool=callgrind --callgrind-out-file="$dir/cg.out" "$@" >/dev/null 2>"$dir/cg.err" || true
+        awk '/^summary:/{print $2}' "$dir/cg.out"
+    fi
 }
 printf '| mix | command |'; for b in "${bins[@]}"; do printf ' %s |' "$b"; done; echo
 printf '|---|---|'; for _ in "${bins[@]}"; do printf '%s' '---:|'; done; echo

@@ -263,16 +263,16 @@ impl<W: Write> Pipeline<W> {
     #[inline(always)]
     pub fn record(&mut self, rec: Record<'_>) -> Result<(), Error> {
         if rec.orig_len > rec.data.len() {
-            return self.record_cut(rec);
+            return self.record_cut(&rec);
         }
-        self.record_whole(rec)
+        self.record_whole(&rec)
     }
 
     /// A message the capture that was read cut to its first bytes: written to a capture as it
     /// came (cut, with its original length), and otherwise decoded, paired, counted and validated
     /// at its whole length, laid out with zeros after what was captured; shown as cut.
     #[inline(never)]
-    fn record_cut(&mut self, rec: Record<'_>) -> Result<(), Error> {
+    fn record_cut(&mut self, rec: &Record<'_>) -> Result<(), Error> {
         if self.capture.is_some() {
             self.write_capture(rec)?;
         }
@@ -294,10 +294,10 @@ impl<W: Write> Pipeline<W> {
             captured: rec.data.len(),
             orig_len: rec.orig_len,
         });
-        let done = self.record_whole(Record {
+        let done = self.record_whole(&Record {
             data: whole,
             orig_len: whole.len(),
-            ..rec
+            ..*rec
         });
         self.cut = None;
         self.pad = pad;
@@ -306,7 +306,7 @@ impl<W: Write> Pipeline<W> {
     }
 
     #[inline(always)]
-    fn record_whole(&mut self, rec: Record<'_>) -> Result<(), Error> {
+    fn record_whole(&mut self, rec: &Record<'_>) -> Result<(), Error> {
         self.totals.messages += 1;
         if self.unusual {
             self.unusual_steps(rec)?;
@@ -314,7 +314,7 @@ impl<W: Write> Pipeline<W> {
         // Decided before validating, so that a run that only validates (`validate`) keeps nothing
         // of the record across the validator.
         let more = rec.protocol != Protocol::VfioUser || self.cfg.messages || self.stats.is_some();
-        self.validate(&rec);
+        self.validate(rec);
         if more {
             return self.decoded(rec);
         }
@@ -342,7 +342,7 @@ impl<W: Write> Pipeline<W> {
 
     /// What few runs need before the validator: the capture, the first time for --relative.
     #[inline(never)]
-    fn unusual_steps(&mut self, rec: Record<'_>) -> Result<(), Error> {
+    fn unusual_steps(&mut self, rec: &Record<'_>) -> Result<(), Error> {
         if self.capture.is_some() {
             self.write_capture(rec)?;
         }
@@ -354,7 +354,7 @@ impl<W: Write> Pipeline<W> {
 
     /// Everything after validation that needs the message decoded.
     #[inline(always)]
-    fn decoded(&mut self, rec: Record<'_>) -> Result<(), Error> {
+    fn decoded(&mut self, rec: &Record<'_>) -> Result<(), Error> {
         if rec.protocol == Protocol::Vduse {
             return self.vduse(rec);
         }
@@ -368,7 +368,7 @@ impl<W: Write> Pipeline<W> {
     }
 
     #[inline(never)]
-    fn write_capture(&mut self, rec: Record<'_>) -> Result<(), Error> {
+    fn write_capture(&mut self, rec: &Record<'_>) -> Result<(), Error> {
         if let Some(c) = &mut self.capture {
             let conn = c.conns.get(&rec.conn).copied().ok_or_else(|| {
                 Error::Capture(io::Error::other(format!(
@@ -385,7 +385,7 @@ impl<W: Write> Pipeline<W> {
 
     /// A vfio-user message (or a record of another protocol, decoded as one).
     #[inline(always)]
-    fn vfio_user(&mut self, rec: Record<'_>) -> Result<(), Error> {
+    fn vfio_user(&mut self, rec: &Record<'_>) -> Result<(), Error> {
         let decoded = decode(rec.data, rec.direction);
         // A message whose body does not decode is paired (and counted) by its header when it has one.
         let header = match &decoded {
@@ -397,7 +397,7 @@ impl<W: Write> Pipeline<W> {
                 .observe_header(rec.conn, rec.direction, rec.ts_ns, h)
         });
         if let Some(stats) = self.stats.as_mut() {
-            count_stats(stats, &rec, &decoded, header, rtt);
+            count_stats(stats, rec, &decoded, header, rtt);
         }
         if !self.cfg.messages {
             return self.findings_alone();
@@ -405,7 +405,7 @@ impl<W: Write> Pipeline<W> {
         let bad = rec.truncated
             || decoded.as_ref().map_or(true, |m| m.header.is_error())
             || self.has_findings();
-        if !self.cfg.filter.pass(&rec, bad) {
+        if !self.cfg.filter.pass(rec, bad) {
             return Ok(());
         }
         self.show(rec, &decoded, rtt)
@@ -415,12 +415,12 @@ impl<W: Write> Pipeline<W> {
     #[inline(never)]
     fn show(
         &mut self,
-        rec: Record<'_>,
+        rec: &Record<'_>,
         decoded: &Result<Message<'_>, DecodeError>,
         rtt: Option<u64>,
     ) -> Result<(), Error> {
         self.totals.shown += 1;
-        let (meta, style) = self.meta(&rec, rtt);
+        let (meta, style) = self.meta(rec, rtt);
         match self.cfg.format {
             OutputFormat::Text => {
                 render::write_line(&mut self.out, &meta, rec.data, decoded, &style)?
@@ -444,15 +444,15 @@ impl<W: Write> Pipeline<W> {
     /// A VDUSE ioctl record (`vfu-dump trace` writes them): shown, validated, never counted in
     /// `--stats` (it is not a message).
     #[inline(never)]
-    fn ioctl(&mut self, rec: Record<'_>) -> Result<(), Error> {
+    fn ioctl(&mut self, rec: &Record<'_>) -> Result<(), Error> {
         if !self.cfg.messages {
             return self.findings_alone();
         }
         let bad = render::ioctl::is_bad(rec.data, rec.truncated) || self.has_findings();
-        if !self.cfg.filter.pass_vduse(&rec, bad, None, None) {
+        if !self.cfg.filter.pass_vduse(rec, bad, None, None) {
             return Ok(());
         }
-        let (meta, style) = self.meta(&rec, None);
+        let (meta, style) = self.meta(rec, None);
         render::ioctl::write(&mut self.out, &meta, rec.data, self.cfg.format, &style)?;
         if !rec.fd_kinds.is_empty() {
             event::fd_kinds(
@@ -467,11 +467,11 @@ impl<W: Write> Pipeline<W> {
     }
 
     #[inline(never)]
-    fn vduse(&mut self, rec: Record<'_>) -> Result<(), Error> {
+    fn vduse(&mut self, rec: &Record<'_>) -> Result<(), Error> {
         if !self.cfg.messages && self.stats.is_none() {
             return self.findings_alone();
         }
-        let info = observe_vduse(&rec, &mut self.rtts);
+        let info = observe_vduse(rec, &mut self.rtts);
         if let Some(stats) = self.stats.as_mut() {
             if info.decodes {
                 stats.add_vduse(info.req_type, info.result, rec.data.len(), info.rtt_ns);
@@ -486,12 +486,12 @@ impl<W: Write> Pipeline<W> {
         if !self
             .cfg
             .filter
-            .pass_vduse(&rec, bad, info.req_type, info.request_id)
+            .pass_vduse(rec, bad, info.req_type, info.request_id)
         {
             return Ok(());
         }
         self.totals.shown += 1;
-        let (meta, style) = self.meta(&rec, info.rtt_ns);
+        let (meta, style) = self.meta(rec, info.rtt_ns);
         vduse::write(
             &mut self.out,
             &meta,
