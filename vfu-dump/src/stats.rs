@@ -126,6 +126,21 @@ pub struct Row {
 /// Rows indexed directly: commands 0 to 63 (every named command and room to spare).
 const FAST_ROWS: usize = 64 * 4;
 
+/// What one vfio-user message adds to its command's row.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Counted {
+    /// Which way it travelled.
+    pub direction: Direction,
+    /// A reply (else a command).
+    pub reply: bool,
+    /// Its length in bytes.
+    pub len: usize,
+    /// The errno of an error reply.
+    pub errno: Option<u32>,
+    /// The round trip a reply ends, in nanoseconds.
+    pub rtt: Option<u64>,
+}
+
 /// The accumulated statistics of a run.
 #[derive(Debug, Default)]
 pub struct Stats {
@@ -142,53 +157,36 @@ pub struct Stats {
 }
 
 impl Stats {
-    /// Counts one message.
+    /// Counts one message (`cmd` `None`: one whose header names no command, counted malformed).
     #[inline]
-    pub fn add(
-        &mut self,
-        cmd: Option<Command>,
-        direction: Direction,
-        reply: bool,
-        len: usize,
-        errno: Option<u32>,
-        rtt: Option<u64>,
-    ) {
+    pub fn add(&mut self, cmd: Option<Command>, m: Counted) {
         self.messages += 1;
-        self.bytes += len as u64;
+        self.bytes += m.len as u64;
         let Some(cmd) = cmd else {
             self.malformed += 1;
             return;
         };
-        self.row(cmd, direction, reply, len, errno, rtt);
+        self.row(cmd, m);
     }
 
     /// Counts a message that could not be decoded but whose header names its command and type: in
     /// the malformed total and in its command's row.
-    pub fn add_malformed_in(
-        &mut self,
-        cmd: Command,
-        direction: Direction,
-        reply: bool,
-        len: usize,
-        errno: Option<u32>,
-        rtt: Option<u64>,
-    ) {
+    pub fn add_malformed_in(&mut self, cmd: Command, m: Counted) {
         self.messages += 1;
-        self.bytes += len as u64;
+        self.bytes += m.len as u64;
         self.malformed += 1;
-        self.row(cmd, direction, reply, len, errno, rtt).malformed += 1;
+        self.row(cmd, m).malformed += 1;
     }
 
     #[inline]
-    fn row(
-        &mut self,
-        cmd: Command,
-        direction: Direction,
-        reply: bool,
-        len: usize,
-        errno: Option<u32>,
-        rtt: Option<u64>,
-    ) -> &mut Row {
+    fn row(&mut self, cmd: Command, m: Counted) -> &mut Row {
+        let Counted {
+            direction,
+            reply,
+            len,
+            errno,
+            rtt,
+        } = m;
         let c2s = direction == Direction::ClientToServer;
         let slot = usize::from(cmd.0) * 4 + usize::from(c2s) * 2 + usize::from(reply);
         let row = if slot < FAST_ROWS {
@@ -439,19 +437,23 @@ mod tests {
         let mut st = Stats::default();
         st.add(
             Some(Command::REGION_READ),
-            Direction::ClientToServer,
-            false,
-            32,
-            None,
-            None,
+            Counted {
+                direction: Direction::ClientToServer,
+                reply: false,
+                len: 32,
+                errno: None,
+                rtt: None,
+            },
         );
         st.add(
             Some(Command::REGION_READ),
-            Direction::ServerToClient,
-            true,
-            16,
-            Some(22),
-            Some(1500),
+            Counted {
+                direction: Direction::ServerToClient,
+                reply: true,
+                len: 16,
+                errno: Some(22),
+                rtt: Some(1500),
+            },
         );
         let mut out = Vec::new();
         st.write(&mut out).unwrap();

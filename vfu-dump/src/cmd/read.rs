@@ -6,10 +6,9 @@ use clap::Args;
 
 use crate::error::RunError;
 use crate::options::{
-    FilterOpts, InputOpts, OutputOpts, ProfileArg, stats_refused, stats_warnings, use_color,
+    FilterOpts, InputOpts, OutputOpts, ProfileArg, stats_refused, stats_warnings,
 };
-use crate::pipeline::{Config, FileSource, Filter, FindingsOut, Pipeline, Relative};
-use crate::render::Style;
+use crate::pipeline::{Config, FileSource, Pipeline};
 
 /// `vfu-dump read`.
 #[derive(Debug, Args)]
@@ -41,33 +40,13 @@ pub fn run(opts: &ReadOpts, out: &mut dyn Write) -> Result<(), RunError> {
     for w in stats_warnings(opts.stats, &opts.output, &opts.filter) {
         eprintln!("warning: {w}");
     }
-    let messages = !opts.stats || opts.output.verbose;
-    let cfg = Config {
-        format: opts.output.format,
-        style: Style {
-            color: use_color(opts.output.color),
-            verbose: opts.output.verbose,
-            hex: opts.output.hex,
-            relative_to: None,
-        },
-        relative: if opts.output.relative {
-            Relative::FirstMessage
-        } else {
-            Relative::Off
-        },
-        filter: Filter::new(&opts.filter)?,
-        messages,
-        events: false,
-        validate: opts.validate.then(|| opts.profile.into()),
-        findings: FindingsOut {
-            info: true,
-            // With --stats alone no message line is printed: the findings stand on their own.
-            without_messages: !messages,
-            indent_final: messages,
-            per_input: false,
-        },
-        stats: opts.stats,
-    };
+    let cfg = Config::for_messages(
+        &opts.output,
+        &opts.filter,
+        opts.stats,
+        opts.validate.then(|| opts.profile.into()),
+    )?;
+    let messages = cfg.messages;
     let mut pipeline = Pipeline::new(cfg, out);
     source.feed(&mut pipeline)?;
     let totals = pipeline.finish()?;

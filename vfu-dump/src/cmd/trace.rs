@@ -16,10 +16,9 @@ use clap::Args;
 use crate::capture::{AtomicFile, PcapngWriter, Protocol};
 use crate::error::RunError;
 use crate::options::{
-    FilterOpts, OutputOpts, ProfileArg, snaplen_arg, stats_refused, stats_warnings, use_color,
+    FilterOpts, OutputOpts, ProfileArg, snaplen_arg, stats_refused, stats_warnings,
 };
-use crate::pipeline::{self, Config, Filter, FindingsOut, Pipeline, Record, Relative};
-use crate::render::Style;
+use crate::pipeline::{self, Config, Pipeline, Record};
 use crate::trace::{Event, Sink, Target};
 
 /// `vfu-dump trace`.
@@ -173,38 +172,22 @@ pub fn run(opts: &TraceOpts, out: &mut dyn Write) -> Result<u8, RunError> {
     for w in stats_warnings(opts.stats, &opts.output, &opts.filter) {
         eprintln!("warning: {w}");
     }
-    let messages = !opts.stats || opts.output.verbose;
     let target = if opts.pids.is_empty() {
         Target::Launch(opts.command.clone())
     } else {
         Target::Attach(opts.pids.clone())
     };
-    let cfg = Config {
-        format: opts.output.format,
-        style: Style {
-            color: use_color(opts.output.color),
-            verbose: opts.output.verbose,
-            hex: opts.output.hex,
-            relative_to: None,
-        },
-        relative: if opts.output.relative {
-            Relative::FirstMessage
-        } else {
-            Relative::Off
-        },
-        filter: Filter::new(&opts.filter)?,
-        messages,
-        events: true,
-        validate: opts.validate.then(|| opts.profile.into()),
-        findings: FindingsOut {
-            info: true,
-            // With --stats alone no message line is printed: the findings stand on their own.
-            without_messages: !messages,
-            indent_final: true,
-            per_input: false,
-        },
-        stats: opts.stats,
-    };
+    let mut cfg = Config::for_messages(
+        &opts.output,
+        &opts.filter,
+        opts.stats,
+        opts.validate.then(|| opts.profile.into()),
+    )?;
+    // Beside read's: the connections, notes and summary of the trace, and the final findings
+    // indented also after --stats alone.
+    cfg.events = true;
+    cfg.findings.indent_final = true;
+    let messages = cfg.messages;
     let mut pipeline = Pipeline::new(cfg, out);
     let mut pending = None;
     if let Some(p) = &opts.write {

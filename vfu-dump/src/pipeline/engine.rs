@@ -10,10 +10,10 @@ use super::pairing::{RoundTrips, observe_vduse};
 use super::record::{Event, Record};
 use crate::capture::{MAX_RECORD_LEN, PcapngWriter, Protocol};
 use crate::error::RunError;
-use crate::options::OutputFormat;
+use crate::options::{FilterOpts, OutputFormat, OutputOpts, use_color};
 use crate::render::finding::write_finding;
 use crate::render::{self, Cut, Meta, Style, event, vduse};
-use crate::stats::Stats;
+use crate::stats::{Counted, Stats};
 use crate::validate::{self, Finding, Profile, Severity, Validator};
 
 /// Where `--relative` times count from.
@@ -86,6 +86,46 @@ impl Default for Config {
             },
             stats: false,
         }
+    }
+}
+
+impl Config {
+    /// What `read` and `trace` do with their messages: the output options (`--format`, `-v`, `-x`,
+    /// `--color`, `--relative`), the filters, `--stats` (alone, it prints no message line: `-v`
+    /// keeps them, and findings then stand on their own) and `--validate`'s profile. No events;
+    /// the final findings are indented under the messages when there are message lines.
+    pub fn for_messages(
+        output: &OutputOpts,
+        filter: &FilterOpts,
+        stats: bool,
+        validate: Option<Profile>,
+    ) -> Result<Config, RunError> {
+        let messages = !stats || output.verbose;
+        Ok(Config {
+            format: output.format,
+            style: Style {
+                color: use_color(output.color),
+                verbose: output.verbose,
+                hex: output.hex,
+                relative_to: None,
+            },
+            relative: if output.relative {
+                Relative::FirstMessage
+            } else {
+                Relative::Off
+            },
+            filter: Filter::new(filter)?,
+            messages,
+            events: false,
+            validate,
+            findings: FindingsOut {
+                info: true,
+                without_messages: !messages,
+                indent_final: messages,
+                per_input: false,
+            },
+            stats,
+        })
     }
 }
 
@@ -429,16 +469,7 @@ impl<W: Write> Pipeline<W> {
                 render::json::write_json(&mut self.out, &meta, rec.data, decoded)?
             }
         }
-        if !rec.fd_kinds.is_empty() {
-            event::fd_kinds(
-                &mut self.out,
-                self.cfg.format,
-                rec.conn,
-                rec.index,
-                rec.fd_kinds,
-            )?;
-        }
-        self.write_findings(true)
+        self.after_line(rec)
     }
 
     /// A VDUSE ioctl record (`vfu-dump trace` writes them): shown, validated, never counted in
@@ -454,16 +485,7 @@ impl<W: Write> Pipeline<W> {
         }
         let (meta, style) = self.meta(rec, None);
         render::ioctl::write(&mut self.out, &meta, rec.data, self.cfg.format, &style)?;
-        if !rec.fd_kinds.is_empty() {
-            event::fd_kinds(
-                &mut self.out,
-                self.cfg.format,
-                rec.conn,
-                rec.index,
-                rec.fd_kinds,
-            )?;
-        }
-        self.write_findings(true)
+        self.after_line(rec)
     }
 
     #[inline(never)]
@@ -500,6 +522,21 @@ impl<W: Write> Pipeline<W> {
             self.cfg.format,
             &style,
         )?;
+        self.write_findings(true)
+    }
+
+    /// What follows a shown message's line: what its descriptors are (when the source knows) and
+    /// its findings.
+    fn after_line(&mut self, rec: &Record<'_>) -> Result<(), Error> {
+        if !rec.fd_kinds.is_empty() {
+            event::fd_kinds(
+                &mut self.out,
+                self.cfg.format,
+                rec.conn,
+                rec.index,
+                rec.fd_kinds,
+            )?;
+        }
         self.write_findings(true)
     }
 
@@ -649,17 +686,16 @@ fn count_stats(
     header: Option<&Header>,
     rtt: Option<u64>,
 ) {
-    let errno = |h: &Header| h.is_error().then(|| h.error_no.get());
+    let counted = |h: &Header| Counted {
+        direction: rec.direction,
+        reply: h.is_reply(),
+        len: rec.data.len(),
+        errno: h.is_error().then(|| h.error_no.get()),
+        rtt,
+    };
     match (decoded, header) {
         (Ok(m), _) => {
-            stats.add(
-                Some(m.command()),
-                rec.direction,
-                m.is_reply(),
-                rec.data.len(),
-                errno(m.header),
-                rtt,
-            );
+            stats.add(Some(m.command()), counted(m.header));
             if let Body::Version(v) = m.body
                 && let Some(j) = v.json
             {
@@ -667,14 +703,9 @@ fn count_stats(
             }
         }
         // Malformed, with a header that says which command and which way: counted in that row too.
-        (Err(_), Some(h)) if h.message_type().is_some() => stats.add_malformed_in(
-            h.cmd(),
-            rec.direction,
-            h.is_reply(),
-            rec.data.len(),
-            errno(h),
-            rtt,
-        ),
+        (Err(_), Some(h)) if h.message_type().is_some() => {
+            stats.add_malformed_in(h.cmd(), counted(h))
+        }
         (Err(_), _) => stats.add_malformed(rec.data.len()),
     }
 }
