@@ -616,6 +616,27 @@ mod tests {
         }
     }
 
+    /// The streams of one test, what they numbered and what they gave.
+    struct Run {
+        s: Streams,
+        ids: Ids,
+        out: Collect,
+    }
+
+    impl Run {
+        fn new(from_start: bool) -> Run {
+            Run {
+                s: Streams::new(from_start),
+                ids: Ids::default(),
+                out: Collect::default(),
+            }
+        }
+
+        fn feed(&mut self, c: Chunk<'_>) {
+            self.s.chunk(c, &mut self.ids, &mut self.out).unwrap();
+        }
+    }
+
     /// DEVICE_RESET command and its reply.
     fn reset(id: u16) -> Vec<u8> {
         msg(id, 13, 0, &[])
@@ -623,30 +644,19 @@ mod tests {
 
     #[test]
     fn both_ends_traced_give_each_message_once_in_order() {
-        let mut s = Streams::new(false);
-        let mut ids = Ids::default();
-        let mut out = Collect::default();
+        let mut t = Run::new(false);
         let req = reset(1);
         let rep = msg(1, 13, 1, &[]);
         // Client end is inode 1, server end inode 2 (named). The client sends in two pieces, the
         // server receives it in one; then the server sends the reply and the client receives it.
-        s.chunk(
-            chunk(1, 2, true, &req[..5], &["/memfd:x"]),
-            &mut ids,
-            &mut out,
-        )
-        .unwrap();
-        s.chunk(chunk(2, 1, false, &req, &[]), &mut ids, &mut out)
-            .unwrap();
-        s.chunk(chunk(1, 2, true, &req[5..], &[]), &mut ids, &mut out)
-            .unwrap();
-        s.chunk(chunk(1, 2, false, &rep, &[]), &mut ids, &mut out)
-            .unwrap();
-        s.chunk(chunk(2, 1, true, &rep, &[]), &mut ids, &mut out)
-            .unwrap();
-        s.end_all(9, &mut out).unwrap();
+        t.feed(chunk(1, 2, true, &req[..5], &["/memfd:x"]));
+        t.feed(chunk(2, 1, false, &req, &[]));
+        t.feed(chunk(1, 2, true, &req[5..], &[]));
+        t.feed(chunk(1, 2, false, &rep, &[]));
+        t.feed(chunk(2, 1, true, &rep, &[]));
+        t.s.end_all(9, &mut t.out).unwrap();
         assert_eq!(
-            out.lines(),
+            t.out.lines(),
             [
                 "open 0 vfio-user:0:/run/s.sock",
                 "msg 0 c2s 16 fds=[\"/memfd:x\"]",
@@ -659,27 +669,19 @@ mod tests {
     #[test]
     fn in_launch_mode_a_late_send_after_the_reply_does_not_reorder() {
         // The client's send of the request is reaped after the server received it and replied.
-        let mut s = Streams::new(true);
-        let mut ids = Ids::default();
-        let mut out = Collect::default();
+        let mut t = Run::new(true);
         let req = reset(1);
         let rep = msg(1, 13, 1, &[]);
         let req2 = reset(2);
-        s.chunk(chunk(1, 2, true, &req[..4], &[]), &mut ids, &mut out)
-            .unwrap();
-        s.chunk(chunk(2, 1, false, &req, &[]), &mut ids, &mut out)
-            .unwrap();
-        s.chunk(chunk(2, 1, true, &rep, &[]), &mut ids, &mut out)
-            .unwrap();
-        s.chunk(chunk(1, 2, true, &req[4..], &[]), &mut ids, &mut out)
-            .unwrap();
-        s.chunk(chunk(1, 2, false, &rep, &[]), &mut ids, &mut out)
-            .unwrap();
-        s.chunk(chunk(1, 2, true, &req2, &[]), &mut ids, &mut out)
-            .unwrap();
-        s.chunk(chunk(2, 1, false, &req2, &[]), &mut ids, &mut out)
-            .unwrap();
-        let msgs: Vec<String> = out
+        t.feed(chunk(1, 2, true, &req[..4], &[]));
+        t.feed(chunk(2, 1, false, &req, &[]));
+        t.feed(chunk(2, 1, true, &rep, &[]));
+        t.feed(chunk(1, 2, true, &req[4..], &[]));
+        t.feed(chunk(1, 2, false, &rep, &[]));
+        t.feed(chunk(1, 2, true, &req2, &[]));
+        t.feed(chunk(2, 1, false, &req2, &[]));
+        let msgs: Vec<String> = t
+            .out
             .lines()
             .into_iter()
             .filter(|l| l.starts_with("msg"))
@@ -693,34 +695,31 @@ mod tests {
             ]
         );
         // A send whose receiver is known to be traced waits for the receive.
-        let mut s = Streams::new(false);
-        let mut out = Collect::default();
+        let mut t = Run {
+            ids: t.ids,
+            ..Run::new(false)
+        };
         let mut c = chunk(1, 2, true, &req, &[]);
         c.receiver_traced = true;
-        s.chunk(c, &mut ids, &mut out).unwrap();
-        assert!(out.lines().is_empty());
-        s.chunk(chunk(2, 1, false, &req, &[]), &mut ids, &mut out)
-            .unwrap();
-        assert_eq!(out.lines().len(), 2);
+        t.feed(c);
+        assert!(t.out.lines().is_empty());
+        t.feed(chunk(2, 1, false, &req, &[]));
+        assert_eq!(t.out.lines().len(), 2);
     }
 
     #[test]
     fn in_launch_mode_bytes_sent_and_never_received_are_recorded_at_the_end() {
-        let mut s = Streams::new(true);
-        let mut ids = Ids::default();
-        let mut out = Collect::default();
+        let mut t = Run::new(true);
         let req = reset(1);
         let mut tail = reset(2);
         tail.extend_from_slice(&reset(3)[..8]);
-        s.chunk(chunk(1, 2, true, &req, &[]), &mut ids, &mut out)
-            .unwrap();
-        s.chunk(chunk(2, 1, false, &req, &[]), &mut ids, &mut out)
-            .unwrap();
+        t.feed(chunk(1, 2, true, &req, &[]));
+        t.feed(chunk(2, 1, false, &req, &[]));
         // The receiver reads no more; the sender sends one whole message and half of another.
-        s.chunk(chunk(1, 2, true, &tail, &[]), &mut ids, &mut out)
-            .unwrap();
-        s.end(1, 5, &mut out).unwrap();
-        let msgs: Vec<String> = out
+        t.feed(chunk(1, 2, true, &tail, &[]));
+        t.s.end(1, 5, &mut t.out).unwrap();
+        let msgs: Vec<String> = t
+            .out
             .lines()
             .into_iter()
             .filter(|l| l.starts_with("msg"))
@@ -737,16 +736,13 @@ mod tests {
 
     #[test]
     fn resynchronises_mid_stream_and_says_so() {
-        let mut s = Streams::new(false);
-        let mut ids = Ids::default();
-        let mut out = Collect::default();
+        let mut t = Run::new(false);
         // The tail of a REGION_WRITE's data, then a whole DEVICE_RESET.
         let mut bytes = vec![0xabu8; 100];
         bytes.extend_from_slice(&reset(7));
-        s.chunk(chunk(2, 1, false, &bytes, &[]), &mut ids, &mut out)
-            .unwrap();
+        t.feed(chunk(2, 1, false, &bytes, &[]));
         assert_eq!(
-            out.lines(),
+            t.out.lines(),
             [
                 "open 0 vfio-user:0:/run/s.sock",
                 "note Some(0) c2s: resynchronised at stream offset 100 after skipping 100 bytes that do not start a plausible message (joined mid-stream)",
@@ -757,55 +753,44 @@ mod tests {
 
     #[test]
     fn a_header_split_across_reads_waits_and_the_direction_comes_from_content() {
-        let mut s = Streams::new(false);
-        let mut ids = Ids::default();
-        let mut out = Collect::default();
+        let mut t = Run::new(false);
         // A socketpair (no names): the first message is a DMA_READ command, so its sender is the
         // server.
         let mut dma = Vec::new();
         dma.extend_from_slice(&0x1000u64.to_le_bytes());
         dma.extend_from_slice(&8u64.to_le_bytes());
         let m = msg(3, 11, 0, &dma);
-        s.chunk(chunk(10, 11, true, &m[..7], &[]), &mut ids, &mut out)
-            .unwrap();
-        assert!(out.lines().is_empty());
-        s.chunk(chunk(10, 11, true, &m[7..], &[]), &mut ids, &mut out)
-            .unwrap();
-        assert_eq!(out.lines()[1], "msg 0 s2c 32 fds=[]");
-        assert!(out.lines()[0].starts_with("open 0 vfio-user:0:socket:[10]<->socket:[11]"));
+        t.feed(chunk(10, 11, true, &m[..7], &[]));
+        assert!(t.out.lines().is_empty());
+        t.feed(chunk(10, 11, true, &m[7..], &[]));
+        assert_eq!(t.out.lines()[1], "msg 0 s2c 32 fds=[]");
+        assert!(t.out.lines()[0].starts_with("open 0 vfio-user:0:socket:[10]<->socket:[11]"));
     }
 
     #[test]
     fn not_vfio_user_is_ignored_and_never_numbered() {
-        let mut s = Streams::new(false);
-        let mut ids = Ids::default();
-        let mut out = Collect::default();
-        s.ignore_after = 64 << 10;
+        let mut t = Run::new(false);
+        t.s.ignore_after = 64 << 10;
         let text = b"{\"execute\": \"qmp_capabilities\"}\n".repeat(4000);
-        s.chunk(chunk(20, 21, true, &text, &[]), &mut ids, &mut out)
-            .unwrap();
-        s.chunk(chunk(20, 21, true, &reset(1), &[]), &mut ids, &mut out)
-            .unwrap();
-        assert!(out.lines().is_empty(), "{:?}", out.lines());
-        assert_eq!(ids.next(), 0);
+        t.feed(chunk(20, 21, true, &text, &[]));
+        t.feed(chunk(20, 21, true, &reset(1), &[]));
+        assert!(t.out.lines().is_empty(), "{:?}", t.out.lines());
+        assert_eq!(t.ids.next(), 0);
     }
 
     #[test]
     fn garbage_after_sync_is_framed_as_receivers_frame_it_and_a_cut_message_is_truncated() {
-        let mut s = Streams::new(false);
-        let mut ids = Ids::default();
-        let mut out = Collect::default();
+        let mut t = Run::new(false);
         let mut bytes = reset(1);
         // A header with msg_size 3, then one that claims 1 MiB and stops early.
         bytes.extend_from_slice(&[1, 0, 13, 0, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
         bytes.extend_from_slice(&[
             0xff, 0xff, 9, 0, 0, 0, 0x10, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 2,
         ]);
-        s.chunk(chunk(1, 2, true, &bytes, &[]), &mut ids, &mut out)
-            .unwrap();
-        s.end(1, 7, &mut out).unwrap();
+        t.feed(chunk(1, 2, true, &bytes, &[]));
+        t.s.end(1, 7, &mut t.out).unwrap();
         assert_eq!(
-            out.lines()[1..],
+            t.out.lines()[1..],
             [
                 "msg 0 c2s 16 fds=[]",
                 "msg 0 c2s 16 fds=[]",
@@ -820,17 +805,17 @@ mod tests {
         // start it is recorded; joined mid-stream it would be skipped.
         let bad = msg(1, 1, 0, &[]);
         for (from_start, want) in [(true, 2), (false, 1)] {
-            let mut s = Streams::new(from_start);
-            let mut ids = Ids::default();
-            let mut out = Collect::default();
-            s.chunk(chunk(1, 2, true, &bad[..6], &[]), &mut ids, &mut out)
-                .unwrap();
-            s.chunk(chunk(1, 2, true, &bad[6..], &[]), &mut ids, &mut out)
-                .unwrap();
-            s.chunk(chunk(1, 2, true, &reset(2), &[]), &mut ids, &mut out)
-                .unwrap();
-            let msgs = out.lines().iter().filter(|l| l.starts_with("msg")).count();
-            assert_eq!(msgs, want, "{from_start}: {:?}", out.lines());
+            let mut t = Run::new(from_start);
+            t.feed(chunk(1, 2, true, &bad[..6], &[]));
+            t.feed(chunk(1, 2, true, &bad[6..], &[]));
+            t.feed(chunk(1, 2, true, &reset(2), &[]));
+            let msgs = t
+                .out
+                .lines()
+                .iter()
+                .filter(|l| l.starts_with("msg"))
+                .count();
+            assert_eq!(msgs, want, "{from_start}: {:?}", t.out.lines());
         }
     }
 
