@@ -145,17 +145,8 @@ pub fn write(
             Ok(())
         }
         OutputFormat::Json => {
-            let mut s = format!(
-                "{{\"index\":{},\"ts_ns\":{},\"conn\":{},\"dir\":\"{}\",\"protocol\":\"vduse-ioctl\",\"fds\":{},\"truncated\":{},\"len\":{}",
-                meta.index,
-                meta.ts_ns,
-                meta.conn,
-                meta.direction.short(),
-                meta.fds,
-                meta.truncated,
-                meta.cut.map_or(data.len(), |c| c.captured)
-            );
-            super::json_cut(meta, data.len(), &mut s);
+            let mut s = String::new();
+            super::json_head(meta, Some("vduse-ioctl"), data.len(), &mut s);
             match &parsed {
                 Ok(r) => {
                     s.push_str(&format!(",\"request\":{},\"ioctl\":", r.request));

@@ -1,6 +1,6 @@
 //! [`write_json`]: one JSON object per vfio-user message (`--format json`); the field names are the
 //! README's ("JSON output") and are stable. The helpers it shares with the VDUSE and ioctl renderers
-//! (`json_str`, `json_field`, `json_cut`, `json_decode_error`) are in the parent module.
+//! (`json_str`, `json_field`, `json_head`, `json_cut`, `json_decode_error`) are in the parent module.
 
 use std::fmt::Write as _;
 use std::io::{self, Write};
@@ -8,7 +8,7 @@ use std::io::{self, Write};
 use vfu_codec::wire::WireStruct;
 use vfu_codec::{DataKind, DecodeError, Header, Message, Part, errno};
 
-use super::{Meta, json_cut, json_decode_error, json_field, json_str};
+use super::{Meta, json_decode_error, json_field, json_head, json_str};
 
 /// Writes one JSON object (one line) for a message. The field names are documented in the README
 /// ("JSON output") and are stable.
@@ -19,18 +19,7 @@ pub fn write_json(
     decoded: &Result<Message<'_>, DecodeError>,
 ) -> io::Result<()> {
     let mut s = String::with_capacity(512);
-    let _ = write!(
-        s,
-        "{{\"index\":{},\"ts_ns\":{},\"conn\":{},\"dir\":\"{}\",\"fds\":{},\"truncated\":{},\"len\":{}",
-        meta.index,
-        meta.ts_ns,
-        meta.conn,
-        meta.direction.short(),
-        meta.fds,
-        meta.truncated,
-        meta.cut.map_or(bytes.len(), |c| c.captured)
-    );
-    json_cut(meta, bytes.len(), &mut s);
+    json_head(meta, None, bytes.len(), &mut s);
     if let Some(h) = vfu_codec::Header::peek(bytes) {
         let _ = write!(
             s,

@@ -662,6 +662,32 @@ pub fn json_str(out: &mut String, v: &str) {
     out.push('"');
 }
 
+/// Appends the fields every JSON record object opens with: `{"index":…,"ts_ns":…,"conn":…,
+/// "dir":…` (then `"protocol":…` when given: VDUSE and its ioctl records), `"fds":…,
+/// "truncated":…,"len":…` (the bytes the record holds) and [`json_cut`]'s. `len` is the message's
+/// length as it is laid out (`data.len()`).
+pub fn json_head(meta: &Meta, protocol: Option<&str>, len: usize, s: &mut String) {
+    let _ = write!(
+        s,
+        "{{\"index\":{},\"ts_ns\":{},\"conn\":{},\"dir\":\"{}\"",
+        meta.index,
+        meta.ts_ns,
+        meta.conn,
+        meta.direction.short()
+    );
+    if let Some(p) = protocol {
+        let _ = write!(s, ",\"protocol\":\"{p}\"");
+    }
+    let _ = write!(
+        s,
+        ",\"fds\":{},\"truncated\":{},\"len\":{}",
+        meta.fds,
+        meta.truncated,
+        meta.cut.map_or(len, |c| c.captured)
+    );
+    json_cut(meta, len, s);
+}
+
 /// Appends `,"cut":…,"orig_len":…` (after `len`, the bytes the record holds): whether the capture
 /// cut the message to its first bytes, and the message's length.
 pub fn json_cut(meta: &Meta, len: usize, s: &mut String) {

@@ -196,17 +196,8 @@ fn write_json(
     req_type: Option<u32>,
     parts: &[(Layout, usize, &[u8])],
 ) -> io::Result<()> {
-    let mut s = format!(
-        "{{\"index\":{},\"ts_ns\":{},\"conn\":{},\"dir\":\"{}\",\"protocol\":\"vduse\",\"fds\":{},\"truncated\":{},\"len\":{}",
-        meta.index,
-        meta.ts_ns,
-        meta.conn,
-        meta.direction.short(),
-        meta.fds,
-        meta.truncated,
-        meta.cut.map_or(data.len(), |c| c.captured)
-    );
-    super::json_cut(meta, data.len(), &mut s);
+    let mut s = String::new();
+    super::json_head(meta, Some("vduse"), data.len(), &mut s);
     // The head, as for vfio-user: id (request_id), cmd (request type) and its name, type.
     let decoded = match meta.direction {
         Direction::ClientToServer => {
