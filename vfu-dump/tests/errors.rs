@@ -4,58 +4,16 @@
 
 #![allow(clippy::unwrap_used)] // test helpers: a failure is a test failure
 
-use std::io::{Read, Write};
-use std::os::unix::net::{UnixListener, UnixStream};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+#[path = "common/cli.rs"]
+mod cli;
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
+use std::io::{Read, Write};
+use std::os::unix::net::UnixListener;
+use std::time::Duration;
+
+use cli::{ProxyChild, Tmp, root, run};
 
 const SAMPLE: &str = "corpus/lvu-sample-client.pcapng";
-
-/// Runs vfu-dump in the repository root; returns (status, stdout, stderr).
-fn run(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_vfu-dump"))
-        .args(args)
-        .current_dir(root())
-        .output()
-        .expect("run vfu-dump");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-/// A scratch directory, removed at the end.
-struct Tmp(PathBuf);
-
-impl Tmp {
-    fn new(name: &str) -> Tmp {
-        let d = std::env::temp_dir().join(format!("vfu-errors-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        Tmp(d)
-    }
-
-    fn files(&self) -> Vec<String> {
-        let mut v: Vec<String> = std::fs::read_dir(&self.0)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        v.sort();
-        v
-    }
-}
-
-impl Drop for Tmp {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 #[test]
 fn io_errors_name_the_path_once_and_the_os_reason() {
@@ -73,7 +31,7 @@ fn io_errors_name_the_path_once_and_the_os_reason() {
     assert!(err.contains("is a directory"), "{err}");
     assert!(!err.contains("read failed"), "{err}");
 
-    let t = Tmp::new("io");
+    let t = Tmp::new("errors-io");
     let out = t.0.join("no/such/dir/out.pcapng");
     let (code, _, err) = run(&["convert", SAMPLE, out.to_str().unwrap()]);
     assert_eq!(code, 2);
@@ -168,7 +126,7 @@ fn a_filter_that_matches_nothing_says_so() {
 
 #[test]
 fn convert_of_a_damaged_capture_leaves_no_file_and_says_so() {
-    let t = Tmp::new("convert");
+    let t = Tmp::new("errors-convert");
     let sample = std::fs::read(root().join(SAMPLE)).unwrap();
     let damaged = t.0.join("damaged.pcapng");
     std::fs::write(&damaged, &sample[..30_000]).unwrap();
@@ -198,17 +156,6 @@ fn convert_of_a_damaged_capture_leaves_no_file_and_says_so() {
     assert_eq!(a, b);
 }
 
-fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
-    let t0 = Instant::now();
-    while !f() {
-        assert!(
-            t0.elapsed() < Duration::from_secs(20),
-            "timed out waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
 /// A 16-byte vfio-user header.
 fn header(id: u16, cmd: u16, reply: bool) -> [u8; 16] {
     let mut h = [0u8; 16];
@@ -221,7 +168,7 @@ fn header(id: u16, cmd: u16, reply: bool) -> [u8; 16] {
 
 #[test]
 fn proxy_interrupted_by_sigint_keeps_its_capture() {
-    let t = Tmp::new("sigint");
+    let t = Tmp::new("errors-sigint");
     let server_path = t.0.join("s.sock");
     let listener = UnixListener::bind(&server_path).unwrap();
     // The server answers one DEVICE_RESET.
@@ -235,33 +182,7 @@ fn proxy_interrupted_by_sigint_keeps_its_capture() {
     });
     let cap = t.0.join("cap.pcapng");
     let client_path = t.0.join("c.sock");
-    let child = Command::new(env!("CARGO_BIN_EXE_vfu-dump"))
-        .args(["proxy", "--quiet", "--listen"])
-        .arg(&client_path)
-        .arg("--connect")
-        .arg(&server_path)
-        .arg("-w")
-        .arg(&cap)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    struct Kill(Option<std::process::Child>);
-    impl Drop for Kill {
-        fn drop(&mut self) {
-            if let Some(c) = &mut self.0 {
-                let _ = c.kill();
-                let _ = c.wait();
-            }
-        }
-    }
-    let mut child = Kill(Some(child));
-    let mut c = None;
-    wait_until("the listen socket", || {
-        c = UnixStream::connect(&client_path).ok();
-        c.is_some()
-    });
-    let mut c = c.unwrap();
+    let (child, mut c) = ProxyChild::start(&[], &client_path, &server_path, &cap);
     c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     c.write_all(&header(1, 13, false)).unwrap();
     let mut reply = [0u8; 16];
@@ -269,13 +190,7 @@ fn proxy_interrupted_by_sigint_keeps_its_capture() {
     assert_eq!(reply, header(1, 13, true));
     // While it runs, the capture is being written beside its path.
     assert!(!cap.exists());
-    let child = child.0.take().unwrap();
-    rustix::process::kill_process(
-        rustix::process::Pid::from_child(&child),
-        rustix::process::Signal::INT,
-    )
-    .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = child.interrupt();
     assert!(
         out.status.success(),
         "{:?}: {}",

@@ -5,54 +5,26 @@
 
 #![allow(clippy::unwrap_used)] // test helpers: a failure is a test failure
 
+#[path = "common/cli.rs"]
+mod cli;
+
 use std::io::{Read, Write};
-use std::os::unix::net::{UnixListener, UnixStream};
+use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use vfu_codec::vfio::RegionAccess;
 use vfu_codec::vfio::caps::Version;
 use vfu_codec::{Body, Command as Cmd, Direction, Header, VersionBody, encode};
 use vfu_dump::capture::{PcapngWriter, Protocol, RecordRef};
 
+use cli::{ProxyChild, Tmp, run};
+
 const MIB: usize = 1 << 20;
 const SNAP: usize = 262_144;
 /// The exported-PDU tags of a `vfio_user` record.
 const TAGS: usize = 28;
-
-fn run(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_vfu-dump"))
-        .args(args)
-        .output()
-        .expect("run vfu-dump");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-struct Tmp(PathBuf);
-
-impl Tmp {
-    fn new(name: &str) -> Tmp {
-        let d = std::env::temp_dir().join(format!("vfu-snaplen-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        Tmp(d)
-    }
-
-    fn path(&self, name: &str) -> String {
-        self.0.join(name).display().to_string()
-    }
-}
-
-impl Drop for Tmp {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// Encodes one message.
 fn message(h: Header, body: &Body<'_>) -> Vec<u8> {
@@ -174,7 +146,7 @@ fn have_tshark() -> bool {
 
 #[test]
 fn convert_snaplen_cuts_long_messages_and_read_shows_them_cut() {
-    let t = Tmp::new("convert");
+    let t = Tmp::new("snaplen-convert");
     let (big, cut) = (t.path("big.pcapng"), t.path("cut.pcapng"));
     write_capture(Path::new(&big), &session());
 
@@ -280,7 +252,7 @@ fn snaplen_capture_opens_in_tshark() {
     if !have_tshark() {
         return;
     }
-    let t = Tmp::new("tshark");
+    let t = Tmp::new("snaplen-tshark");
     let (big, cut) = (t.path("big.pcapng"), t.path("cut.pcapng"));
     write_capture(Path::new(&big), &session());
     let (code, _, err) = run(&["convert", "--snaplen", "262144", &big, &cut]);
@@ -381,20 +353,9 @@ read:   {line}",
     }
 }
 
-fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
-    let t0 = Instant::now();
-    while !f() {
-        assert!(
-            t0.elapsed() < Duration::from_secs(20),
-            "timed out waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
 #[test]
 fn proxy_snaplen_cuts_the_capture_and_forwards_everything() {
-    let t = Tmp::new("proxy");
+    let t = Tmp::new("snaplen-proxy");
     let server_path = t.0.join("s.sock");
     let listener = UnixListener::bind(&server_path).unwrap();
     let msgs = session();
@@ -413,45 +374,14 @@ fn proxy_snaplen_cuts_the_capture_and_forwards_everything() {
     });
     let cap = t.0.join("cap.pcapng");
     let client_path = t.0.join("c.sock");
-    let child = Command::new(env!("CARGO_BIN_EXE_vfu-dump"))
-        .args(["proxy", "--quiet", "--snaplen", "262144", "--listen"])
-        .arg(&client_path)
-        .arg("--connect")
-        .arg(&server_path)
-        .arg("-w")
-        .arg(&cap)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    struct Kill(Option<std::process::Child>);
-    impl Drop for Kill {
-        fn drop(&mut self) {
-            if let Some(c) = &mut self.0 {
-                let _ = c.kill();
-                let _ = c.wait();
-            }
-        }
-    }
-    let mut child = Kill(Some(child));
-    let mut c = None;
-    wait_until("the listen socket", || {
-        c = UnixStream::connect(&client_path).ok();
-        c.is_some()
-    });
-    let mut c = c.unwrap();
+    let (child, mut c) =
+        ProxyChild::start(&["--snaplen", "262144"], &client_path, &server_path, &cap);
     c.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
     c.write_all(&write).unwrap();
     let mut got = vec![0u8; msgs[3].1.len()];
     c.read_exact(&mut got).unwrap();
     assert_eq!(got, msgs[3].1);
-    let child = child.0.take().unwrap();
-    rustix::process::kill_process(
-        rustix::process::Pid::from_child(&child),
-        rustix::process::Signal::INT,
-    )
-    .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = child.interrupt();
     assert!(out.status.success(), "{:?}", out.status);
     let said = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -569,7 +499,7 @@ fn the_validator_checks_what_a_cut_holds_and_pairs_the_rest_by_header() {
 #[test]
 fn messages_cut_at_every_length_are_shown_as_cut_never_malformed() {
     use vfu_codec::capture::{self as pcapng, DISSECTOR_VFIO_USER, Packet};
-    let t = Tmp::new("every-length");
+    let t = Tmp::new("snaplen-every-length");
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../corpus/messages");
     let mut names: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap()

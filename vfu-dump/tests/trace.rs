@@ -13,43 +13,22 @@ use std::io::{Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use vfu_codec::Direction;
 use vfu_dump::capture::{CaptureReader, OpenOptions, Record};
 use vfu_dump::proxy::{Config, Proxy, ProxyHandle};
 
+#[path = "common/cli.rs"]
+mod cli;
 mod common;
+
+use cli::{Tmp, wait_until};
 
 const PEER_ENV: &str = "VFU_TRACE_TEST_PEER";
 
-/// A fresh directory, removed when dropped.
-struct Tmp(PathBuf);
-
-impl std::ops::Deref for Tmp {
-    type Target = Path;
-    fn deref(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for Tmp {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 fn tmp() -> Tmp {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let d = std::env::temp_dir().join(format!(
-        "vfu-tr-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::SeqCst)
-    ));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    Tmp(d)
+    Tmp::new("tr")
 }
 
 const LAYOUT: common::Layout = common::Layout {
@@ -219,6 +198,14 @@ fn vduse_daemon(dir: &Path) {
     assert_eq!(r3, -1);
 }
 
+/// An iovec over `b` (which must outlive its use).
+fn iovec(b: &mut [u8]) -> libc::iovec {
+    libc::iovec {
+        iov_base: b.as_mut_ptr().cast(),
+        iov_len: b.len(),
+    }
+}
+
 /// `mmsghdr`s over one buffer each, for `sendmmsg`/`recvmmsg`.
 fn mmsgs(iovs: &mut [libc::iovec]) -> Vec<libc::mmsghdr> {
     iovs.iter_mut()
@@ -249,16 +236,7 @@ fn vectored_client(sock: &Path) {
         msg(2, 13, 0, &[]),
         msg(3, 4, 0, &[32, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
     );
-    let mut iovs = [
-        libc::iovec {
-            iov_base: reset.as_mut_ptr().cast(),
-            iov_len: reset.len(),
-        },
-        libc::iovec {
-            iov_base: info.as_mut_ptr().cast(),
-            iov_len: info.len(),
-        },
-    ];
+    let mut iovs = [iovec(&mut reset), iovec(&mut info)];
     let mut m = mmsgs(&mut iovs);
     // SAFETY: `m` holds 2 valid mmsghdrs whose iovecs point at live buffers.
     let n = unsafe { libc::sendmmsg(s.as_raw_fd(), m.as_mut_ptr(), 2, 0) };
@@ -279,16 +257,7 @@ fn vectored_client(sock: &Path) {
         got += n.unwrap();
     }
     let (mut r1, mut r2) = ([0u8; 16], [0u8; 32]);
-    let mut iovs = [
-        libc::iovec {
-            iov_base: r1.as_mut_ptr().cast(),
-            iov_len: r1.len(),
-        },
-        libc::iovec {
-            iov_base: r2.as_mut_ptr().cast(),
-            iov_len: r2.len(),
-        },
-    ];
+    let mut iovs = [iovec(&mut r1), iovec(&mut r2)];
     let mut m = mmsgs(&mut iovs);
     let mut done = 0;
     while done < 2 {
@@ -581,22 +550,19 @@ fn being_written(path: &Path) -> PathBuf {
 
 /// Waits until `path` (a capture being written) holds at least `n` records.
 fn wait_records(path: &Path, n: usize) {
-    let t = Instant::now();
-    while t.elapsed() < Duration::from_secs(20) {
-        if let Ok(f) = File::open(being_written(path))
-            && let Ok(mut r) = CaptureReader::new(f, &OpenOptions::default())
-        {
-            let mut k = 0;
-            while let Ok(Some(_)) = r.next_record() {
-                k += 1;
-            }
-            if k >= n {
-                return;
-            }
+    wait_until(&format!("the capture to hold {n} records"), || {
+        let Ok(f) = File::open(being_written(path)) else {
+            return false;
+        };
+        let Ok(mut r) = CaptureReader::new(f, &OpenOptions::default()) else {
+            return false;
+        };
+        let mut k = 0;
+        while let Ok(Some(_)) = r.next_record() {
+            k += 1;
         }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    panic!("the capture never reached {n} records");
+        k >= n
+    });
 }
 
 fn spawn_trace(args: &[&str]) -> Child {
