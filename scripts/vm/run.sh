@@ -209,6 +209,9 @@ depmod -b "$rootfs" "$kver"
 
 cp "$guest_script" "$rootfs/test.sh"
 chmod +x "$rootfs/test.sh"
+# What the guest tests share, sourced by them as /common.sh.
+common="$(dirname "$guest_script")/common.sh"
+[ -f "$common" ] && cp "$common" "$rootfs/common.sh"
 args_q=""
 for a in "$@"; do args_q+=" '${a//\'/\'\\\'\'}'"; done
 

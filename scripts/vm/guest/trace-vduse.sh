@@ -8,38 +8,7 @@
 set -eu
 part=${1:-all}
 
-say() { echo "guest: $*"; }
-fail() { echo "guest: FAIL: $*"; exit 1; }
-trap 'rc=$?; [ $rc -eq 0 ] || echo "guest: FAIL: exit $rc after line $LINENO"' EXIT
-
-wait_for() {
-    n=$(($1 * 10)); shift
-    while ! "$@" >/dev/null 2>&1; do
-        n=$((n - 1))
-        [ $n -gt 0 ] || return 1
-        sleep 0.1
-    done
-}
-
-disk_of() {
-    for d in /sys/bus/vdpa/devices/"$1"/virtio*/block/*; do
-        [ -e "$d" ] && { basename "$d"; return 0; }
-    done
-    return 1
-}
-has_disk() { disk_of "$1" >/dev/null; }
-
-# The pid of the process whose command name starts with $1 (the traced daemon, the tracer's child).
-pid_of() {
-    for p in /proc/[0-9]*; do
-        case "$(cat "$p/comm" 2>/dev/null)" in "$1"*) echo "${p#/proc/}"; return 0 ;; esac
-    done
-    return 1
-}
-
-modprobe vduse
-modprobe virtio_vdpa
-modprobe virtio_blk
+. /common.sh
 
 # Waits for the tracer $1 (which ends when its daemon does) and checks what it recorded.
 finish() {

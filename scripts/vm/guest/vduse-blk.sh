@@ -7,34 +7,7 @@
 set -eu
 part=${1:-all}
 
-say() { echo "guest: $*"; }
-fail() { echo "guest: FAIL: $*"; exit 1; }
-# set -e ends the script on the first failing command; say where.
-trap 'rc=$?; [ $rc -eq 0 ] || echo "guest: FAIL: exit $rc after line $LINENO"' EXIT
-
-# wait_for SECONDS COMMAND...: runs COMMAND every 0.1 s until it succeeds.
-wait_for() {
-    n=$(($1 * 10)); shift
-    while ! "$@" >/dev/null 2>&1; do
-        n=$((n - 1))
-        [ $n -gt 0 ] || return 1
-        sleep 0.1
-    done
-}
-
-# The virtio block device a vdpa device NAME became (vda, vdb, …), once it shows up.
-disk_of() {
-    for d in /sys/bus/vdpa/devices/"$1"/virtio*/block/*; do
-        [ -e "$d" ] && { basename "$d"; return 0; }
-    done
-    return 1
-}
-has_disk() { disk_of "$1" >/dev/null; }
-size_is() { [ "$(cat /sys/block/"$1"/size)" = "$2" ]; }
-
-modprobe vduse
-modprobe virtio_vdpa
-modprobe virtio_blk
+. /common.sh
 
 example() {
     name=vduse-blk0
