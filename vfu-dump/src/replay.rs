@@ -84,8 +84,9 @@
 //! Each divergence is printed as a diff that names the captured message (`#N`, its number in the
 //! capture as `vfu-dump read` shows it) and the live one (`replay #N`, its number in the replay and
 //! in the `-w` capture), with one `-` (captured) and one `+` (replayed) line per field. A message
-//! that never came, or that the capture does not have, is a divergence too. [`run`] exits 0 when
-//! nothing diverged, 1 otherwise, 2 on errors (nothing replayable, a socket that cannot be used).
+//! that never came, or that the capture does not have, is a divergence too. `vfu-dump replay`
+//! ([`cmd::replay::run`](crate::cmd::replay::run)) exits 0 when nothing diverged, 1 otherwise, 2 on
+//! errors (nothing replayable, a socket that cannot be used).
 //!
 //! # Not supported
 //!

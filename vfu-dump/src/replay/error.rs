@@ -4,7 +4,7 @@ use std::io;
 
 use crate::capture::CaptureError;
 
-/// Why a replay could not run (a divergence is not an error: see [`Report`]).
+/// Why a replay could not run (a divergence is not an error: see [`Report`](super::Report)).
 #[derive(Debug)]
 pub enum ReplayError {
     /// The capture cannot be opened or read.

@@ -156,8 +156,8 @@ impl<'a> Output<'a> {
     }
 
     /// Also writes every live message to a pcapng capture at `path`, as connection 0 named `name`.
-    /// The capture appears at `path` when [`summary`](Self::summary) has written it whole; a replay
-    /// that stops with an error leaves none (see [`AtomicFile`]).
+    /// The capture appears at `path`, whole, once the replay's summary is written; a replay that
+    /// stops with an error leaves none (see [`AtomicFile`]).
     pub fn capture_to(mut self, path: &Path, name: &str) -> Result<Self, ReplayError> {
         let (pending, f) =
             AtomicFile::create(path).map_err(|e| ReplayError::Usage(e.to_string()))?;

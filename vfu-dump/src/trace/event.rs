@@ -68,7 +68,7 @@ pub enum Event<'a> {
 }
 
 /// Where events go. An error stops the recording: attached processes are detached, a launched one
-/// passed through until it exits, and [`run`] returns the error.
+/// passed through until it exits, and [`run`](super::run) returns the error.
 pub trait Sink {
     /// Takes one event.
     fn event(&mut self, ev: &Event<'_>) -> io::Result<()>;
