@@ -35,6 +35,18 @@ pid_of() {
     return 1
 }
 
+# vhost_check NAME: moves vdpa device NAME from virtio_vdpa to vhost_vdpa (unbind, then the new
+# driver binds the free device) and runs the guest's vhost check on it.
+vhost_check() {
+    echo "$1" >/sys/bus/vdpa/drivers/virtio_vdpa/unbind
+    modprobe vhost_vdpa
+    if [ ! -e /sys/bus/vdpa/devices/"$1"/driver ]; then
+        echo "$1" >/sys/bus/vdpa/drivers/vhost_vdpa/bind
+    fi
+    wait_for 10 test -c /dev/vhost-vdpa-0 || fail "no /dev/vhost-vdpa-0"
+    vfu-vm-guest vhost /dev/vhost-vdpa-0
+}
+
 modprobe vduse
 modprobe virtio_vdpa
 modprobe virtio_blk

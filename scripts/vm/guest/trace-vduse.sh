@@ -37,13 +37,7 @@ example() {
     vfu-vm-guest blkcheck /dev/"$disk" 4
     kill -USR1 $pid
     sleep 1
-    echo $name >/sys/bus/vdpa/drivers/virtio_vdpa/unbind
-    modprobe vhost_vdpa
-    if [ ! -e /sys/bus/vdpa/devices/$name/driver ]; then
-        echo $name >/sys/bus/vdpa/drivers/vhost_vdpa/bind
-    fi
-    wait_for 10 test -c /dev/vhost-vdpa-0 || fail "no /dev/vhost-vdpa-0"
-    vfu-vm-guest vhost /dev/vhost-vdpa-0
+    vhost_check $name
     vdpa dev del $name
     kill -TERM $pid
     finish $tracer trace-vduse-blk

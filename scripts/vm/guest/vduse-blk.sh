@@ -29,14 +29,8 @@ example() {
     wait_for 10 size_is "$disk" 65536 || fail "capacity still $(cat /sys/block/"$disk"/size) after SIGUSR1"
     say "capacity change: /sys/block/$disk/size is 65536"
 
-    # Over to vhost_vdpa: unbind, then the new driver binds the free device.
-    echo $name >/sys/bus/vdpa/drivers/virtio_vdpa/unbind
-    modprobe vhost_vdpa
-    if [ ! -e /sys/bus/vdpa/devices/$name/driver ]; then
-        echo $name >/sys/bus/vdpa/drivers/vhost_vdpa/bind
-    fi
-    wait_for 10 test -c /dev/vhost-vdpa-0 || fail "no /dev/vhost-vdpa-0"
-    vfu-vm-guest vhost /dev/vhost-vdpa-0
+    # Over to vhost_vdpa.
+    vhost_check $name
 
     vdpa dev del $name
     kill -TERM $pid
