@@ -9,6 +9,9 @@
 #   VFU_BENCH_QUICK=1 scripts/...     smoke run
 #   VFU_BENCH_THROUGHPUT=1 scripts/...  the 1 MiB REGION_WRITE rows only: direct, -q, -w,
 #                                     -w --snaplen 262144, -w with VFU_PROXY_SPLICE=0 (copying)
+#   VFU_BENCH_BASE_BIN=PATH (with VFU_BENCH_THROUGHPUT=1): adds the -q and -w rows of another build's
+#                                     vfu-dump (e.g. an older commit's target/release/vfu-dump), in the
+#                                     same rounds, for an A/B on a machine whose speed drifts
 #   TMPDIR=/dev/shm scripts/...       sockets and the -w captures on tmpfs: -w throughput then measures
 #                                     the proxy rather than the file system (each run writes ~2.4 GB)
 set -euo pipefail

@@ -236,8 +236,29 @@ fn spawn_proxy_env(
     extra: &[&str],
     env: &[(&str, &str)],
 ) -> Child {
+    spawn_bin(
+        Path::new(env!("CARGO_BIN_EXE_vfu-dump")),
+        dir,
+        name,
+        server,
+        capture,
+        extra,
+        env,
+    )
+}
+
+/// The proxy of the binary `bin` (this build's, or `VFU_BENCH_BASE_BIN`'s for the A/B rows).
+fn spawn_bin(
+    bin: &Path,
+    dir: &Path,
+    name: &str,
+    server: &Path,
+    capture: bool,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> Child {
     let listen = dir.join(format!("{name}.sock"));
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_vfu-dump"));
+    let mut cmd = Command::new(bin);
     cmd.envs(env.iter().copied());
     cmd.arg("proxy")
         .arg("--listen")
@@ -351,6 +372,22 @@ fn throughput_only(dir: &Path, server: &Path, rounds: u32, writes: u32) {
             )),
         },
     ];
+    let mut setups = Vec::from(setups);
+    // A/B against another build (e.g. an older commit's `target/release/vfu-dump`), interleaved in
+    // the same rounds: its forwarding-only and decoding rows.
+    if let Some(base) = std::env::var_os("VFU_BENCH_BASE_BIN") {
+        let base = PathBuf::from(base);
+        setups.push(Path4 {
+            name: "base build: proxy -q (forward only)",
+            path: dir.join("base-q.sock"),
+            child: Some(spawn_bin(&base, dir, "base-q", server, false, &["-q"], &[])),
+        });
+        setups.push(Path4 {
+            name: "base build: proxy -w (decode + capture)",
+            path: dir.join("base-w.sock"),
+            child: Some(spawn_bin(&base, dir, "base-w", server, true, &[], &[])),
+        });
+    }
     let mut tput: Vec<Vec<f64>> = vec![Vec::new(); setups.len()];
     let mut cpu = vec![0u64; setups.len()];
     for round in 0..=rounds {

@@ -90,7 +90,20 @@ fn serve(path: &Path) {
 }
 
 fn client(path: &Path, n: usize) {
-    let mut c = Client::new(path).unwrap();
+    // The socket file exists from the server's bind(2), a moment before its listen(2): a connect
+    // in between is refused, so retry for a while.
+    let mut tries = 0;
+    let mut c = loop {
+        match Client::new(path) {
+            Ok(c) => break c,
+            Err(e) if tries < 500 => {
+                tries += 1;
+                let _ = e;
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(e) => panic!("cannot connect to {}: {e:?}", path.display()),
+        }
+    };
     let mut b = [0u8; 4];
     for _ in 0..1000 {
         c.region_read(0, 0x10, &mut b).unwrap();
