@@ -412,12 +412,7 @@ fn throughput_only(dir: &Path, server: &Path, rounds: u32, writes: u32) {
         let lo = tput[i].iter().copied().fold(f64::INFINITY, f64::min);
         let hi = tput[i].iter().copied().fold(0.0, f64::max);
         let t = median(&mut tput[i]);
-        let used = if s.child.is_some() {
-            let per = cpu[i] as f64 / (f64::from(rounds) * f64::from(writes));
-            format!("{:.0} µs", per / 1e3)
-        } else {
-            "–".to_string()
-        };
+        let used = cpu_per(s, cpu[i], f64::from(rounds) * f64::from(writes), 0);
         println!(
             "| {} | {:.0} MiB/s | {:.0} % | {:.0}–{:.0} % | {used} |",
             s.name,
@@ -426,6 +421,16 @@ fn throughput_only(dir: &Path, server: &Path, rounds: u32, writes: u32) {
             100.0 * lo / direct,
             100.0 * hi / direct,
         );
+    }
+}
+
+/// The proxy's (or socat's) processor time per measured item, in µs with `decimals` places; "–"
+/// for the direct path, which has no process of its own.
+fn cpu_per(s: &Path4, cpu_ns: u64, items: f64, decimals: usize) -> String {
+    if s.child.is_some() {
+        format!("{:.*} µs", decimals, cpu_ns as f64 / items / 1e3)
+    } else {
+        "–".to_string()
     }
 }
 
@@ -522,12 +527,7 @@ fn main() {
     for (i, s) in setups.iter().enumerate() {
         let r = median(&mut rtt[i]);
         let t = median(&mut tput[i]);
-        let used = if s.child.is_some() {
-            let per = cpu[i] as f64 / (f64::from(rounds) * f64::from(rtts));
-            format!("{:.1} µs", per / 1e3)
-        } else {
-            "–".to_string()
-        };
+        let used = cpu_per(s, cpu[i], f64::from(rounds) * f64::from(rtts), 1);
         println!(
             "| {} | {:.1} µs | {:.2}× | {used} | {:.0} MiB/s | {:.0} % |",
             s.name,

@@ -31,7 +31,10 @@ use vfu_dump::proxy::{Config, PrintOptions, Proxy, ProxyHandle, Sink, Summary};
 use vfu_dump::render::Style;
 use vfu_dump::validate::{Event, Finding, Profile, Severity, Validator};
 
+#[path = "common/cli.rs"]
+mod cli;
 mod common;
+use cli::Tmp;
 
 // ---------------------------------------------------------------------------------------------------
 // Harness
@@ -42,32 +45,8 @@ fn shared() -> RwLockReadGuard<'static, ()> {
     FDS.read().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// A fresh directory, removed when dropped.
-struct Tmp(PathBuf);
-
-impl std::ops::Deref for Tmp {
-    type Target = Path;
-    fn deref(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for Tmp {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 fn tmp() -> Tmp {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let d = std::env::temp_dir().join(format!(
-        "vfu-px-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::SeqCst)
-    ));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    Tmp(d)
+    Tmp::new("px")
 }
 
 /// Printed output, shared with the proxy's printer.

@@ -1,4 +1,5 @@
-//! What the command-line tests share (`tests/errors.rs`, `tests/snaplen.rs`, `tests/trace.rs`):
+//! What the command-line tests share (`tests/errors.rs`, `tests/snaplen.rs`, `tests/trace.rs`,
+//! `tests/proxy.rs`):
 //! running vfu-dump, a scratch directory, waiting for something to happen, and a proxy child
 //! stopped when the test ends. Each includes it with `#[path = "common/cli.rs"] mod cli;`, so
 //! that the tests of the rust-vmm session (`common/mod.rs`) do not compile it unused.
