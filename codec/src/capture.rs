@@ -102,6 +102,17 @@ pub const IF_NAME_VDUSE: &str = "vduse:";
 pub const COMMENT_FDS: &str = "fds=";
 /// EPB comment word: the stream ended inside this message.
 pub const COMMENT_TRUNCATED: &str = "truncated";
+/// EPB comment word: `fd=<description>`, what one descriptor is (`memfd:guest-ram`,
+/// `anon_inode:[eventfd]`), one word per descriptor in order after `fds=N`, the description
+/// percent-encoded ([`encode_fd_kind`]).
+pub const COMMENT_FD: &str = "fd=";
+/// Bytes of a descriptor's description kept in its `fd=` word (before encoding); a longer one is
+/// cut ([`fd_kind_kept`]).
+pub const FD_KIND_MAX: usize = 255;
+/// Bytes an EPB comment with `fd=` words may reach: a word that would take it further is left out,
+/// with the words after it, so that a record of the largest size still fits the readers' block
+/// limit (64 MiB + 64 KiB) and the option's u16 length.
+pub const COMMENT_MAX: usize = 64_000;
 
 /// Bytes of the Section Header Block [`write_shb`] writes.
 pub const SHB_LEN: usize = 28;
@@ -310,17 +321,107 @@ pub const fn comment_len(fds: u32, truncated: bool) -> usize {
 
 /// Writes the EPB comment text for `fds` and `truncated` into `buf`; returns [`comment_len`].
 pub fn write_comment(fds: u32, truncated: bool, buf: &mut [u8]) -> Result<usize, EncodeError> {
-    let mut o = Out::reserve(buf, comment_len(fds, truncated))?;
+    write_comment_with_kinds::<&[u8]>(fds, truncated, &[], buf)
+}
+
+/// The first bytes of a descriptor's description that its `fd=` word holds: all of them, or, when
+/// there are more than [`FD_KIND_MAX`], the first 255 or fewer, not cutting inside a UTF-8
+/// character (at most 3 bytes fewer).
+pub fn fd_kind_kept(kind: &[u8]) -> &[u8] {
+    if kind.len() <= FD_KIND_MAX {
+        return kind;
+    }
+    let mut end = FD_KIND_MAX;
+    while end > FD_KIND_MAX - 3 && kind[end] & 0xC0 == 0x80 {
+        end -= 1;
+    }
+    &kind[..end]
+}
+
+/// Whether a description byte is written as `%XX`: a space, `%`, and anything outside printable
+/// ASCII (0x21..=0x7E).
+const fn escaped(b: u8) -> bool {
+    b == b'%' || !(b >= 0x21 && b <= 0x7E)
+}
+
+/// Bytes of the percent-encoding of `kind` (as [`encode_fd_kind`] writes it, after the cut of
+/// [`fd_kind_kept`]), without the `fd=` prefix.
+pub fn fd_kind_encoded_len(kind: &[u8]) -> usize {
+    fd_kind_kept(kind)
+        .iter()
+        .map(|&b| if escaped(b) { 3 } else { 1 })
+        .sum()
+}
+
+/// Writes the percent-encoding of a descriptor's description into `buf`: its first bytes
+/// ([`fd_kind_kept`]), each printable ASCII byte other than `%` as it is, every other byte (space,
+/// `%`, control bytes, bytes of 0x80 and above) as `%` and two upper-case hex digits. The result
+/// holds no space, so it is one comment word. Returns [`fd_kind_encoded_len`].
+pub fn encode_fd_kind(kind: &[u8], buf: &mut [u8]) -> Result<usize, EncodeError> {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    let mut o = Out::reserve(buf, fd_kind_encoded_len(kind))?;
+    for &b in fd_kind_kept(kind) {
+        if escaped(b) {
+            o.bytes(&[b'%', HEX[usize::from(b >> 4)], HEX[usize::from(b & 0xF)]]);
+        } else {
+            o.bytes(&[b]);
+        }
+    }
+    Ok(o.done())
+}
+
+/// How many of `kinds` a comment holds and its length: `fds=N`, then an `fd=` word for each of the
+/// first `fds` descriptions while the comment stays within [`COMMENT_MAX`], then `truncated`.
+fn comment_plan<K: AsRef<[u8]>>(fds: u32, truncated: bool, kinds: &[K]) -> (usize, usize) {
+    let mut len = comment_len(fds, truncated);
+    let mut n = 0;
+    if fds == 0 {
+        return (0, len);
+    }
+    for k in kinds.iter().take(fds as usize) {
+        let word = 1 + COMMENT_FD.len() + fd_kind_encoded_len(k.as_ref());
+        if len + word > COMMENT_MAX {
+            break;
+        }
+        len += word;
+        n += 1;
+    }
+    (n, len)
+}
+
+/// Bytes of the EPB comment for `fds`, what the descriptors are (`kinds`, in order; `&[]` when
+/// unknown) and `truncated`: `fds=2 fd=memfd:guest-ram fd=anon_inode:[eventfd] truncated`. The
+/// same as [`comment_len`] when `kinds` is empty; no `fd=` word without `fds=N`, and at most `fds`
+/// of them.
+pub fn comment_len_with_kinds<K: AsRef<[u8]>>(fds: u32, truncated: bool, kinds: &[K]) -> usize {
+    comment_plan(fds, truncated, kinds).1
+}
+
+/// Writes the comment [`comment_len_with_kinds`] measures into `buf`; returns its length.
+pub fn write_comment_with_kinds<K: AsRef<[u8]>>(
+    fds: u32,
+    truncated: bool,
+    kinds: &[K],
+    buf: &mut [u8],
+) -> Result<usize, EncodeError> {
+    let (n, len) = comment_plan(fds, truncated, kinds);
+    let mut o = Out::reserve(buf, len)?;
     if fds > 0 {
         o.bytes(COMMENT_FDS.as_bytes());
         let mut text = [0u8; 10];
-        let n = digits(fds);
+        let d = digits(fds);
         let mut v = fds;
-        for d in text[..n].iter_mut().rev() {
-            *d = b'0' + (v % 10) as u8;
+        for c in text[..d].iter_mut().rev() {
+            *c = b'0' + (v % 10) as u8;
             v /= 10;
         }
-        o.bytes(&text[..n]);
+        o.bytes(&text[..d]);
+        for k in &kinds[..n] {
+            o.bytes(b" ");
+            o.bytes(COMMENT_FD.as_bytes());
+            let at = o.at;
+            o.at += encode_fd_kind(k.as_ref(), &mut o.buf[at..])?;
+        }
         if truncated {
             o.bytes(b" ");
         }
@@ -333,8 +434,19 @@ pub fn write_comment(fds: u32, truncated: bool, buf: &mut [u8]) -> Result<usize,
 
 /// Bytes of the Enhanced Packet Block [`write_epb`] writes for `packet`.
 pub const fn epb_len(packet: &Packet<'_>) -> usize {
+    epb_len_for_comment(packet, comment_len(packet.fds, packet.truncated))
+}
+
+/// Bytes of the Enhanced Packet Block [`write_epb_with_kinds`] writes for `packet` and `kinds`.
+pub fn epb_len_with_kinds<K: AsRef<[u8]>>(packet: &Packet<'_>, kinds: &[K]) -> usize {
+    epb_len_for_comment(
+        packet,
+        comment_len_with_kinds(packet.fds, packet.truncated, kinds),
+    )
+}
+
+const fn epb_len_for_comment(packet: &Packet<'_>, comment: usize) -> usize {
     let captured = pdu_tags_len(packet.dissector) + packet.data.len();
-    let comment = comment_len(packet.fds, packet.truncated);
     let comment_opt = if comment > 0 { 4 + pad4(comment) } else { 0 };
     // head 8, interface/timestamp/lengths 20, data, epb_flags 8, comment, end 4, trailer 4.
     8 + 20 + pad4(captured) + 8 + comment_opt + 4 + 4
@@ -345,8 +457,20 @@ pub const fn epb_len(packet: &Packet<'_>) -> usize {
 /// `epb_flags` with the direction, and the comment when `fds` or `truncated` say something.
 /// Returns [`epb_len`].
 pub fn write_epb(packet: &Packet<'_>, buf: &mut [u8]) -> Result<usize, EncodeError> {
+    write_epb_with_kinds::<&[u8]>(packet, &[], buf)
+}
+
+/// [`write_epb`], with what each descriptor is (`kinds`, in order, as `/proc/PID/fd` names them) as
+/// `fd=` words of the comment ([`write_comment_with_kinds`]). With `kinds` empty, the same bytes as
+/// [`write_epb`]. Returns [`epb_len_with_kinds`].
+pub fn write_epb_with_kinds<K: AsRef<[u8]>>(
+    packet: &Packet<'_>,
+    kinds: &[K],
+    buf: &mut [u8],
+) -> Result<usize, EncodeError> {
     let tags = pdu_tags_len(packet.dissector);
-    let total = epb_len(packet);
+    let comment = comment_len_with_kinds(packet.fds, packet.truncated, kinds);
+    let total = epb_len_for_comment(packet, comment);
     let whole = if packet.orig_len > packet.data.len() {
         packet.orig_len
     } else {
@@ -374,12 +498,11 @@ pub fn write_epb(packet: &Packet<'_>, buf: &mut [u8]) -> Result<usize, EncodeErr
     o.u16(EPB_FLAGS);
     o.u16(4);
     o.u32(epb_flags_of(packet.direction));
-    let comment = comment_len(packet.fds, packet.truncated);
     if comment > 0 {
         o.u16(OPT_COMMENT);
         o.u16(comment as u16);
         let at = o.at;
-        o.at += write_comment(packet.fds, packet.truncated, &mut o.buf[at..])?;
+        o.at += write_comment_with_kinds(packet.fds, packet.truncated, kinds, &mut o.buf[at..])?;
         o.pad();
     }
     o.u16(OPT_ENDOFOPT);
@@ -518,6 +641,95 @@ mod tests {
         }
         let p = packet(&[], 0, false);
         assert_eq!(epb_len(&p), 28 + 28 + 8 + 8);
+    }
+
+    fn encoded(kind: &[u8]) -> ([u8; 800], usize) {
+        let mut b = [0u8; 800];
+        let n = encode_fd_kind(kind, &mut b).unwrap();
+        assert_eq!(n, fd_kind_encoded_len(kind));
+        (b, n)
+    }
+
+    #[test]
+    fn fd_kinds_are_percent_encoded() {
+        for (kind, want) in [
+            (&b""[..], ""),
+            (b"anon_inode:[eventfd]", "anon_inode:[eventfd]"),
+            (
+                b"/memfd:guest ram (deleted)",
+                "/memfd:guest%20ram%20(deleted)",
+            ),
+            (b"100%", "100%25"),
+            ("/tmp/caf\u{e9}".as_bytes(), "/tmp/caf%C3%A9"),
+            (b"a\tb\n\x00\x7f~!", "a%09b%0A%00%7F~!"),
+        ] {
+            let (b, n) = encoded(kind);
+            assert_eq!(&b[..n], want.as_bytes(), "{kind:?}");
+            assert!(b[..n].iter().all(|c| (0x21..=0x7E).contains(c)));
+        }
+        // Longer than 255 bytes: cut at 255, or before a UTF-8 character that 255 would split.
+        let long = [b'x'; 300];
+        assert_eq!(fd_kind_kept(&long).len(), 255);
+        assert_eq!(encoded(&long).1, 255);
+        let mut split = [b'y'; 300];
+        split[254..256].copy_from_slice("\u{e9}".as_bytes());
+        assert_eq!(fd_kind_kept(&split).len(), 254);
+        assert_eq!(encoded(&split).1, 254);
+        let spaces = [b' '; 256];
+        assert_eq!(encoded(&spaces).1, 255 * 3);
+        assert_eq!(fd_kind_kept(&long[..255]).len(), 255);
+    }
+
+    #[test]
+    fn comments_with_kinds() {
+        let mut b = [0u8; 256];
+        let kinds = ["/memfd:ram (deleted)", "anon_inode:[eventfd]", "extra"];
+        for (fds, t, k, want) in [
+            (
+                2,
+                false,
+                &kinds[..],
+                "fds=2 fd=/memfd:ram%20(deleted) fd=anon_inode:[eventfd]",
+            ),
+            (
+                1,
+                true,
+                &kinds[..1],
+                "fds=1 fd=/memfd:ram%20(deleted) truncated",
+            ),
+            (3, false, &kinds[1..2], "fds=3 fd=anon_inode:[eventfd]"),
+            (0, true, &kinds[..], "truncated"),
+            (2, true, &[][..], "fds=2 truncated"),
+            (1, false, &[""][..], "fds=1 fd="),
+        ] {
+            let n = write_comment_with_kinds(fds, t, k, &mut b).unwrap();
+            assert_eq!(n, comment_len_with_kinds(fds, t, k));
+            assert_eq!(&b[..n], want.as_bytes());
+        }
+        // Without kinds: the same EPB bytes as before.
+        let data = [7u8; 21];
+        let p = packet(&data, 2, true);
+        let (mut x, mut y) = ([0u8; 256], [0u8; 256]);
+        let n = write_epb(&p, &mut x).unwrap();
+        assert_eq!(write_epb_with_kinds::<&str>(&p, &[], &mut y).unwrap(), n);
+        assert_eq!(x, y);
+        // With them: the comment option grows by the words, padded.
+        let n = write_epb_with_kinds(&p, &kinds[..2], &mut y).unwrap();
+        assert_eq!(n, epb_len_with_kinds(&p, &kinds[..2]));
+        let text = b"fds=2 fd=/memfd:ram%20(deleted) fd=anon_inode:[eventfd] truncated";
+        assert_eq!(n, epb_len(&p) - pad4(15) + pad4(text.len()));
+        assert!(y[..n].windows(text.len()).any(|w| w == text));
+    }
+
+    #[test]
+    fn comment_stays_within_its_limit() {
+        let big = [b' '; 255];
+        let kinds = [&big[..]; 253];
+        let len = comment_len_with_kinds(253, true, &kinds);
+        assert!(len <= COMMENT_MAX);
+        // Each word is 1 + 3 + 765 bytes: as many as fit.
+        let words = (COMMENT_MAX - comment_len(253, true)) / 769;
+        assert_eq!(len, comment_len(253, true) + words * 769);
     }
 
     #[test]
