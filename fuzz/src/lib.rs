@@ -438,6 +438,7 @@ fn record(data: &[u8], direction: Direction, protocol: Protocol) -> RecordRef<'_
         direction,
         protocol,
         fds: 0,
+        fd_kinds: &[],
         truncated: false,
         data,
         orig_len: data.len(),

@@ -56,6 +56,7 @@ impl Gen {
             direction: dir,
             protocol: Protocol::VfioUser,
             fds,
+            fd_kinds: &[],
             truncated: false,
             data: &self.buf[..n],
             orig_len: n,

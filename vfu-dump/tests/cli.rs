@@ -172,6 +172,63 @@ fn convert_then_read_gives_the_same_messages() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// `convert` (pcapng to pcapng) keeps what the descriptors are (the `fd=` comment words `trace -w`
+/// writes), and `read` of either file shows them.
+#[test]
+fn convert_keeps_descriptor_descriptions() {
+    use vfu_codec::Direction;
+    use vfu_dump::capture::{PcapngWriter, Protocol, RecordRef};
+    let dir = std::env::temp_dir().join(format!("vfu-cli-fd-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (input, out) = (dir.join("in.pcapng"), dir.join("out.pcapng"));
+    // A DEVICE_RESET command (16 bytes), twice: with two described descriptors, then with a count
+    // only.
+    let mut reset = [0u8; 16];
+    reset[2] = 13;
+    reset[4] = 16;
+    let kinds = ["/memfd:guest ram (deleted)".to_string(), "100%".to_string()];
+    let mut w = PcapngWriter::new(Vec::new()).unwrap();
+    w.add_connection("vfio-user:0:/s", Protocol::VfioUser)
+        .unwrap();
+    for (i, k) in [&kinds[..], &[]].into_iter().enumerate() {
+        w.write_record(&RecordRef {
+            conn: 0,
+            ts_ns: 1_000 + i as u64,
+            direction: Direction::ClientToServer,
+            protocol: Protocol::VfioUser,
+            fds: 2,
+            fd_kinds: k,
+            truncated: false,
+            data: &reset,
+            orig_len: 16,
+            index: 0,
+            file_offset: 0,
+        })
+        .unwrap();
+    }
+    std::fs::write(&input, w.into_inner().unwrap()).unwrap();
+    let (code, _, err) = run(&["convert", input.to_str().unwrap(), out.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(&input).unwrap());
+    let (_, a, _) = run(&["read", input.to_str().unwrap()]);
+    let (_, b, _) = run(&["read", out.to_str().unwrap()]);
+    assert_eq!(a, b);
+    let fds: Vec<&str> = b.lines().filter(|l| l.starts_with("    fds: ")).collect();
+    assert_eq!(
+        fds,
+        ["    fds: [0] /memfd:guest ram (deleted), [1] 100%"],
+        "{b}"
+    );
+    let (_, j, _) = run(&["read", "--format", "json", out.to_str().unwrap()]);
+    assert!(
+        j.contains(
+            r#"{"event":"fds","conn":0,"index":0,"fds":["/memfd:guest ram (deleted)","100%"]}"#
+        ),
+        "{j}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
 #[test]
 fn help_has_examples_and_completions_generate() {
     for sub in [

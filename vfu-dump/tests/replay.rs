@@ -556,6 +556,7 @@ fn write_capture(path: &Path, msgs: &[(Direction, Vec<u8>, u32, bool)]) {
             direction: *direction,
             protocol: Protocol::VfioUser,
             fds: *fds,
+            fd_kinds: &[],
             truncated: *truncated,
             data,
             orig_len: data.len(),

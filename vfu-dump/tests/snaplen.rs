@@ -107,6 +107,7 @@ fn write_capture(path: &Path, msgs: &[(Direction, Vec<u8>)]) {
             direction: *direction,
             protocol: Protocol::VfioUser,
             fds: 0,
+            fd_kinds: &[],
             truncated: false,
             data,
             orig_len: data.len(),

@@ -474,37 +474,81 @@ fn launch_mode_gives_the_proxys_messages_and_says_what_descriptors_are() {
     assert!(text.contains("    fds: [0] anon_inode:[eventfd]"), "{text}");
     assert!(text.contains("    fds: [0] /memfd:bar1"), "{text}");
     assert!(text.contains("-- c0 open: vfio-user:0:"), "{text}");
-    // The printed lines are read's: the same as reading the capture written, findings included,
-    // besides the events (`-- `) and descriptor lines that only the live source knows
-    // (the crate's server answers the first BAR1 region info with a reply cut to the client's
-    // argsz, whose capability lies beyond it: a departure of the crate, which the client retries).
+    // The printed lines are read's: the same as reading the capture written, findings and what the
+    // descriptors are (the capture's `fd=` words) included, besides the events (`-- `) that only
+    // the live source knows (the crate's server answers the first BAR1 region info with a reply
+    // cut to the client's argsz, whose capability lies beyond it: a departure of the crate, which
+    // the client retries).
     let read = vfu_dump()
         .args(["read", "--validate"])
         .arg(&cap)
         .output()
         .unwrap();
-    let printed: Vec<String> = stdout(&out)
+    // Descriptor lines whole; message lines without their number and time.
+    let key = |l: &str| {
+        if l.starts_with("    fds: ") {
+            l.to_string()
+        } else {
+            l.split_whitespace().skip(2).collect::<Vec<_>>().join(" ")
+        }
+    };
+    let printed: Vec<String> = text
         .lines()
-        .filter(|l| !l.starts_with("-- ") && !l.starts_with("    fds: "))
-        .map(|l| l.split_whitespace().skip(2).collect::<Vec<_>>().join(" "))
+        .filter(|l| !l.starts_with("-- "))
+        .map(key)
         .collect();
-    let wanted: Vec<String> = stdout(&read)
-        .lines()
-        .map(|l| l.split_whitespace().skip(2).collect::<Vec<_>>().join(" "))
-        .collect();
+    let wanted: Vec<String> = stdout(&read).lines().map(key).collect();
     assert_eq!(printed, wanted);
+    let fd_lines = |t: &str| -> Vec<String> {
+        t.lines()
+            .filter(|l| l.starts_with("    fds: "))
+            .map(str::to_string)
+            .collect()
+    };
+    let live = fd_lines(&text);
+    assert!(live.len() >= 3, "{live:?}");
+    assert_eq!(fd_lines(&stdout(&read)), live);
+    // Every traced descriptor count has its descriptions in the capture.
+    for r in &traced {
+        assert_eq!(r.fd_kinds.len(), r.fds as usize, "{r:?}");
+    }
+    // The proxy does not know what descriptors are: its capture has the counts only.
+    assert!(proxy.iter().all(|r| r.fd_kinds.is_empty()));
 }
 
 #[test]
 fn json_and_stats_are_reads() {
     let mut b = Bench::new();
+    let cap = b.dir.join("trace.pcapng");
     let out = trace_launch(
-        &["--format", "json", "--cmd", "DMA_MAP"],
+        &[
+            "--format",
+            "json",
+            "--cmd",
+            "DMA_MAP",
+            "-w",
+            cap.to_str().unwrap(),
+        ],
         "client",
         &b.client_sock(),
     );
     assert!(out.status.success(), "{}", stderr(&out));
     b.finish();
+    // `read` of the capture gives the same descriptor events as the live trace.
+    let read = vfu_dump()
+        .args(["read", "--format", "json", "--cmd", "DMA_MAP"])
+        .arg(&cap)
+        .output()
+        .unwrap();
+    let fd_events = |o: &Output| -> Vec<String> {
+        stdout(o)
+            .lines()
+            .filter(|l| l.starts_with("{\"event\":\"fds\""))
+            .map(str::to_string)
+            .collect()
+    };
+    assert!(!fd_events(&out).is_empty());
+    assert_eq!(fd_events(&read), fd_events(&out));
     let all: Vec<&str> = std::str::from_utf8(&out.stdout).unwrap().lines().collect();
     // Message objects (and, after the DMA_MAP, what its descriptor is), and the events.
     let lines: Vec<&str> = all

@@ -229,6 +229,7 @@ mod tests {
             direction: Direction::ServerToClient,
             protocol: Protocol::VduseIoctl,
             fds: 1,
+            fd_kinds: &[],
             truncated: false,
             data: &data,
             orig_len: data.len(),

@@ -13,11 +13,11 @@ use super::record::Protocol;
 // The format's conventions that a writer needs live in the codec (`vfu_codec::capture`), so that
 // every writer (this crate's, a device daemon's) and these readers share one copy.
 pub(crate) use vfu_codec::capture::{
-    BT_EPB, BT_IDB, BT_SHB, BYTE_ORDER_MAGIC, COMMENT_FDS, COMMENT_TRUNCATED, DISSECTOR_VDUSE,
-    DISSECTOR_VFIO_USER, EPB_FLAGS, EPB_FLAGS_DIR_MASK, EPB_FLAGS_INBOUND, EPB_FLAGS_OUTBOUND,
-    EXP_PDU_TAG_DISSECTOR_NAME, EXP_PDU_TAG_END, EXP_PDU_TAG_P2P_DIRECTION, IF_NAME, IF_NAME_VDUSE,
-    IF_NAME_VFIO_USER, IF_TSOFFSET, IF_TSRESOL, OPT_COMMENT, OPT_ENDOFOPT, P2P_CLIENT_TO_SERVER,
-    P2P_SERVER_TO_CLIENT, pad4,
+    BT_EPB, BT_IDB, BT_SHB, BYTE_ORDER_MAGIC, COMMENT_FD, COMMENT_FDS, COMMENT_TRUNCATED,
+    DISSECTOR_VDUSE, DISSECTOR_VFIO_USER, EPB_FLAGS, EPB_FLAGS_DIR_MASK, EPB_FLAGS_INBOUND,
+    EPB_FLAGS_OUTBOUND, EXP_PDU_TAG_DISSECTOR_NAME, EXP_PDU_TAG_END, EXP_PDU_TAG_P2P_DIRECTION,
+    IF_NAME, IF_NAME_VDUSE, IF_NAME_VFIO_USER, IF_TSOFFSET, IF_TSRESOL, OPT_COMMENT, OPT_ENDOFOPT,
+    P2P_CLIENT_TO_SERVER, P2P_SERVER_TO_CLIENT, pad4,
 };
 
 /// Minimum total lengths (header, body and trailer) of the blocks that are parsed.
@@ -308,9 +308,16 @@ pub(crate) fn direction_of_epb_flags(flags: u32) -> Option<Direction> {
     }
 }
 
-/// Reads the words of an EPB comment: `fds=N` and `truncated`, separated by spaces, in any order.
-/// Other words are ignored; a later `fds=` replaces an earlier one.
-pub(crate) fn parse_comment(comment: &[u8], fds: &mut u32, truncated: &mut bool) {
+/// Reads the words of an EPB comment: `fds=N`, `fd=<description>` and `truncated`, separated by
+/// spaces. Other words are ignored; a later `fds=` replaces an earlier one. Each `fd=` word's
+/// description is decoded ([`decode_fd_kind`]) and pushed onto `kinds`, so that what is pushed is
+/// bounded by the comment's length; the caller keeps the first `fds` ([`keep_fd_kinds`]).
+pub(crate) fn parse_comment(
+    comment: &[u8],
+    fds: &mut u32,
+    truncated: &mut bool,
+    kinds: &mut Vec<String>,
+) {
     for word in comment
         .split(|b| b.is_ascii_whitespace() || *b == 0)
         .filter(|w| !w.is_empty())
@@ -321,17 +328,64 @@ pub(crate) fn parse_comment(comment: &[u8], fds: &mut u32, truncated: &mut bool)
             if let Some(n) = std::str::from_utf8(n).ok().and_then(|s| s.parse().ok()) {
                 *fds = n;
             }
+        } else if let Some(k) = word.strip_prefix(COMMENT_FD.as_bytes()) {
+            kinds.push(decode_fd_kind(k));
         }
     }
 }
 
-/// Appends the comment for a record (`fds=N`, `truncated`, joined by a space); nothing when neither.
+/// Keeps the first `fds` descriptions of a record (a comment with more `fd=` words than its
+/// `fds=N` has the rest dropped, and one without `fds=N` keeps none).
+pub(crate) fn keep_fd_kinds(kinds: &mut Vec<String>, fds: u32) {
+    kinds.truncate(usize::try_from(fds).unwrap_or(usize::MAX));
+}
+
+/// Decodes the percent-encoding of an `fd=` word (`vfu_codec::capture::encode_fd_kind`): `%XX`
+/// with two hex digits (either case) is that byte; a `%` not followed by two hex digits (`%G1`, a
+/// lone `%` at the end) is taken literally. Bytes that are not UTF-8 become U+FFFD. The result is at
+/// most as long as the word, plus 2 bytes per invalid byte.
+pub(crate) fn decode_fd_kind(word: &[u8]) -> String {
+    fn hex(b: u8) -> Option<u8> {
+        match b {
+            b'0'..=b'9' => Some(b - b'0'),
+            b'a'..=b'f' => Some(b - b'a' + 10),
+            b'A'..=b'F' => Some(b - b'A' + 10),
+            _ => None,
+        }
+    }
+    let mut out = Vec::with_capacity(word.len());
+    let mut i = 0;
+    while let Some(&b) = word.get(i) {
+        if b == b'%'
+            && let (Some(h), Some(l)) = (
+                word.get(i + 1).copied().and_then(hex),
+                word.get(i + 2).copied().and_then(hex),
+            )
+        {
+            out.push(h << 4 | l);
+            i += 3;
+        } else {
+            out.push(b);
+            i += 1;
+        }
+    }
+    match String::from_utf8(out) {
+        Ok(s) => s,
+        Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+    }
+}
+
+/// Appends the comment for a record (`fds=N`, `fd=` words, `truncated`, joined by a space); nothing
+/// when none.
 #[cfg(test)]
-pub(crate) fn emit_comment(out: &mut Vec<u8>, fds: u32, truncated: bool) {
+pub(crate) fn emit_comment(out: &mut Vec<u8>, fds: u32, truncated: bool, kinds: &[&str]) {
     let at = out.len();
-    out.resize(at + vfu_codec::capture::comment_len(fds, truncated), 0);
+    out.resize(
+        at + vfu_codec::capture::comment_len_with_kinds(fds, truncated, kinds),
+        0,
+    );
     // Sized just above.
-    let _ = vfu_codec::capture::write_comment(fds, truncated, &mut out[at..]);
+    let _ = vfu_codec::capture::write_comment_with_kinds(fds, truncated, kinds, &mut out[at..]);
 }
 
 #[cfg(test)]
@@ -408,21 +462,104 @@ mod tests {
             " truncated  fds=3 extra",
         ] {
             let (mut fds, mut t) = (0, false);
-            parse_comment(c.as_bytes(), &mut fds, &mut t);
+            let mut k = vec![];
+            parse_comment(c.as_bytes(), &mut fds, &mut t, &mut k);
             assert_eq!((fds, t), (3, true), "{c}");
+            assert!(k.is_empty());
         }
         let (mut fds, mut t) = (0, false);
-        parse_comment(b"fds=x", &mut fds, &mut t);
+        parse_comment(b"fds=x", &mut fds, &mut t, &mut vec![]);
         assert_eq!((fds, t), (0, false));
         let mut out = vec![];
-        emit_comment(&mut out, 1, true);
+        emit_comment(&mut out, 1, true, &[]);
         assert_eq!(out, b"fds=1 truncated");
         out.clear();
-        emit_comment(&mut out, 0, true);
+        emit_comment(&mut out, 0, true, &[]);
         assert_eq!(out, b"truncated");
         out.clear();
-        emit_comment(&mut out, 2, false);
+        emit_comment(&mut out, 2, false, &[]);
         assert_eq!(out, b"fds=2");
+    }
+
+    /// Parses a comment, keeping the first `fds=N` descriptions as the reader does.
+    fn parse(c: &[u8]) -> (u32, bool, Vec<String>) {
+        let (mut fds, mut t, mut k) = (0, false, vec![]);
+        parse_comment(c, &mut fds, &mut t, &mut k);
+        keep_fd_kinds(&mut k, fds);
+        (fds, t, k)
+    }
+
+    #[test]
+    fn fd_kinds_round_trip() {
+        let long_utf8 = "\u{e9}".repeat(200); // 400 bytes
+        let long_ascii = "x".repeat(300);
+        let kinds = [
+            "/memfd:guest ram (deleted)",
+            "anon_inode:[eventfd]",
+            "socket:[12345]",
+            "100% sure",
+            "%41 is not A",
+            "/tmp/caf\u{e9} \u{1f600}",
+            "tab\there\nnl",
+            "",
+            &long_utf8,
+            &long_ascii,
+        ];
+        for truncated in [false, true] {
+            let mut out = vec![];
+            emit_comment(&mut out, kinds.len() as u32, truncated, &kinds);
+            assert!(out.iter().all(|b| (0x20..=0x7E).contains(b)), "{out:?}");
+            let (fds, t, got) = parse(&out);
+            assert_eq!((fds, t), (kinds.len() as u32, truncated));
+            assert_eq!(got.len(), kinds.len());
+            for (want, got) in kinds.iter().zip(&got) {
+                if want.len() <= 255 {
+                    assert_eq!(got, want);
+                } else {
+                    // Cut to at most 255 bytes, at a character boundary.
+                    assert!(got.len() <= 255 && got.len() >= 253, "{}", got.len());
+                    assert!(want.starts_with(got.as_str()));
+                }
+            }
+        }
+        assert_eq!(parse(b"fds=1 fd=").2, vec![String::new()]);
+    }
+
+    #[test]
+    fn malformed_fd_words() {
+        // A bad escape is taken literally; a lone `%`, at the end or not, too.
+        assert_eq!(decode_fd_kind(b"%G1"), "%G1");
+        assert_eq!(decode_fd_kind(b"a%"), "a%");
+        assert_eq!(decode_fd_kind(b"a%4"), "a%4");
+        assert_eq!(decode_fd_kind(b"%%41"), "%A");
+        assert_eq!(decode_fd_kind(b"%4a%4A"), "JJ");
+        // Bytes that are not UTF-8 become U+FFFD.
+        assert_eq!(decode_fd_kind(b"x%FFy"), "x\u{fffd}y");
+        // More words than `fds=N`: the first N. None without `fds=N`, in any order.
+        assert_eq!(
+            parse(b"fds=2 fd=a fd=b fd=c truncated"),
+            (2, true, vec!["a".into(), "b".into()])
+        );
+        assert_eq!(parse(b"fd=a fds=1 fd=b"), (1, false, vec!["a".into()]));
+        assert_eq!(parse(b"fd=a fd=b"), (0, false, vec![]));
+        assert_eq!(parse(b"fds=3 fd=a"), (3, false, vec!["a".into()]));
+        // Unknown words stay ignored, `fd` alone is not a description.
+        assert_eq!(
+            parse(b"fds=1 fd fdx=1 fd=%zz"),
+            (1, false, vec!["%zz".into()])
+        );
+        // Whatever the bytes, no panic, and no more text than the comment has (3 bytes per
+        // invalid byte at most).
+        let mut junk = vec![];
+        for i in 0..4096u32 {
+            junk.push((i.wrapping_mul(2_654_435_761) >> 24) as u8);
+            if i % 7 == 0 {
+                junk.extend_from_slice(b" fd=%");
+            }
+        }
+        junk.extend_from_slice(b" fds=4294967295");
+        let (_, _, k) = parse(&junk);
+        assert!(k.iter().map(String::len).sum::<usize>() <= junk.len() * 3);
     }
 
     #[test]

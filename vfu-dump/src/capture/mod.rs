@@ -103,6 +103,7 @@
 //!     direction: Direction::ClientToServer,
 //!     protocol: Protocol::VfioUser,
 //!     fds: 0,
+//!     fd_kinds: &[],
 //!     truncated: false,
 //!     data: &version,
 //!     orig_len: version.len(),
@@ -315,10 +316,10 @@ impl<R: Read> CaptureReader<R> {
         };
         let index = self.next_index;
         self.next_index += 1;
-        let data = match &self.inner {
-            Inner::Pcapng(r) => r.data(&meta),
-            Inner::Pcap(r) => r.data(&meta),
-            Inner::Raw(r) => r.data(&meta),
+        let (data, fd_kinds): (_, &[String]) = match &self.inner {
+            Inner::Pcapng(r) => (r.data(&meta), r.fd_kinds()),
+            Inner::Pcap(r) => (r.data(&meta), &[]),
+            Inner::Raw(r) => (r.data(&meta), &[]),
         };
         Ok(Some(RecordRef {
             conn: meta.conn,
@@ -326,6 +327,7 @@ impl<R: Read> CaptureReader<R> {
             direction: meta.direction,
             protocol: meta.protocol,
             fds: meta.fds,
+            fd_kinds,
             truncated: meta.truncated,
             orig_len: meta.orig_len.max(data.len()),
             data,
@@ -417,6 +419,7 @@ mod tests {
             direction: Direction::ServerToClient,
             protocol: Protocol::Vduse,
             fds: 1,
+            fd_kinds: &[],
             truncated: true,
             data: &data,
             orig_len: 7,

@@ -18,7 +18,8 @@ use super::input::Input;
 use super::layout::{
     BT_EPB, BT_IDB, BT_SHB, BYTE_ORDER_MAGIC, EPB_FLAGS, Endian, IF_NAME, IF_TSOFFSET, IF_TSRESOL,
     LINKTYPE_UPPER_PDU, MIN_BLOCK, MIN_EPB, MIN_IDB, MIN_SHB, OPT_COMMENT, Options,
-    direction_of_epb_flags, pad4, parse_comment, parse_pdu_tags, protocol_of_if_name,
+    direction_of_epb_flags, keep_fd_kinds, pad4, parse_comment, parse_pdu_tags,
+    protocol_of_if_name,
 };
 use super::record::{Connection, MAX_RECORD_LEN, Meta, Protocol};
 
@@ -85,6 +86,8 @@ pub(crate) struct PcapngReader<R> {
     fallback: Direction,
     /// Bytes of the last returned block, consumed on the next call.
     pending: usize,
+    /// What the descriptors of the last returned record are (its comment's `fd=` words).
+    fd_kinds: Vec<String>,
 }
 
 impl<R: Read> PcapngReader<R> {
@@ -97,11 +100,18 @@ impl<R: Read> PcapngReader<R> {
             connections: Vec::new(),
             fallback,
             pending: 0,
+            fd_kinds: Vec::new(),
         }
     }
 
     pub(crate) fn connections(&self) -> &[Connection] {
         &self.connections
+    }
+
+    /// What the descriptors of the last record [`advance`](Self::advance) returned are; empty when
+    /// its comment does not say.
+    pub(crate) fn fd_kinds(&self) -> &[String] {
+        &self.fd_kinds
     }
 
     pub(crate) fn data(&self, m: &Meta) -> &[u8] {
@@ -229,6 +239,7 @@ impl<R: Read> PcapngReader<R> {
                         &mut self.ifaces,
                         &mut self.connections,
                         self.fallback,
+                        &mut self.fd_kinds,
                     )?;
                     self.pending = len;
                     return Ok(Some(meta));
@@ -249,7 +260,9 @@ fn parse_epb(
     ifaces: &mut [Iface],
     connections: &mut [Connection],
     fallback: Direction,
+    fd_kinds: &mut Vec<String>,
 ) -> Result<Meta, CaptureError> {
+    fd_kinds.clear();
     let iface_id = e.u32(body, 0);
     let ts = (u64::from(e.u32(body, 4)) << 32) | u64::from(e.u32(body, 8));
     let cap = e.u32(body, 12) as usize;
@@ -297,10 +310,11 @@ fn parse_epb(
             EPB_FLAGS if opt.value.len() == 4 => {
                 flags_dir = direction_of_epb_flags(e.u32(opt.value, 0));
             }
-            OPT_COMMENT => parse_comment(opt.value, &mut fds, &mut truncated),
+            OPT_COMMENT => parse_comment(opt.value, &mut fds, &mut truncated, fd_kinds),
             _ => {}
         }
     }
+    keep_fd_kinds(fd_kinds, fds);
     let conn = iface.conn;
     let (protocol, tag_dir, start) = if u32::from(iface.link_type) == LINKTYPE_UPPER_PDU {
         let tags = parse_pdu_tags(packet)

@@ -59,6 +59,10 @@ pub struct RecordRef<'a> {
     pub protocol: Protocol,
     /// How many file descriptors travelled with it (SCM_RIGHTS).
     pub fds: u32,
+    /// What each of them is, in order, when the capture says (`fd=` comment words, as `vfu-dump
+    /// trace -w` writes them from `/proc/PID/fd`: `/memfd:guest-ram (deleted)`,
+    /// `anon_inode:[eventfd]`); at most `fds` of them, and empty when the capture has only the count.
+    pub fd_kinds: &'a [String],
     /// The stream ended before the message was whole (`data` is what there was).
     pub truncated: bool,
     /// The message bytes (vfio-user: header and payload; VDUSE: one request or response), or its
@@ -91,6 +95,7 @@ impl RecordRef<'_> {
             direction: self.direction,
             protocol: self.protocol,
             fds: self.fds,
+            fd_kinds: self.fd_kinds.to_vec(),
             truncated: self.truncated,
             data: self.data.to_vec(),
             orig_len: self.orig_len,
@@ -113,6 +118,8 @@ pub struct Record {
     pub protocol: Protocol,
     /// See [`RecordRef::fds`].
     pub fds: u32,
+    /// See [`RecordRef::fd_kinds`].
+    pub fd_kinds: Vec<String>,
     /// See [`RecordRef::truncated`].
     pub truncated: bool,
     /// See [`RecordRef::data`].
@@ -134,6 +141,7 @@ impl Record {
             direction: self.direction,
             protocol: self.protocol,
             fds: self.fds,
+            fd_kinds: &self.fd_kinds,
             truncated: self.truncated,
             data: &self.data,
             orig_len: self.orig_len,

@@ -12,7 +12,7 @@ use super::record::{Connection, Protocol, RecordRef};
 /// Block per [`add_connection`](Self::add_connection) (link type 252, snaplen 0, `if_name`,
 /// `if_tsresol` 9), and an Enhanced Packet Block per [`write_record`](Self::write_record) (exported-PDU
 /// tags 12 and 35, the message, `epb_flags` and, when there is something to say, the comment
-/// `fds=N truncated`).
+/// `fds=N fd=… truncated`).
 ///
 /// The blocks are encoded by [`vfu_codec::capture`], the one place the format's conventions are
 /// written down. Each block is built in one reused buffer and handed to the writer with one
@@ -190,15 +190,15 @@ impl<W: Write> PcapngWriter<W> {
             data: &record.data[..keep],
             orig_len,
         };
-        if u32::try_from(capture::epb_len(&packet)).is_err() {
+        let kinds = record.fd_kinds;
+        let len = capture::epb_len_with_kinds(&packet, kinds);
+        if u32::try_from(len).is_err() {
             return Err(invalid(format!(
                 "record of {} bytes is too long for a pcapng block",
                 record.data.len()
             )));
         }
-        self.put(capture::epb_len(&packet), |b| {
-            capture::write_epb(&packet, b)
-        })
+        self.put(len, |b| capture::write_epb_with_kinds(&packet, kinds, b))
     }
 
     /// Flushes the underlying writer.
@@ -241,6 +241,7 @@ mod tests {
     use super::*;
     use crate::capture::{CaptureReader, OpenOptions};
     use vfu_codec::Direction;
+    use vfu_codec::capture::DISSECTOR_VFIO_USER;
 
     fn rec(conn: u32, data: &[u8], fds: u32, truncated: bool) -> RecordRef<'_> {
         RecordRef {
@@ -249,6 +250,7 @@ mod tests {
             direction: Direction::ServerToClient,
             protocol: Protocol::VfioUser,
             fds,
+            fd_kinds: &[],
             truncated,
             data,
             orig_len: data.len(),
@@ -292,6 +294,51 @@ mod tests {
         assert_eq!(&opts[8..12], &[1, 0, 15, 0]);
         assert_eq!(&opts[12..27], b"fds=2 truncated");
         assert_eq!(&opts[28..32], &[0, 0, 0, 0]);
+    }
+
+    #[test]
+    fn fd_kinds_read_back_per_record() {
+        let kinds: Vec<String> = vec![
+            "/memfd:guest ram (deleted)".into(),
+            "anon_inode:[eventfd]".into(),
+        ];
+        let mut w = PcapngWriter::new(Vec::new()).unwrap();
+        w.add_connection("vfio-user:0:/s", Protocol::VfioUser)
+            .unwrap();
+        let skip = w.get_ref().len();
+        let plain = rec(0, &[0x11; 16], 2, true);
+        w.write_record(&plain).unwrap();
+        // Without descriptions: what was written before they existed.
+        let mut want = vec![0u8; 256];
+        let packet = Packet {
+            interface: 0,
+            ts_ns: plain.ts_ns,
+            dissector: DISSECTOR_VFIO_USER,
+            direction: plain.direction,
+            fds: 2,
+            truncated: true,
+            data: plain.data,
+            orig_len: 16,
+        };
+        let n = capture::write_epb(&packet, &mut want).unwrap();
+        assert_eq!(&w.get_ref()[skip..], &want[..n]);
+        w.write_record(&RecordRef {
+            fd_kinds: &kinds,
+            ..rec(0, &[0x22; 16], 2, false)
+        })
+        .unwrap();
+        w.write_record(&rec(0, &[0x33; 16], 1, false)).unwrap();
+        let out = w.into_inner().unwrap();
+        let text = b"fds=2 fd=/memfd:guest%20ram%20(deleted) fd=anon_inode:[eventfd]";
+        assert!(out.windows(text.len()).any(|w| w == text));
+        let mut r = CaptureReader::new(&out[..], &OpenOptions::default()).unwrap();
+        let got: Vec<_> = std::iter::from_fn(|| r.next_record().unwrap().map(|r| r.to_owned()))
+            .map(|r| (r.fds, r.truncated, r.fd_kinds))
+            .collect();
+        assert_eq!(
+            got,
+            vec![(2, true, vec![]), (2, false, kinds), (1, false, vec![])]
+        );
     }
 
     #[test]

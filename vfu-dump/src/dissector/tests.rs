@@ -84,6 +84,7 @@ fn capture_constants_match_the_writer() {
         direction,
         protocol,
         fds,
+        fd_kinds: &[],
         truncated,
         data: &[0u8; 16],
         orig_len: 16,

@@ -21,7 +21,8 @@ pub struct Record<'a> {
     /// How many file descriptors travelled with it.
     pub fds: u32,
     /// What each descriptor is, when the source knows (`memfd:guest-ram`, `anon_inode:[eventfd]`, as
-    /// `/proc/PID/fd` names them); empty when it does not (captures record only the count).
+    /// `/proc/PID/fd` names them); empty when it does not (the proxy; a capture that records only the
+    /// count).
     pub fd_kinds: &'a [String],
     /// The stream ended inside this message: `data` is what there was.
     pub truncated: bool,
@@ -42,6 +43,7 @@ impl<'a> Record<'a> {
             direction: self.direction,
             protocol: self.protocol,
             fds: self.fds,
+            fd_kinds: self.fd_kinds,
             truncated: self.truncated,
             data: self.data,
             orig_len: self.orig_len,
@@ -60,7 +62,7 @@ impl<'a> From<RecordRef<'a>> for Record<'a> {
             direction: r.direction,
             protocol: r.protocol,
             fds: r.fds,
-            fd_kinds: &[],
+            fd_kinds: r.fd_kinds,
             truncated: r.truncated,
             data: r.data,
             orig_len: r.orig_len,

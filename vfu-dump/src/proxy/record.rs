@@ -138,6 +138,7 @@ impl Sinks {
             direction: dir,
             protocol: Protocol::VfioUser,
             fds,
+            fd_kinds: &[],
             truncated,
             data,
             orig_len: data.len(),
