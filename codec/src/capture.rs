@@ -1,6 +1,6 @@
 //! The project's capture format: pcapng with one Enhanced Packet Block per whole message, link type
 //! 252 (`LINKTYPE_WIRESHARK_UPPER_PDU`), exported-PDU tags naming the dissector (`vfio_user` or
-//! `vduse`) and the direction, `epb_flags` for the direction and an `fds=N truncated` comment.
+//! `vduse`) and the direction, `epb_flags` for the direction and an `fds=N fd=… truncated` comment.
 //!
 //! This module holds the format's conventions (block types, option codes, tags, names) in one place,
 //! and a no-alloc encoder of its three blocks into a caller's buffer, for whatever records messages:

@@ -34,7 +34,7 @@
 //! - Enhanced Packet Blocks on link type 252: exported-PDU tags 12 (dissector name, giving the
 //!   [`Protocol`]; when absent, the protocol the `if_name` prefix `vfio-user:` or `vduse:` gives) and
 //!   35 (direction); `epb_flags` gives the direction when tag 35 is absent; `opt_comment` words
-//!   `fds=N` and `truncated` in either order. A captured length below the original length marks
+//!   `fds=N`, `fd=<description>` ([`RecordRef::fd_kinds`]) and `truncated`. A captured length below the original length marks
 //!   the record cut ([`RecordRef::orig_len`]: a writer's snap length, not the stream's end). EPBs on
 //!   other link types are returned whole as [`Protocol::Other`];
 //! - all other blocks are skipped (simple and obsolete packet blocks too: they carry no direction).
