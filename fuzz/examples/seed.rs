@@ -271,6 +271,27 @@ fn main() {
             &format!("{stem}-first16-rewritten.pcapng"),
             &rewrite(&recs[..16.min(recs.len())]),
         );
+        // The same with what each descriptor is, as `trace -w` writes it (`fd=` words).
+        let described: Vec<Record> = recs
+            .iter()
+            .take(16)
+            .map(|r| Record {
+                fd_kinds: FD_KINDS
+                    .iter()
+                    .cycle()
+                    .take(r.fds as usize)
+                    .map(|k| k.to_string())
+                    .collect(),
+                ..r.clone()
+            })
+            .collect();
+        if described.iter().any(|r| !r.fd_kinds.is_empty()) {
+            s.put(
+                "capture_pcapng",
+                &format!("{stem}-first16-fd-kinds.pcapng"),
+                &rewrite(&described),
+            );
+        }
         // capture_pcap: link type 252 records in each byte order and resolution; a raw stream.
         for (big, nanos) in [(false, false), (true, false), (false, true), (true, true)] {
             let mut p = vec![format::pcap_selector(
@@ -492,6 +513,14 @@ fn io_fds(data: &[u8], m: &vfu_codec::Message<'_>) -> Option<Vec<u8>> {
 }
 
 /// Records written again as a pcapng file with one interface per connection.
+/// Descriptor descriptions for the `fd=` seeds: plain, with spaces and `%`, not ASCII.
+const FD_KINDS: [&str; 4] = [
+    "/memfd:guest ram (deleted)",
+    "anon_inode:[eventfd]",
+    "socket:[4242] 100%",
+    "/tmp/caf\u{e9}",
+];
+
 fn rewrite(recs: &[Record]) -> Vec<u8> {
     let mut w = PcapngWriter::new(Vec::new()).expect("writer");
     let mut conns = Vec::new();

@@ -558,6 +558,11 @@ pub fn read_capture(input: &[u8], opts: &OpenOptions) -> (u64, bool) {
                     rec.file_offset
                 );
                 assert!(rec.data.len() as u64 <= len);
+                // At most `fds=N` descriptions, decoded from comment bytes inside the input (a byte
+                // that is not UTF-8 becomes the 3-byte U+FFFD).
+                assert!(rec.fd_kinds.len() <= rec.fds as usize);
+                let text: usize = rec.fd_kinds.iter().map(String::len).sum();
+                assert!(text as u64 <= 3 * len, "{text} bytes of descriptions");
                 let (conn, protocol, direction) = (rec.conn, rec.protocol, rec.direction);
                 if protocol == Protocol::VfioUser
                     && !rec.truncated
