@@ -262,7 +262,10 @@ fn parse_epb(
     fallback: Direction,
     fd_kinds: &mut Vec<String>,
 ) -> Result<Meta, CaptureError> {
-    fd_kinds.clear();
+    // Most records have no descriptions: nothing to drop then.
+    if !fd_kinds.is_empty() {
+        fd_kinds.clear();
+    }
     let iface_id = e.u32(body, 0);
     let ts = (u64::from(e.u32(body, 4)) << 32) | u64::from(e.u32(body, 8));
     let cap = e.u32(body, 12) as usize;
@@ -314,7 +317,9 @@ fn parse_epb(
             _ => {}
         }
     }
-    keep_fd_kinds(fd_kinds, fds);
+    if !fd_kinds.is_empty() {
+        keep_fd_kinds(fd_kinds, fds);
+    }
     let conn = iface.conn;
     let (protocol, tag_dir, start) = if u32::from(iface.link_type) == LINKTYPE_UPPER_PDU {
         let tags = parse_pdu_tags(packet)
