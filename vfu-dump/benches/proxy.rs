@@ -225,26 +225,12 @@ fn spawn_proxy(dir: &Path, name: &str, server: &Path, capture: bool) -> Child {
 }
 
 fn spawn_proxy_with(dir: &Path, name: &str, server: &Path, capture: bool, extra: &[&str]) -> Child {
-    spawn_proxy_env(dir, name, server, capture, extra, &[])
+    spawn_bin(this_build(), dir, name, server, capture, extra, &[])
 }
 
-fn spawn_proxy_env(
-    dir: &Path,
-    name: &str,
-    server: &Path,
-    capture: bool,
-    extra: &[&str],
-    env: &[(&str, &str)],
-) -> Child {
-    spawn_bin(
-        Path::new(env!("CARGO_BIN_EXE_vfu-dump")),
-        dir,
-        name,
-        server,
-        capture,
-        extra,
-        env,
-    )
+/// This build's vfu-dump.
+fn this_build() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_vfu-dump"))
 }
 
 /// The proxy of the binary `bin` (this build's, or `VFU_BENCH_BASE_BIN`'s for the A/B rows).
@@ -332,7 +318,7 @@ fn median(v: &mut [f64]) -> f64 {
 /// the tee path (`VFU_PROXY_SPLICE=0`:
 /// every byte read into the proxy, sent on, reassembled and written), alternating round by round.
 fn throughput_only(dir: &Path, server: &Path, rounds: u32, writes: u32) {
-    let setups = [
+    let mut setups = vec![
         Path4 {
             name: "direct",
             path: server.to_path_buf(),
@@ -362,7 +348,8 @@ fn throughput_only(dir: &Path, server: &Path, rounds: u32, writes: u32) {
         Path4 {
             name: "vfu-dump proxy -w, VFU_PROXY_SPLICE=0 (copying)",
             path: dir.join("proxy-w0.sock"),
-            child: Some(spawn_proxy_env(
+            child: Some(spawn_bin(
+                this_build(),
                 dir,
                 "proxy-w0",
                 server,
@@ -372,7 +359,6 @@ fn throughput_only(dir: &Path, server: &Path, rounds: u32, writes: u32) {
             )),
         },
     ];
-    let mut setups = Vec::from(setups);
     // A/B against another build (e.g. an older commit's `target/release/vfu-dump`), interleaved in
     // the same rounds: its forwarding-only and decoding rows.
     if let Some(base) = std::env::var_os("VFU_BENCH_BASE_BIN") {
