@@ -120,6 +120,15 @@ pub(crate) mod tests {
         pub(crate) fn lines(&self) -> Vec<String> {
             self.0.clone()
         }
+
+        /// The lines of message events only (`msg …`).
+        pub(crate) fn messages(&self) -> Vec<String> {
+            self.0
+                .iter()
+                .filter(|l| l.starts_with("msg"))
+                .cloned()
+                .collect()
+        }
     }
 
     impl Sink for Collect {

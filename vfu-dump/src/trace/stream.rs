@@ -680,12 +680,7 @@ mod tests {
         t.feed(chunk(1, 2, false, &rep, &[]));
         t.feed(chunk(1, 2, true, &req2, &[]));
         t.feed(chunk(2, 1, false, &req2, &[]));
-        let msgs: Vec<String> = t
-            .out
-            .lines()
-            .into_iter()
-            .filter(|l| l.starts_with("msg"))
-            .collect();
+        let msgs = t.out.messages();
         assert_eq!(
             msgs,
             [
@@ -718,12 +713,7 @@ mod tests {
         // The receiver reads no more; the sender sends one whole message and half of another.
         t.feed(chunk(1, 2, true, &tail, &[]));
         t.s.end(1, 5, &mut t.out).unwrap();
-        let msgs: Vec<String> = t
-            .out
-            .lines()
-            .into_iter()
-            .filter(|l| l.starts_with("msg"))
-            .collect();
+        let msgs = t.out.messages();
         assert_eq!(
             msgs,
             [
@@ -809,12 +799,7 @@ mod tests {
             t.feed(chunk(1, 2, true, &bad[..6], &[]));
             t.feed(chunk(1, 2, true, &bad[6..], &[]));
             t.feed(chunk(1, 2, true, &reset(2), &[]));
-            let msgs = t
-                .out
-                .lines()
-                .iter()
-                .filter(|l| l.starts_with("msg"))
-                .count();
+            let msgs = t.out.messages().len();
             assert_eq!(msgs, want, "{from_start}: {:?}", t.out.lines());
         }
     }
