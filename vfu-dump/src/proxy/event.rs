@@ -98,6 +98,23 @@ pub(crate) struct Chunk {
     pub(crate) nfds: u32,
 }
 
+impl Chunk {
+    /// A chunk holding all of `bytes`, in a buffer of its own, with no descriptors (what the
+    /// recorder feeds itself for bytes that did not come in a pool buffer).
+    pub(crate) fn of_bytes(conn: u32, dir: Direction, ts: u64, bytes: Vec<u8>) -> Chunk {
+        Chunk {
+            conn,
+            dir,
+            ts,
+            len: bytes.len(),
+            buf: std::sync::Arc::new(bytes),
+            start: 0,
+            fds_at: 0,
+            nfds: 0,
+        }
+    }
+}
+
 /// Wall-clock nanoseconds since the Unix epoch.
 pub(crate) fn now_ns() -> u64 {
     std::time::SystemTime::now()

@@ -356,18 +356,7 @@ impl Stream {
                 // Not inside a message body: feed zeros the ordinary way (a header of zeros is a
                 // msg_size-0 message, as the bytes would have been had they been read).
                 let k = left.min(HEADER_SIZE as u64) as usize;
-                let zeros = [0u8; HEADER_SIZE];
-                let chunk_buf: super::pool::Buf = std::sync::Arc::new(zeros[..k].to_vec());
-                let c = Chunk {
-                    conn,
-                    dir,
-                    ts,
-                    buf: chunk_buf,
-                    start: 0,
-                    len: k,
-                    fds_at: 0,
-                    nfds: 0,
-                };
+                let c = Chunk::of_bytes(conn, dir, ts, vec![0; k]);
                 self.feed(out, &c);
                 left -= k as u64;
                 continue;
@@ -403,17 +392,7 @@ impl Stream {
                 // Not inside a message body (the forwarder frames the stream as this does, so this
                 // cannot happen): the bytes are framed as read ones.
                 let k = left.min(64 << 10) as usize;
-                let bytes = read_pipe(pipe, k);
-                let c = Chunk {
-                    conn,
-                    dir,
-                    ts,
-                    len: bytes.len(),
-                    buf: std::sync::Arc::new(bytes),
-                    start: 0,
-                    fds_at: 0,
-                    nfds: 0,
-                };
+                let c = Chunk::of_bytes(conn, dir, ts, read_pipe(pipe, k));
                 self.feed(out, &c);
                 left -= k as u64;
                 continue;
@@ -737,16 +716,7 @@ mod tests {
     }
 
     fn chunk(bytes: &[u8]) -> Chunk {
-        Chunk {
-            conn: 0,
-            dir: Direction::ClientToServer,
-            ts: 1,
-            buf: std::sync::Arc::new(bytes.to_vec()),
-            start: 0,
-            len: bytes.len(),
-            fds_at: 0,
-            nfds: 0,
-        }
+        Chunk::of_bytes(0, Direction::ClientToServer, 1, bytes.to_vec())
     }
 
     /// A REGION_WRITE whose data went by partly spliced, partly read, and the message behind it: the
@@ -926,26 +896,11 @@ mod in_place_tests {
                     twin_of: None,
                 },
                 Ev::Read(conn, dir, bytes, nfds) => RecEvent::Chunk(Chunk {
-                    conn,
-                    dir,
-                    ts,
-                    len: bytes.len(),
-                    buf: Arc::new(bytes),
-                    start: 0,
-                    fds_at: 0,
                     nfds,
+                    ..Chunk::of_bytes(conn, dir, ts, bytes)
                 }),
                 Ev::Teed(conn, dir, bytes) | Ev::Untee(conn, dir, bytes) if !tee => {
-                    RecEvent::Chunk(Chunk {
-                        conn,
-                        dir,
-                        ts,
-                        len: bytes.len(),
-                        buf: Arc::new(bytes),
-                        start: 0,
-                        fds_at: 0,
-                        nfds: 0,
-                    })
+                    RecEvent::Chunk(Chunk::of_bytes(conn, dir, ts, bytes))
                 }
                 Ev::Untee(conn, dir, bytes) => RecEvent::Elided {
                     conn,
