@@ -619,6 +619,16 @@ fn spawn_trace(args: &[&str]) -> Child {
         .unwrap()
 }
 
+/// Attaches `vfu-dump trace -p` to the running `peer`, capturing into `cap`, until the peer exits
+/// (successfully); the trace must end successfully too.
+fn attach_until_exit(peer: &mut Child, cap: &Path) -> std::process::Output {
+    let tracer = spawn_trace(&["-p", &peer.id().to_string(), "-w", cap.to_str().unwrap()]);
+    assert!(peer.wait().unwrap().success());
+    let out = tracer.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    out
+}
+
 #[test]
 fn attached_mid_session_gives_the_proxys_messages_from_there_on() {
     let mut b = Bench::new();
@@ -1013,10 +1023,7 @@ fn both_ends_attached_keep_every_reply_after_its_request() {
         .unwrap();
     std::thread::sleep(Duration::from_millis(400));
     let cap = dir.join("t.pcapng");
-    let tracer = spawn_trace(&["-p", &peer.id().to_string(), "-w", cap.to_str().unwrap()]);
-    assert!(peer.wait().unwrap().success());
-    let out = tracer.wait_with_output().unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
+    attach_until_exit(&mut peer, &cap);
     let recs = records(&cap);
     assert!(recs.len() > 20, "{}", recs.len());
     // Each message once (both ends are in the traced process), and from the first request on,
@@ -1198,10 +1205,7 @@ fn attached_in_the_middle_of_a_message_resynchronises_and_says_so() {
         .unwrap();
     std::thread::sleep(Duration::from_millis(250));
     let cap = dir.join("t.pcapng");
-    let tracer = spawn_trace(&["-p", &peer.id().to_string(), "-w", cap.to_str().unwrap()]);
-    assert!(peer.wait().unwrap().success());
-    let out = tracer.wait_with_output().unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
+    let out = attach_until_exit(&mut peer, &cap);
     srv.join().unwrap();
     // The DMA_MAP's tail is skipped, not invented into a message; the DEVICE_RESET is recorded.
     let recs = records(&cap);
